@@ -1,0 +1,347 @@
+// Command spurd is the Spur Gearman job server. It takes gearmand's flags, so it can replace
+// gearmand in an existing init script, and adds its own (see --help).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/spur-gearman/spur/codec"
+	"github.com/spur-gearman/spur/engine"
+)
+
+// options are the parsed command line.
+type options struct {
+	port          string
+	listen        []string
+	threads       int
+	jobRetries    int
+	workerWakeup  int
+	roundRobin    bool
+	logFile       string
+	verbose       string
+	pidFile       string
+	backlog       int
+	keepalive     bool
+	keepIdle      int
+	keepInterval  int
+	keepCount     int
+	handlePrefix  string
+	version       bool
+	queueType     string
+	exceptions    bool
+	ssl           bool
+	dataDir       string
+	syncMode      string
+	maxPacketSize uint32
+	httpAddr      string
+}
+
+// ignoredFlags are gearmand options spurd accepts so existing command lines keep working,
+// but which do nothing here; using one logs a warning.
+var ignoredFlags = []struct {
+	long, short string
+	takesValue  bool
+	why         string
+}{
+	{"daemon", "d", false, "run spurd under a service manager instead"},
+	{"file-descriptors", "f", true, "spurd raises its open-file limit to the hard limit itself"},
+	{"hashtable-buckets", "", true, "Go maps size themselves"},
+	{"protocol", "r", true, "the HTTP door is --http-addr"},
+	{"config-file", "", true, "pass flags on the command line"},
+	{"syslog", "", false, "use --log-file"},
+	{"coredump", "", false, "not applicable"},
+	{"user", "u", true, "start spurd as the desired user"},
+	{"http-port", "", true, "the HTTP door is --http-addr"},
+	{"ssl-ca-file", "", true, "TLS is not supported yet"},
+	{"ssl-certificate", "", true, "TLS is not supported yet"},
+	{"ssl-key", "", true, "TLS is not supported yet"},
+	{"libsqlite3-db", "", true, "spurd's queue is its own write-ahead log"},
+	{"libsqlite3-table", "", true, "spurd's queue is its own write-ahead log"},
+	{"store-queue-on-shutdown", "", false, "spurd's queue is its own write-ahead log"},
+	{"libmemcached-servers", "", true, "not supported"},
+	{"libmemcached-prefix", "", true, "not supported"},
+	{"libpq-conninfo", "", true, "not supported"},
+	{"libpq-table", "", true, "not supported"},
+	{"redis-server", "", true, "not supported"},
+	{"redis-port", "", true, "not supported"},
+	{"redis-password", "", true, "not supported"},
+	{"redis-prefix", "", true, "not supported"},
+	{"mysql-host", "", true, "not supported"},
+	{"mysql-port", "", true, "not supported"},
+	{"mysql-user", "", true, "not supported"},
+	{"mysql-password", "", true, "not supported"},
+	{"mysql-db", "", true, "not supported"},
+	{"mysql-table", "", true, "not supported"},
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
+	o := &options{}
+	fs := pflag.NewFlagSet("spurd", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.SortFlags = false
+	fs.StringVarP(&o.port, "port", "p", "4730", "port to listen on (env GEARMAND_PORT when left at the default)")
+	fs.StringArrayVarP(&o.listen, "listen", "L", nil, "address to listen on; repeat for several (default: all addresses)")
+	fs.IntVarP(&o.threads, "threads", "t", 0, "event loops (0 = one per CPU)")
+	fs.IntVarP(&o.jobRetries, "job-retries", "j", 0, "assignments before a job whose worker keeps going away fails (0 = unlimited)")
+	fs.IntVarP(&o.workerWakeup, "worker-wakeup", "w", 0, "sleeping workers woken per queued job (0 = all)")
+	fs.BoolVarP(&o.roundRobin, "round-robin", "R", false, "rotate through a worker's functions after each job")
+	fs.StringVarP(&o.logFile, "log-file", "l", "stderr", `log destination: a file, "stderr" or "none"`)
+	fs.StringVar(&o.verbose, "verbose", "ERROR", "log level: FATAL, ALERT, CRITICAL, ERROR, WARNING, NOTICE, INFO, DEBUG")
+	fs.StringVarP(&o.pidFile, "pid-file", "P", "", "write the process id to this file")
+	fs.IntVarP(&o.backlog, "backlog", "b", 32, "listen backlog (accepted for compatibility; the kernel's somaxconn applies)")
+	fs.BoolVar(&o.keepalive, "keepalive", false, "enable TCP keepalive on accepted connections")
+	fs.IntVar(&o.keepIdle, "keepalive-idle", -1, "seconds idle before keepalive probes (with --keepalive; -1 = 60)")
+	fs.IntVar(&o.keepInterval, "keepalive-interval", -1, "seconds between keepalive probes (with --keepalive)")
+	fs.IntVar(&o.keepCount, "keepalive-count", -1, "keepalive probes before the connection is dropped (with --keepalive)")
+	fs.StringVar(&o.handlePrefix, "job-handle-prefix", "", `job handle prefix (default "H:<hostname>")`)
+	fs.BoolVarP(&o.version, "version", "V", false, "print the version and exit")
+	fs.StringVarP(&o.queueType, "queue-type", "q", "builtin", `job queue: "builtin" keeps jobs in memory only; the durable "pebble" queue is not built yet`)
+	fs.BoolVar(&o.exceptions, "exceptions", false, "every connection starts with the exceptions option on")
+	fs.BoolVar(&o.ssl, "ssl", false, "serve TLS (not supported yet: spurd refuses to start rather than serve plaintext)")
+	fs.StringVar(&o.dataDir, "data-dir", "./data", "directory of the durable queue")
+	fs.StringVar(&o.syncMode, "sync", "always", "durability of background jobs: always, batch or none")
+	fs.Uint32Var(&o.maxPacketSize, "max-packet-size", codec.DefaultMaxPacket, "largest packet body accepted, in bytes")
+	fs.StringVar(&o.httpAddr, "http-addr", "", "HOST:PORT for metrics and the HTTP API (not supported yet)")
+	ignored := map[string]*string{}
+	for _, f := range ignoredFlags {
+		v := new(string)
+		ignored[f.long] = v
+		if f.takesValue {
+			fs.StringVarP(v, f.long, f.short, "", "ignored: "+f.why)
+		} else {
+			fs.BoolP(f.long, f.short, false, "ignored: "+f.why)
+		}
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: spurd [flags]\n\nSpur, a Gearman job server (drop-in for gearmand).\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var warnings []string
+	for _, f := range ignoredFlags {
+		if fs.Changed(f.long) {
+			warnings = append(warnings, fmt.Sprintf("--%s is ignored: %s", f.long, f.why))
+		}
+	}
+	if !fs.Changed("port") {
+		if p := os.Getenv("GEARMAND_PORT"); p != "" {
+			o.port = p
+		}
+	}
+	return o, warnings, nil
+}
+
+// validate rejects settings spurd cannot honour, with a message saying why.
+func (o *options) validate() error {
+	if _, err := strconv.ParseUint(o.port, 10, 16); err != nil {
+		return fmt.Errorf("invalid --port %q", o.port)
+	}
+	switch o.queueType {
+	case "builtin":
+	case "pebble":
+		return errors.New(`--queue-type pebble is not available yet; use -q builtin`)
+	default:
+		return fmt.Errorf("unknown --queue-type %q (builtin)", o.queueType)
+	}
+	switch o.syncMode {
+	case "always", "batch", "none":
+	default:
+		return fmt.Errorf("unknown --sync %q (always, batch or none)", o.syncMode)
+	}
+	if o.ssl {
+		return errors.New("--ssl: TLS is not supported yet; refusing to start rather than serve plaintext")
+	}
+	if o.httpAddr != "" {
+		return errors.New("--http-addr is not supported yet")
+	}
+	if o.threads < 0 || o.jobRetries < 0 || o.workerWakeup < 0 {
+		return errors.New("--threads, --job-retries and --worker-wakeup must not be negative")
+	}
+	if o.maxPacketSize < 1024 {
+		return errors.New("--max-packet-size must be at least 1024 bytes")
+	}
+	if _, ok := levels[strings.ToUpper(o.verbose)]; !ok {
+		return fmt.Errorf("unknown --verbose level %q", o.verbose)
+	}
+	return nil
+}
+
+// levels maps gearmand's verbosity names onto slog levels.
+var levels = map[string]slog.Level{
+	"FATAL":    slog.LevelError + 4,
+	"ALERT":    slog.LevelError + 3,
+	"CRITICAL": slog.LevelError + 2,
+	"ERROR":    slog.LevelError,
+	"WARNING":  slog.LevelWarn,
+	"NOTICE":   slog.LevelInfo + 2,
+	"INFO":     slog.LevelInfo,
+	"DEBUG":    slog.LevelDebug,
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	o, warnings, err := parseFlags(args, stderr)
+	if errors.Is(err, pflag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "spurd: %v\n", err)
+		return 2
+	}
+	if o.version {
+		fmt.Fprintf(os.Stdout, "spurd %s\n", engine.Version)
+		return 0
+	}
+	if err := o.validate(); err != nil {
+		fmt.Fprintf(stderr, "spurd: %v\n", err)
+		return 2
+	}
+	logger, closeLog, err := openLog(o, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "spurd: %v\n", err)
+		return 1
+	}
+	defer closeLog()
+	for _, w := range warnings {
+		logger.Warn(w)
+	}
+	if err := serve(o, logger); err != nil {
+		logger.Error("spurd stopped", "error", err)
+		fmt.Fprintf(stderr, "spurd: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func openLog(o *options, stderr io.Writer) (*slog.Logger, func(), error) {
+	level := levels[strings.ToUpper(o.verbose)]
+	var w io.Writer
+	closer := func() {}
+	switch o.logFile {
+	case "stderr", "":
+		w = stderr
+	case "none":
+		w = io.Discard
+	default:
+		f, err := os.OpenFile(o.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, nil, fmt.Errorf("cannot open log file: %w", err)
+		}
+		w, closer = f, func() { f.Close() }
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), closer, nil
+}
+
+func serve(o *options, logger *slog.Logger) error {
+	raiseFileLimit(logger)
+	shutdown := make(chan bool, 1)
+	e := engine.New(engine.Config{
+		HandlePrefix:  o.handlePrefix,
+		JobRetries:    o.jobRetries,
+		WorkerWakeup:  o.workerWakeup,
+		RoundRobin:    o.roundRobin,
+		Exceptions:    o.exceptions,
+		MaxPacketSize: o.maxPacketSize,
+		Verbose:       strings.ToUpper(o.verbose),
+		Logger:        logger,
+		OnShutdown: func(graceful bool) {
+			select {
+			case shutdown <- graceful:
+			default:
+			}
+		},
+	})
+	listen := o.listen
+	if len(listen) == 0 {
+		listen = []string{""}
+	}
+	addrs := make([]string, len(listen))
+	for i, host := range listen {
+		addrs[i] = net.JoinHostPort(host, o.port)
+	}
+	lc := engine.ListenConfig{Addrs: addrs, Loops: o.threads}
+	if o.keepalive {
+		lc.KeepAlive = secondsOr(o.keepIdle, 60)
+		lc.KeepIntvl = secondsOr(o.keepInterval, 0)
+		lc.KeepCount = max(o.keepCount, 0)
+	}
+	srv := engine.NewServer(e, lc)
+	runErr := make(chan error, 1)
+	go func() { runErr <- srv.Run() }()
+	select {
+	case err := <-runErr:
+		return fmt.Errorf("cannot listen on %s: %w", strings.Join(addrs, ", "), err)
+	case <-srv.Ready():
+	}
+	if o.pidFile != "" {
+		if err := os.WriteFile(o.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			_ = srv.Stop(context.Background())
+			return fmt.Errorf("cannot write pid file: %w", err)
+		}
+		defer os.Remove(o.pidFile)
+	}
+	// The one line saying where spurd listens and where its data lives, whatever the level.
+	fmt.Fprintf(os.Stderr, "spurd %s listening on %s; queue %s: jobs are kept in memory only\n",
+		engine.Version, strings.Join(addrs, ", "), o.queueType)
+	logger.Info("listening", "addrs", addrs, "queue", o.queueType, "pid", os.Getpid())
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	select {
+	case sig := <-sigs:
+		logger.Warn("shutting down", "signal", sig.String())
+	case graceful := <-shutdown:
+		logger.Warn("shutting down", "admin", true, "graceful", graceful)
+	case err := <-runErr:
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Stop(ctx); err != nil {
+		return fmt.Errorf("stopping: %w", err)
+	}
+	<-runErr
+	return nil
+}
+
+func secondsOr(v, def int) time.Duration {
+	if v < 0 {
+		v = def
+	}
+	return time.Duration(v) * time.Second
+}
+
+// raiseFileLimit lifts the soft open-file limit to the hard one, so tens of thousands of idle
+// connections fit (gearmand's -f does this by hand).
+func raiseFileLimit(logger *slog.Logger) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur >= lim.Max {
+		return
+	}
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		logger.Warn("cannot raise the open-file limit", "error", err)
+	}
+}

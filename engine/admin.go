@@ -1,0 +1,253 @@
+package engine
+
+import (
+	"bytes"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/spur-gearman/spur/codec"
+	"github.com/spur-gearman/spur/queue"
+)
+
+// admin executes one text admin line. Replies copy gearmand byte for byte, odd line endings
+// included (lists end ".\n", OK/ERR lines "\r\n", getpid/verbose/version "\n"), so gearadmin
+// and monitoring scripts keep working.
+func (s *Session) admin(line []byte) error {
+	w, err := codec.SplitAdmin(line)
+	if err != nil {
+		// gearmand closes the connection here; a clear error is friendlier and harmless.
+		s.sendText("ERR INVALID_ARGUMENTS Too+many+arguments+were+sent+to+this+command\r\n")
+		return nil
+	}
+	switch {
+	case w.Is(0, "status") && w.N == 1:
+		s.sendText(s.e.statusText(false))
+	case w.Is(0, "prioritystatus") && w.N == 1:
+		s.sendText(s.e.statusText(true))
+	case w.Is(0, "workers") && w.N == 1:
+		s.sendText(s.e.workersText())
+	case w.Is(0, "maxqueue"):
+		s.adminMaxQueue(&w)
+	case w.Is(0, "show") && w.N >= 2:
+		switch {
+		case w.N == 2 && w.Is(1, "jobs"):
+			s.sendText(s.e.jobsText(false))
+		case w.N == 3 && w.Is(1, "unique") && w.Is(2, "jobs"):
+			s.sendText(s.e.jobsText(true))
+		default:
+			s.sendText("ERR UNKNOWN_SHOW_ARGUMENTS\r\n")
+		}
+	case w.Is(0, "cancel") && w.N == 3:
+		if !w.Is(1, "job") {
+			s.sendText("ERR UNKNOWN_ERROR\r\n")
+		} else if s.e.cancelJob(w.Word(2)) {
+			s.sendText("OK\r\n")
+		} else {
+			s.sendText("ERR UNKNOWN_JOB\r\n")
+		}
+	case w.Is(0, "create"):
+		if w.N != 3 || !w.Is(1, "function") {
+			s.sendText(incompleteArgs("create"))
+			return nil
+		}
+		sh := s.e.reg.ShardFor(w.Word(2))
+		sh.Lock()
+		sh.Ensure(w.Word(2))
+		sh.Unlock()
+		s.sendText("OK\r\n")
+	case w.Is(0, "drop"):
+		if w.N != 3 || !w.Is(1, "function") {
+			s.sendText(incompleteArgs("drop"))
+			return nil
+		}
+		s.sendText(s.e.dropFunction(w.Word(2)))
+	case w.Is(0, "getpid") && w.N == 1:
+		s.sendText("OK " + strconv.Itoa(os.Getpid()) + "\n")
+	case w.Is(0, "verbose") && w.N == 1:
+		s.sendText("OK " + s.e.cfg.Verbose + "\n")
+	case w.Is(0, "version") && w.N == 1:
+		s.sendText("OK " + Version + "\n")
+	case w.Is(0, "shutdown") && (w.N == 1 || (w.N == 2 && w.Is(1, "graceful"))):
+		if !s.loopback {
+			s.sendText("ERR ACCESS_DENIED shutdown+is+only+accepted+from+a+loopback+connection\r\n")
+			return nil
+		}
+		graceful := w.N == 2
+		s.e.log.Warn("shutdown requested by admin command", "remote", s.ip, "graceful", graceful)
+		s.sendText("OK\r\n")
+		if s.e.cfg.OnShutdown != nil {
+			go s.e.cfg.OnShutdown(graceful)
+		}
+	default:
+		s.sendText("ERR UNKNOWN_COMMAND Unknown+server+command" + string(w.Word(0)) + "\r\n")
+	}
+	return nil
+}
+
+func incompleteArgs(cmd string) string {
+	return "ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+" + cmd + "\r\n"
+}
+
+// adminMaxQueue: maxqueue FN [ALL | HIGH NORMAL [LOW]]; a function that does not exist is left
+// alone but still answered OK, as gearmand does.
+func (s *Session) adminMaxQueue(w *codec.AdminWords) {
+	if w.N < 2 {
+		s.sendText(incompleteArgs("maxqueue"))
+		return
+	}
+	var limits [queue.NumPriorities]int
+	limit := func(i int) int { return int(max(0, min(atoi(w.Word(i)), 1<<31-1))) }
+	switch w.N {
+	case 3:
+		n := limit(2)
+		limits = [queue.NumPriorities]int{n, n, n}
+	case 4:
+		limits = [queue.NumPriorities]int{limit(2), limit(3), 0}
+	case 5:
+		limits = [queue.NumPriorities]int{limit(2), limit(3), limit(4)}
+	}
+	sh := s.e.reg.ShardFor(w.Word(1))
+	sh.Lock()
+	if f := sh.Get(w.Word(1)); f != nil {
+		f.MaxQueue = limits
+	}
+	sh.Unlock()
+	s.sendText("OK\r\n")
+}
+
+// statusText renders `status` (FN TOTAL RUNNING WORKERS) or `prioritystatus` (FN HIGH NORMAL
+// LOW WORKERS, queued jobs only), sorted by function name.
+func (e *Engine) statusText(byPriority bool) string {
+	var lines []string
+	e.reg.EachShard(func(sh *queue.Shard) {
+		for _, f := range sh.Functions() {
+			var b strings.Builder
+			b.WriteString(f.Name)
+			if byPriority {
+				for p := range f.Queued {
+					b.WriteByte('\t')
+					b.WriteString(strconv.Itoa(f.Queued[p]))
+				}
+			} else {
+				b.WriteByte('\t')
+				b.WriteString(strconv.Itoa(f.Total))
+				b.WriteByte('\t')
+				b.WriteString(strconv.Itoa(f.Running))
+			}
+			b.WriteByte('\t')
+			b.WriteString(strconv.Itoa(len(f.Workers)))
+			b.WriteByte('\n')
+			lines = append(lines, b.String())
+		}
+	})
+	sort.Strings(lines)
+	return strings.Join(lines, "") + ".\n"
+}
+
+// workersText renders `workers`: FD IP CLIENT-ID : FN... per connection.
+func (e *Engine) workersText() string {
+	var b strings.Builder
+	for _, s := range e.sessionList() {
+		s.mu.Lock()
+		b.WriteString(strconv.Itoa(s.fd))
+		b.WriteByte(' ')
+		b.WriteString(s.ip)
+		b.WriteByte(' ')
+		b.WriteString(s.clientID)
+		b.WriteString(" :")
+		for _, r := range s.regs {
+			b.WriteByte(' ')
+			b.WriteString(r.fn.Name)
+		}
+		s.mu.Unlock()
+		b.WriteByte('\n')
+	}
+	b.WriteString(".\n")
+	return b.String()
+}
+
+// jobsText renders `show jobs` (HANDLE RETRIES IGNORE PERSISTED) or `show unique jobs`.
+func (e *Engine) jobsText(uniques bool) string {
+	var b strings.Builder
+	for _, j := range e.reg.Jobs() {
+		sh := j.Fn.Shard()
+		sh.Lock()
+		switch {
+		case j.State == queue.Done:
+		case uniques:
+			b.WriteString(j.Unique)
+			b.WriteByte('\n')
+		default:
+			b.WriteString(j.Handle)
+			b.WriteByte('\t')
+			b.WriteString(strconv.FormatUint(uint64(j.Retries), 10))
+			b.WriteByte('\t')
+			b.WriteString(boolDigit(j.Ignore))
+			b.WriteByte('\t')
+			b.WriteString(boolDigit(j.Persisted))
+			b.WriteByte('\n')
+		}
+		sh.Unlock()
+	}
+	b.WriteString(".\n")
+	return b.String()
+}
+
+func boolDigit(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// cancelJob is `cancel job H`: listeners get WORK_FAIL; a queued job is dropped when a grab
+// reaches it, a running one when its worker reports (the result is discarded).
+func (e *Engine) cancelJob(h []byte) bool {
+	j := e.reg.Lookup(h)
+	if j == nil {
+		return false
+	}
+	sh := j.Fn.Shard()
+	sh.Lock()
+	defer sh.Unlock()
+	if j.State == queue.Done || j.Ignore {
+		return false
+	}
+	e.notifyAll(j, func(b []byte, _ *Session) []byte { return codec.AppendPacket(b, codec.WorkFail, h) })
+	for _, p := range j.Listeners {
+		p.(*Session).unlisten(j)
+	}
+	j.Listeners = nil
+	j.Fn.Ignore(j)
+	e.log.Info("job cancelled by admin", "handle", j.Handle, "function", j.Fn.Name)
+	return true
+}
+
+// dropFunction is `drop function FN` (name matched case-insensitively). Unlike gearmand it
+// refuses while jobs are queued, which gearmand would orphan (spec weakness 11).
+func (e *Engine) dropFunction(name []byte) string {
+	reply := "ERR function not found\r\n"
+	e.reg.EachShard(func(sh *queue.Shard) {
+		for _, f := range sh.Functions() {
+			if !bytes.EqualFold([]byte(f.Name), name) {
+				continue
+			}
+			switch {
+			case len(f.Workers) > 0 || f.Running > 0:
+				reply = "ERR there are still connected workers or executing clients\r\n"
+			case f.Total > 0:
+				reply = "ERR there are still queued jobs for this function\r\n"
+			default:
+				if f.WakeTimer != nil {
+					f.WakeTimer.Stop()
+				}
+				sh.Delete(f)
+				reply = "OK\r\n"
+			}
+			return
+		}
+	})
+	return reply
+}

@@ -1,0 +1,161 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/spur-gearman/spur/codec"
+	"github.com/spur-gearman/spur/queue"
+)
+
+// The functions in this file change job state. Each is called with the job's function shard
+// locked (see queue's lock order) and never writes to a socket: packets go to the sessions'
+// outbound buffers.
+
+// attach makes s a listener of j: it will receive j's WORK_* packets.
+func (e *Engine) attach(j *queue.Job, s *Session) {
+	j.Listeners = append(j.Listeners, s)
+	s.listen(j)
+}
+
+// detach removes every attachment of s from j. A foreground job nobody waits for any more is
+// abandoned (gearmand's "ignore"). A background job is never abandoned, even when a
+// foreground client that coalesced onto it goes away (gearmand drops it: spec 3.9).
+func (e *Engine) detach(j *queue.Job, s *Session) {
+	if j.State == queue.Done {
+		return
+	}
+	for j.RemoveListener(s) {
+	}
+	if len(j.Listeners) == 0 && !j.Background && !j.Ignore {
+		j.Fn.Ignore(j)
+	}
+}
+
+// notifyAll sends the packet built by build to every listener of j.
+func (e *Engine) notifyAll(j *queue.Job, build func(b []byte, l *Session) []byte) {
+	for _, p := range j.Listeners {
+		l := p.(*Session)
+		l.send(func(b []byte) []byte { return build(b, l) })
+	}
+}
+
+// finish ends j for good after notify has told its listeners, who are then detached.
+func (e *Engine) finish(j *queue.Job, notify func(b []byte, l *Session) []byte) {
+	if notify != nil {
+		e.notifyAll(j, notify)
+	}
+	for _, p := range j.Listeners {
+		p.(*Session).unlisten(j)
+	}
+	j.Listeners = nil
+	if w, ok := j.Worker.(*Session); ok {
+		w.unassign(j)
+	}
+	j.Fn.Finish(j)
+}
+
+// failJob ends j with WORK_FAIL to every listener.
+func (e *Engine) failJob(j *queue.Job) {
+	h := []byte(j.Handle)
+	e.finish(j, func(b []byte, _ *Session) []byte { return codec.AppendPacket(b, codec.WorkFail, h) })
+}
+
+// requeue returns a running job whose worker let go of it without a result (disconnect,
+// CANT_DO, timeout) to the back of its queue, or fails it once --job-retries is reached.
+// The caller has already removed it from the worker's assigned set.
+func (e *Engine) requeue(j *queue.Job, why string) {
+	if t := j.Timer; t != nil {
+		t.Stop()
+		j.Timer = nil
+	}
+	if j.Ignore {
+		e.finish(j, nil) // cancelled or abandoned: nobody wants it any more
+		return
+	}
+	j.Retries++
+	if e.cfg.JobRetries > 0 && int(j.Retries) >= e.cfg.JobRetries {
+		e.log.Warn("job failed: retries exhausted", "handle", j.Handle, "function", j.Fn.Name, "retries", j.Retries, "reason", why)
+		e.failJob(j)
+		return
+	}
+	e.log.Info("job requeued", "handle", j.Handle, "function", j.Fn.Name, "retries", j.Retries, "reason", why)
+	j.Fn.Requeue(j, now())
+	e.jobQueued(j.Fn, j)
+}
+
+// jobQueued wakes sleeping workers for a job that became ready, or arms the function's timer
+// for a job scheduled later.
+func (e *Engine) jobQueued(f *queue.Function, j *queue.Job) {
+	if j.State == queue.Delayed {
+		e.armDueTimer(f)
+		return
+	}
+	e.wakeWorkers(f)
+}
+
+// wakeWorkers sends NOOP to sleeping workers of f, starting at its rotating cursor: at most
+// WorkerWakeup of them (all when 0), each at most once until it grabs again.
+func (e *Engine) wakeWorkers(f *queue.Function) {
+	n := len(f.Workers)
+	sent := 0
+	for k := 0; k < n; k++ {
+		i := (f.WakeCursor + k) % n
+		w := f.Workers[i].(*Session)
+		if !w.sleeping.Load() || !w.noopSent.CompareAndSwap(false, true) {
+			continue
+		}
+		w.send(appendNoop)
+		sent++
+		if e.cfg.WorkerWakeup > 0 && sent >= e.cfg.WorkerWakeup {
+			f.WakeCursor = (i + 1) % n
+			return
+		}
+	}
+}
+
+func appendNoop(b []byte) []byte { return codec.AppendEmpty(b, codec.Noop) }
+
+// armDueTimer makes sure f's timer fires when its earliest scheduled job comes due, so that
+// sleeping workers are woken then (gearmand 1.1 never wakes them: spec 3.8).
+func (e *Engine) armDueTimer(f *queue.Function) {
+	due, ok := f.NextDue()
+	if !ok || (f.WakeTimer != nil && f.WakeAt != 0 && f.WakeAt <= due) {
+		return
+	}
+	d := time.Until(time.Unix(due, 0))
+	f.WakeAt = due
+	if f.WakeTimer == nil {
+		f.WakeTimer = time.AfterFunc(d, func() { e.onDue(f) })
+		return
+	}
+	f.WakeTimer.Reset(d)
+}
+
+func (e *Engine) onDue(f *queue.Function) {
+	sh := f.Shard()
+	sh.Lock()
+	defer sh.Unlock()
+	f.WakeAt = 0
+	if f.PromoteDue(now()) > 0 {
+		e.wakeWorkers(f)
+	}
+	e.armDueTimer(f)
+}
+
+// armTimeout starts the CAN_DO_TIMEOUT clock of one assignment. On expiry the job is
+// requeued as if the worker had disconnected (gearmand's behaviour, spec 3.7); completion
+// stops the timer.
+func (e *Engine) armTimeout(j *queue.Job, w *Session, d time.Duration) {
+	assignment := j.Assignment
+	j.Timer = time.AfterFunc(d, func() {
+		sh := j.Fn.Shard()
+		sh.Lock()
+		defer sh.Unlock()
+		if j.State != queue.Running || j.Worker != queue.Peer(w) || j.Assignment != assignment {
+			return
+		}
+		w.unassign(j)
+		j.Timer = nil
+		e.requeue(j, "worker timeout")
+	})
+}

@@ -1,0 +1,146 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// ListenConfig says where and how the gnet transport listens.
+type ListenConfig struct {
+	Addrs     []string      // host:port each; "" host = every address
+	Loops     int           // event loops; 0 = one per CPU
+	KeepAlive time.Duration // TCP keepalive period; 0 = off
+	KeepIntvl time.Duration
+	KeepCount int
+}
+
+// Server runs the engine behind gnet's epoll event loops.
+type Server struct {
+	gnet.BuiltinEventEngine
+	e      *Engine
+	cfg    ListenConfig
+	booted chan struct{}
+	eng    gnet.Engine
+}
+
+// NewServer prepares a gnet transport for e.
+func NewServer(e *Engine, cfg ListenConfig) *Server {
+	return &Server{e: e, cfg: cfg, booted: make(chan struct{})}
+}
+
+// Run listens and serves until Stop; it returns once every loop has exited. It returns an
+// error straight away when a listener cannot be opened.
+func (srv *Server) Run() error {
+	addrs := make([]string, len(srv.cfg.Addrs))
+	for i, a := range srv.cfg.Addrs {
+		addrs[i] = "tcp://" + a
+	}
+	opts := []gnet.Option{
+		gnet.WithMulticore(true),
+		gnet.WithNumEventLoop(srv.cfg.Loops),
+		gnet.WithReuseAddr(true),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		gnet.WithLogger(gnetLogger{srv.e}),
+	}
+	if srv.cfg.KeepAlive > 0 {
+		opts = append(opts, gnet.WithTCPKeepAlive(srv.cfg.KeepAlive))
+		if srv.cfg.KeepIntvl > 0 {
+			opts = append(opts, gnet.WithTCPKeepInterval(srv.cfg.KeepIntvl))
+		}
+		if srv.cfg.KeepCount > 0 {
+			opts = append(opts, gnet.WithTCPKeepCount(srv.cfg.KeepCount))
+		}
+	}
+	return gnet.Rotate(srv, addrs, opts...)
+}
+
+// Ready is closed once the listeners accept connections.
+func (srv *Server) Ready() <-chan struct{} { return srv.booted }
+
+// Stop closes the listeners and every connection, waiting at most until ctx is done.
+func (srv *Server) Stop(ctx context.Context) error {
+	select {
+	case <-srv.booted:
+	default:
+		return errors.New("server not running")
+	}
+	return srv.eng.Stop(ctx)
+}
+
+// OnBoot implements gnet.EventHandler.
+func (srv *Server) OnBoot(eng gnet.Engine) gnet.Action {
+	srv.eng = eng
+	close(srv.booted)
+	return gnet.None
+}
+
+// OnOpen implements gnet.EventHandler.
+func (srv *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	c.SetContext(srv.e.NewSession(gnetTransport{c}, c.Fd(), c.RemoteAddr()))
+	return nil, gnet.None
+}
+
+// OnClose implements gnet.EventHandler.
+func (srv *Server) OnClose(c gnet.Conn, _ error) gnet.Action {
+	if s, ok := c.Context().(*Session); ok {
+		s.Close()
+		c.SetContext(nil)
+	}
+	return gnet.None
+}
+
+// OnTraffic implements gnet.EventHandler: it runs for bytes read and for Wake.
+func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
+	s, ok := c.Context().(*Session)
+	if !ok {
+		return gnet.None // a wake-up for a connection that closed meanwhile
+	}
+	closeConn := false
+	if buf, _ := c.Peek(-1); len(buf) > 0 {
+		var n int
+		n, closeConn = s.Feed(buf)
+		_, _ = c.Discard(n)
+	}
+	out, overflow := s.TakeOutput()
+	if out != nil {
+		_, _ = c.Write(out.B)
+		ReleaseOutput(out)
+	}
+	if overflow || c.OutboundBuffered() > s.MaxOutbound() {
+		srv.e.log.Warn("closing connection that does not read its replies", "conn", s.id, "remote", s.ip,
+			"buffered", c.OutboundBuffered())
+		return gnet.Close
+	}
+	if closeConn {
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+type gnetTransport struct{ c gnet.Conn }
+
+func (t gnetTransport) Wake()  { _ = t.c.Wake(nil) }
+func (t gnetTransport) Close() { _ = t.c.Close() }
+
+// gnetLogger routes gnet's own log lines into the engine's slog logger.
+type gnetLogger struct{ e *Engine }
+
+func (l gnetLogger) Debugf(format string, args ...any) {
+	l.e.log.Debug(fmt.Sprintf(format, args...), "component", "gnet")
+}
+func (l gnetLogger) Infof(format string, args ...any) {
+	l.e.log.Info(fmt.Sprintf(format, args...), "component", "gnet")
+}
+func (l gnetLogger) Warnf(format string, args ...any) {
+	l.e.log.Warn(fmt.Sprintf(format, args...), "component", "gnet")
+}
+func (l gnetLogger) Errorf(format string, args ...any) {
+	l.e.log.Error(fmt.Sprintf(format, args...), "component", "gnet")
+}
+func (l gnetLogger) Fatalf(format string, args ...any) {
+	l.e.log.Error(fmt.Sprintf(format, args...), "component", "gnet")
+}

@@ -1,0 +1,282 @@
+package engine
+
+import (
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/bytebufferpool"
+
+	"github.com/spur-gearman/spur/codec"
+	"github.com/spur-gearman/spur/queue"
+)
+
+// Transport is what a session needs from the connection that carries it.
+type Transport interface {
+	// Wake asks the connection's own event loop to call Session.TakeOutput and write the
+	// result soon. Safe to call from any goroutine; it must not block.
+	Wake()
+	// Close closes the connection; the transport then calls Session.Close. Safe from any
+	// goroutine.
+	Close()
+}
+
+// registration is one CAN_DO or CAN_DO_TIMEOUT of a worker.
+type registration struct {
+	fn      *queue.Function
+	timeout time.Duration // 0 = none
+}
+
+var outPool bytebufferpool.Pool
+
+// Session is the server side of one connection: it may act as client, worker and admin at once.
+//
+// Feed and TakeOutput belong to the connection's own event loop. Every other goroutine talks to
+// a session only through send (which appends to its outbound buffer) and the atomics.
+type Session struct {
+	e        *Engine
+	id       uint64
+	t        Transport
+	fd       int
+	ip       string
+	loopback bool
+
+	sleeping   atomic.Bool // sent PRE_SLEEP and has not grabbed since
+	noopSent   atomic.Bool // a NOOP went out since the last grab
+	exceptions atomic.Bool // OPTION_REQ exceptions: WORK_EXCEPTION is forwarded, not downgraded
+
+	mu          sync.Mutex // a leaf lock: guards everything below
+	out         *bytebufferpool.ByteBuffer
+	inLoop      bool // Feed is running on the session's loop, which flushes afterwards
+	wakePending bool // a Wake is on its way to the loop
+	overflow    bool // out exceeded the outbound cap
+	closed      bool
+	clientID    string
+	regs        []registration // newest first, like gearmand; replaced, never mutated
+	assigned    map[string]*queue.Job
+	listening   map[*queue.Job]struct{}
+}
+
+// NewSession registers a connection. fd and remote are shown by the `workers` command.
+func (e *Engine) NewSession(t Transport, fd int, remote net.Addr) *Session {
+	s := &Session{
+		e:        e,
+		id:       e.sessionID.Add(1),
+		t:        t,
+		fd:       fd,
+		ip:       "-",
+		clientID: "-",
+	}
+	if tcp, ok := remote.(*net.TCPAddr); ok {
+		s.ip = tcp.IP.String()
+		s.loopback = tcp.IP.IsLoopback()
+	}
+	if e.cfg.Exceptions {
+		s.exceptions.Store(true)
+	}
+	e.addSession(s)
+	return s
+}
+
+// PeerID identifies the session to the queue package.
+func (s *Session) PeerID() uint64 { return s.id }
+
+// errClose asks the transport to close the connection after writing what is buffered.
+var errClose = errors.New("close connection")
+
+// Feed parses and executes every complete packet at the front of buf and returns how many
+// bytes it consumed. When closeConn is true the transport writes what is buffered and closes
+// the connection. Call only from the session's event loop; buf is not retained.
+func (s *Session) Feed(buf []byte) (consumed int, closeConn bool) {
+	s.mu.Lock()
+	s.inLoop = true
+	s.mu.Unlock()
+	for consumed < len(buf) {
+		p, n, err := codec.Parse(buf[consumed:], s.e.cfg.MaxPacketSize)
+		if err != nil {
+			s.protocolError(&p, err)
+			return consumed, true
+		}
+		if n == 0 {
+			break
+		}
+		consumed += n
+		if p.Text {
+			err = s.admin(p.Line)
+		} else {
+			err = s.dispatch(&p)
+		}
+		if err != nil {
+			return consumed, true
+		}
+	}
+	return consumed, false
+}
+
+// protocolError answers input the codec rejected; the connection is closed afterwards.
+func (s *Session) protocolError(p *codec.Packet, err error) {
+	switch err {
+	case codec.ErrTooLarge:
+		s.sendError("ARGUMENT_TOO_LARGE", "Packet exceeds the maximum packet size")
+	case codec.ErrMissingArgs:
+		s.sendError("INVALID_PACKET", "Packet body has fewer arguments than "+p.Type.String()+" requires")
+	}
+	s.e.log.Info("closing connection after protocol error", "conn", s.id, "remote", s.ip, "type", p.Type.String(), "error", err)
+}
+
+// send appends an outbound packet built by build. Safe from any goroutine; it never writes to
+// the socket itself, so callers may hold a shard lock.
+func (s *Session) send(build func([]byte) []byte) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	if s.out == nil {
+		s.out = outPool.Get()
+	}
+	s.out.B = build(s.out.B)
+	if len(s.out.B) > s.e.cfg.MaxOutbound {
+		s.overflow = true
+	}
+	wake := !s.inLoop && !s.wakePending
+	if wake {
+		s.wakePending = true
+	}
+	s.mu.Unlock()
+	if wake {
+		s.t.Wake()
+	}
+}
+
+func (s *Session) sendPacket(t codec.Type, args ...[]byte) {
+	s.send(func(b []byte) []byte { return codec.AppendPacket(b, t, args...) })
+}
+
+func (s *Session) sendError(code, text string) {
+	s.send(func(b []byte) []byte { return codec.AppendError(b, code, text) })
+}
+
+func (s *Session) sendText(text string) {
+	s.send(func(b []byte) []byte { return append(b, text...) })
+}
+
+// TakeOutput hands the loop everything buffered for the connection (nil when nothing is) and
+// reports whether the connection overran its outbound cap and must be closed. The loop writes
+// out.B and then calls ReleaseOutput(out). Call only from the session's event loop.
+func (s *Session) TakeOutput() (out *bytebufferpool.ByteBuffer, overflow bool) {
+	s.mu.Lock()
+	out, s.out = s.out, nil
+	s.inLoop = false
+	s.wakePending = false
+	overflow = s.overflow
+	s.mu.Unlock()
+	return out, overflow
+}
+
+// ReleaseOutput recycles a buffer returned by TakeOutput once it has been written.
+func ReleaseOutput(out *bytebufferpool.ByteBuffer) {
+	if out != nil {
+		outPool.Put(out)
+	}
+}
+
+// MaxOutbound is the outbound cap a transport enforces on bytes it has queued itself.
+func (s *Session) MaxOutbound() int { return s.e.cfg.MaxOutbound }
+
+// snapshotRegs returns the current registrations (newest first); the slice is never mutated.
+func (s *Session) snapshotRegs() []registration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.regs
+}
+
+func (s *Session) setRegs(regs []registration) {
+	s.mu.Lock()
+	s.regs = regs
+	s.mu.Unlock()
+}
+
+// assign records that the worker holds j.
+func (s *Session) assign(j *queue.Job) {
+	s.mu.Lock()
+	if s.assigned == nil {
+		s.assigned = make(map[string]*queue.Job)
+	}
+	s.assigned[j.Handle] = j
+	s.mu.Unlock()
+}
+
+func (s *Session) unassign(j *queue.Job) {
+	s.mu.Lock()
+	if s.assigned[j.Handle] == j {
+		delete(s.assigned, j.Handle)
+	}
+	s.mu.Unlock()
+}
+
+func (s *Session) assignedJob(handle []byte) *queue.Job {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.assigned[string(handle)]
+}
+
+// listen records that the client is attached to j.
+func (s *Session) listen(j *queue.Job) {
+	s.mu.Lock()
+	if s.listening == nil {
+		s.listening = make(map[*queue.Job]struct{})
+	}
+	s.listening[j] = struct{}{}
+	s.mu.Unlock()
+}
+
+func (s *Session) unlisten(j *queue.Job) {
+	s.mu.Lock()
+	delete(s.listening, j)
+	s.mu.Unlock()
+}
+
+// Close releases everything the connection held: its registrations are removed, the jobs it
+// was running are requeued, and the jobs it was waiting for lose it as a listener. Call once,
+// from the session's event loop, after the connection is gone.
+func (s *Session) Close() {
+	s.e.removeSession(s)
+	s.mu.Lock()
+	s.closed = true
+	regs, assigned, listening := s.regs, s.assigned, s.listening
+	s.regs, s.assigned, s.listening = nil, nil, nil
+	if s.out != nil {
+		outPool.Put(s.out)
+		s.out = nil
+	}
+	s.mu.Unlock()
+
+	seen := make(map[*queue.Function]bool, len(regs))
+	for _, r := range regs {
+		if seen[r.fn] {
+			continue
+		}
+		seen[r.fn] = true
+		sh := r.fn.Shard()
+		sh.Lock()
+		r.fn.RemoveWorker(s)
+		sh.Unlock()
+	}
+	for _, j := range assigned {
+		sh := j.Fn.Shard()
+		sh.Lock()
+		if j.State == queue.Running && j.Worker == queue.Peer(s) {
+			s.e.requeue(j, "worker disconnected")
+		}
+		sh.Unlock()
+	}
+	for j := range listening {
+		sh := j.Fn.Shard()
+		sh.Lock()
+		s.e.detach(j, s)
+		sh.Unlock()
+	}
+}

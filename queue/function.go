@@ -1,0 +1,251 @@
+package queue
+
+import (
+	"time"
+	"unsafe"
+)
+
+// Function is everything the server knows about one function name: its queued jobs by
+// priority, its scheduled jobs, its coalescing index and its registered workers. All fields
+// are guarded by the owning shard's lock.
+type Function struct {
+	Name  string
+	shard *Shard
+
+	ready   [NumPriorities]fifo
+	delayed delayHeap
+	uniques map[string]*Job // unique id -> live job; "-" jobs are keyed by data in byData
+	byData  map[string]*Job
+
+	// Workers holds one entry per registration (CAN_DO twice counts twice, as in gearmand), in
+	// registration order; WakeCursor rotates NOOPs across them (-w).
+	Workers    []Peer
+	WakeCursor int
+
+	MaxQueue [NumPriorities]int // 0 = unlimited
+
+	Total   int                // live jobs: queued, delayed and running
+	Running int                // jobs assigned to a worker
+	Queued  [NumPriorities]int // queued or delayed jobs by priority
+
+	// WakeTimer fires when the earliest delayed job comes due; owned by the engine.
+	WakeTimer *time.Timer
+	WakeAt    int64
+}
+
+// Shard returns the shard whose lock guards f.
+func (f *Function) Shard() *Shard { return f.shard }
+
+// Coalesce returns the live job a submission with unique and data joins, or nil when it
+// makes a new job: an empty unique never coalesces, "-" coalesces on identical non-empty data,
+// anything else on the same unique.
+func (f *Function) Coalesce(unique, data []byte) *Job {
+	switch {
+	case len(unique) == 0:
+		return nil
+	case len(unique) == 1 && unique[0] == '-':
+		if len(data) == 0 || f.byData == nil {
+			return nil
+		}
+		return f.byData[string(data)]
+	default:
+		if f.uniques == nil {
+			return nil
+		}
+		return f.uniques[string(unique)]
+	}
+}
+
+// Enqueue adds a new job, ready or scheduled, and indexes its handle and unique id.
+func (f *Function) Enqueue(j *Job, now int64) {
+	j.Fn = f
+	f.shard.addJob(j)
+	f.Total++
+	f.Queued[j.Priority]++
+	f.place(j, now)
+	switch {
+	case j.Unique == "":
+	case j.Unique == "-":
+		if len(j.Data) > 0 {
+			if f.byData == nil {
+				f.byData = make(map[string]*Job)
+			}
+			// The key shares the job's immutable data instead of copying it.
+			f.byData[unsafe.String(unsafe.SliceData(j.Data), len(j.Data))] = j
+		}
+	default:
+		if f.uniques == nil {
+			f.uniques = make(map[string]*Job)
+		}
+		f.uniques[j.Unique] = j
+	}
+}
+
+// place puts a queued job at the back of its FIFO, or in the delay heap until it is due.
+func (f *Function) place(j *Job, now int64) {
+	if j.RunAt > now {
+		j.State = Delayed
+		f.delayed.push(j)
+		return
+	}
+	j.State = Queued
+	f.ready[j.Priority].push(j)
+}
+
+// PromoteDue moves delayed jobs whose time has come to the back of their FIFOs and reports
+// how many moved.
+func (f *Function) PromoteDue(now int64) int {
+	n := 0
+	for j := f.delayed.peek(); j != nil && j.RunAt <= now; j = f.delayed.peek() {
+		f.delayed.remove(0)
+		j.State = Queued
+		f.ready[j.Priority].push(j)
+		n++
+	}
+	return n
+}
+
+// NextDue returns the run-at time of the earliest delayed job.
+func (f *Function) NextDue() (int64, bool) {
+	if j := f.delayed.peek(); j != nil {
+		return j.RunAt, true
+	}
+	return 0, false
+}
+
+// Pop removes the best ready job (high before normal before low, FIFO within) and returns it,
+// ignored jobs included: the caller reaps those with Forget. Due delayed jobs are promoted
+// first. The job stays counted in Total until Start or Forget.
+func (f *Function) Pop(now int64) *Job {
+	f.PromoteDue(now)
+	for p := range f.ready {
+		if j := f.ready[p].pop(); j != nil {
+			f.Queued[p]--
+			return j
+		}
+	}
+	return nil
+}
+
+// HasReady reports whether a job is ready to run now.
+func (f *Function) HasReady(now int64) bool {
+	if j := f.delayed.peek(); j != nil && j.RunAt <= now {
+		return true
+	}
+	for p := range f.ready {
+		if f.ready[p].len() > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Start marks a popped job as assigned to worker.
+func (f *Function) Start(j *Job, worker Peer) {
+	j.State = Running
+	j.Worker = worker
+	j.Assignment++
+	f.Running++
+}
+
+// Requeue puts a running job back at the back of its FIFO (or into the delay heap), as
+// gearmand does when its worker goes away.
+func (f *Function) Requeue(j *Job, now int64) {
+	f.Running--
+	j.Worker = nil
+	j.Num, j.Den = 0, 0
+	f.Queued[j.Priority]++
+	f.place(j, now)
+}
+
+// Finish removes a running or delayed job for good (completed, failed, cancelled). A job
+// still in a FIFO cannot be finished directly: Ignore it and let Pop hand it to Forget.
+func (f *Function) Finish(j *Job) {
+	switch j.State {
+	case Running:
+		f.Running--
+		j.Worker = nil
+	case Delayed:
+		f.delayed.remove(j.heapIndex)
+		f.Queued[j.Priority]--
+	case Queued:
+		panic("queue: Finish of a job still in a FIFO")
+	case Done:
+		return
+	}
+	f.Forget(j)
+}
+
+// Forget drops a job that is no longer in any FIFO or heap: it leaves the counts, the unique
+// index and the handle index, and its timeout timer is stopped.
+func (f *Function) Forget(j *Job) {
+	if j.State == Done {
+		return
+	}
+	j.State = Done
+	f.Total--
+	f.unindex(j)
+	f.shard.removeJob(j)
+	if t := j.Timer; t != nil {
+		t.Stop()
+		j.Timer = nil
+	}
+}
+
+// Ignore flags a job as cancelled or abandoned: it stops coalescing at once, a delayed one is
+// removed at once, a queued one when a Pop reaches it, a running one when its worker reports.
+// It reports whether the job is gone already.
+func (f *Function) Ignore(j *Job) bool {
+	j.Ignore = true
+	f.unindex(j)
+	if j.State == Delayed {
+		f.Finish(j)
+		return true
+	}
+	return j.State == Done
+}
+
+func (f *Function) unindex(j *Job) {
+	switch {
+	case j.Unique == "":
+	case j.Unique == "-":
+		if k := unsafe.String(unsafe.SliceData(j.Data), len(j.Data)); f.byData[k] == j {
+			delete(f.byData, k)
+		}
+	default:
+		if f.uniques[j.Unique] == j {
+			delete(f.uniques, j.Unique)
+		}
+	}
+}
+
+// EachQueued calls fn for every live job that is waiting (ready FIFOs in priority order, then the
+// delay heap). Running jobs are not included.
+func (f *Function) EachQueued(fn func(*Job)) {
+	for p := range f.ready {
+		f.ready[p].each(fn)
+	}
+	for _, j := range f.delayed {
+		fn(j)
+	}
+}
+
+// AddWorker records one registration of w.
+func (f *Function) AddWorker(w Peer) { f.Workers = append(f.Workers, w) }
+
+// RemoveWorker removes every registration of w and reports how many there were.
+func (f *Function) RemoveWorker(w Peer) int {
+	kept := f.Workers[:0]
+	for _, p := range f.Workers {
+		if p != w {
+			kept = append(kept, p)
+		}
+	}
+	n := len(f.Workers) - len(kept)
+	clear(f.Workers[len(kept):])
+	f.Workers = kept
+	if f.WakeCursor >= len(kept) {
+		f.WakeCursor = 0
+	}
+	return n
+}

@@ -1,0 +1,84 @@
+package queue
+
+// delayHeap is a min-heap of scheduled jobs ordered by (RunAt, Seq). Each job stores its
+// index, so a cancelled job is removed in O(log n).
+type delayHeap []*Job
+
+func (h delayHeap) less(a, b int) bool {
+	if h[a].RunAt != h[b].RunAt {
+		return h[a].RunAt < h[b].RunAt
+	}
+	return h[a].Seq < h[b].Seq
+}
+
+func (h delayHeap) swap(a, b int) {
+	h[a], h[b] = h[b], h[a]
+	h[a].heapIndex = a
+	h[b].heapIndex = b
+}
+
+func (h *delayHeap) push(j *Job) {
+	j.heapIndex = len(*h)
+	*h = append(*h, j)
+	h.up(j.heapIndex)
+}
+
+func (h delayHeap) peek() *Job {
+	if len(h) == 0 {
+		return nil
+	}
+	return h[0]
+}
+
+func (h *delayHeap) remove(i int) *Job {
+	old := *h
+	last := len(old) - 1
+	j := old[i]
+	if i != last {
+		old.swap(i, last)
+	}
+	old[last] = nil
+	*h = old[:last]
+	if i != last {
+		if !h.down(i) {
+			h.up(i)
+		}
+	}
+	if len(*h) == 0 && cap(*h) > fifoKeepCap {
+		*h = nil
+	}
+	j.heapIndex = -1
+	return j
+}
+
+func (h delayHeap) up(i int) {
+	for i > 0 {
+		parent := (i - 1) / 2
+		if !h.less(i, parent) {
+			return
+		}
+		h.swap(i, parent)
+		i = parent
+	}
+}
+
+// down sifts i towards the leaves and reports whether it moved.
+func (h delayHeap) down(i int) bool {
+	start := i
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			break
+		}
+		m := l
+		if r := l + 1; r < len(h) && h.less(r, l) {
+			m = r
+		}
+		if !h.less(m, i) {
+			break
+		}
+		h.swap(i, m)
+		i = m
+	}
+	return i > start
+}

@@ -1,0 +1,137 @@
+package queue
+
+import (
+	"hash/maphash"
+	"sort"
+	"sync"
+)
+
+// NumShards is the number of function shards and of handle-index shards.
+const NumShards = 64
+
+// Registry is all functions, sharded by name, plus an index from job handle to job.
+// Its methods are safe for concurrent use.
+type Registry struct {
+	seed   maphash.Seed
+	shards [NumShards]Shard
+	index  [NumShards]indexShard
+}
+
+// Shard is one lock's worth of functions. Lock it before touching any of its functions or
+// their jobs; hold one shard at a time.
+type Shard struct {
+	mu    sync.Mutex
+	funcs map[string]*Function
+	reg   *Registry
+}
+
+type indexShard struct {
+	mu   sync.Mutex
+	jobs map[string]*Job
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	r := &Registry{seed: maphash.MakeSeed()}
+	for i := range r.shards {
+		r.shards[i].funcs = make(map[string]*Function)
+		r.shards[i].reg = r
+		r.index[i].jobs = make(map[string]*Job)
+	}
+	return r
+}
+
+// ShardFor returns the shard that owns function name.
+func (r *Registry) ShardFor(name []byte) *Shard {
+	return &r.shards[maphash.Bytes(r.seed, name)%NumShards]
+}
+
+// EachShard calls fn with each shard in turn, locked.
+func (r *Registry) EachShard(fn func(*Shard)) {
+	for i := range r.shards {
+		s := &r.shards[i]
+		s.mu.Lock()
+		fn(s)
+		s.mu.Unlock()
+	}
+}
+
+// Lock acquires the shard.
+func (s *Shard) Lock() { s.mu.Lock() }
+
+// Unlock releases the shard.
+func (s *Shard) Unlock() { s.mu.Unlock() }
+
+// Get returns the function called name, or nil.
+func (s *Shard) Get(name []byte) *Function { return s.funcs[string(name)] }
+
+// Ensure returns the function called name, creating it if needed.
+func (s *Shard) Ensure(name []byte) *Function {
+	if f := s.funcs[string(name)]; f != nil {
+		return f
+	}
+	f := &Function{Name: string(name), shard: s}
+	s.funcs[f.Name] = f
+	return f
+}
+
+// Delete removes a function record. The caller checks that it has no jobs or workers.
+func (s *Shard) Delete(f *Function) { delete(s.funcs, f.Name) }
+
+// Functions returns the shard's functions sorted by name.
+func (s *Shard) Functions() []*Function {
+	out := make([]*Function, 0, len(s.funcs))
+	for _, f := range s.funcs {
+		out = append(out, f)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
+	return out
+}
+
+// addJob indexes a new job by its handle. Call with j's shard locked.
+func (s *Shard) addJob(j *Job) {
+	x := s.reg.indexFor(j.Handle)
+	x.mu.Lock()
+	x.jobs[j.Handle] = j
+	x.mu.Unlock()
+}
+
+// removeJob drops a finished job from the handle index. Call with j's shard locked.
+func (s *Shard) removeJob(j *Job) {
+	x := s.reg.indexFor(j.Handle)
+	x.mu.Lock()
+	if x.jobs[j.Handle] == j {
+		delete(x.jobs, j.Handle)
+	}
+	x.mu.Unlock()
+}
+
+// Lookup returns the job with this handle, or nil. The job may finish at any moment: lock
+// its function's shard and check State before trusting its fields.
+func (r *Registry) Lookup(handle []byte) *Job {
+	x := &r.index[maphash.Bytes(r.seed, handle)%NumShards]
+	x.mu.Lock()
+	j := x.jobs[string(handle)]
+	x.mu.Unlock()
+	return j
+}
+
+func (r *Registry) indexFor(handle string) *indexShard {
+	return &r.index[maphash.String(r.seed, handle)%NumShards]
+}
+
+// Jobs returns every live job in submission order. Read a job's mutable fields only with its
+// function's shard locked, and check State: it may have finished since.
+func (r *Registry) Jobs() []*Job {
+	var out []*Job
+	for i := range r.index {
+		x := &r.index[i]
+		x.mu.Lock()
+		for _, j := range x.jobs {
+			out = append(out, j)
+		}
+		x.mu.Unlock()
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Seq < out[b].Seq })
+	return out
+}
