@@ -224,7 +224,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	defer closeLog()
 	for _, w := range warnings {
-		logger.Warn(w)
+		fmt.Fprintf(stderr, "spurd: warning: %s\n", w) // shown whatever the log level
 	}
 	if err := serve(o, logger); err != nil {
 		logger.Error("spurd stopped", "error", err)

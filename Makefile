@@ -1,0 +1,39 @@
+# Spur — see README.md. Every target is bounded in time.
+GO      ?= go
+PORT    ?= 4730
+DATA    ?= ./data
+FUZZTIME ?= 30s
+
+.PHONY: build run test vet fmt-check fuzz bench clean
+
+build:
+	$(GO) build -o bin/spurd ./cmd/spurd
+
+# Starts the server on port $(PORT) in the foreground; Ctrl-C stops it gracefully.
+run: build
+	./bin/spurd -p $(PORT) --data-dir $(DATA) --verbose INFO
+
+# Every test: unit, end-to-end (real server on ephemeral ports), fuzz seeds, and the interop
+# suite with the real PHP, libgearman CLI and Perl clients (their absence is a failure).
+test: vet fmt-check
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# Runs each fuzz target for $(FUZZTIME).
+fuzz:
+	@for t in $$($(GO) test ./fuzz/ -list '^Fuzz' | grep '^Fuzz'); do \
+		echo "== $$t ($(FUZZTIME))"; \
+		$(GO) test ./fuzz/ -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./codec/ ./queue/ ./engine/
+
+clean:
+	rm -rf bin
