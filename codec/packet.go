@@ -171,7 +171,8 @@ func (t Type) String() string {
 
 // Packet is one parsed unit of input: a binary packet or a text admin line.
 //
-// Its slices alias the buffer given to Parse.
+// Its slices alias the buffer given to Parse. Each is capped at its own length (cap == len),
+// so an append to one reallocates instead of overwriting the bytes that follow it in buf.
 type Packet struct {
 	Text bool   // a text admin line; Line holds it without its line ending
 	Line []byte // the admin line (Text only)

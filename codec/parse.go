@@ -65,36 +65,37 @@ func Parse(buf []byte, maxBody uint32) (pkt Packet, n int, err error) {
 	if size > maxBody {
 		return pkt, 0, ErrTooLarge
 	}
-	total := HeaderSize + int(size)
-	if len(buf) < total {
+	// Compare in 64 bits: on a 32-bit platform with a maxBody near 4 GiB, HeaderSize +
+	// int(size) would overflow int and the slicing below would panic. Once the whole packet
+	// is in buf, total <= len(buf) and fits in an int.
+	if uint64(len(buf)) < HeaderSize+uint64(size) {
 		return pkt, 0, nil
 	}
-	body := buf[HeaderSize:total]
+	total := HeaderSize + int(size)
+	// Cap the body (and so the last argument) at the packet's end: an append by the caller
+	// must reallocate rather than overwrite the next packet in buf.
+	body := buf[HeaderSize:total:total]
 	pkt.Body = body
-	if err := splitArgs(&pkt, body, spec); err != nil {
-		return pkt, 0, err
-	}
-	return pkt, total, nil
-}
 
-// splitArgs fills pkt.Args from body according to spec, never looking past body.
-func splitArgs(pkt *Packet, body []byte, spec PacketSpec) error {
+	// Split the arguments, never looking past body. This loop stays inline rather than in a
+	// helper taking *Packet: storing body through a pointer parameter makes escape analysis
+	// treat buf as escaping to the heap, which would force every caller's buffer there.
 	if spec.Args == 0 {
-		return nil // any body bytes are ignored, as gearmand does
+		return pkt, total, nil // any body bytes are ignored, as gearmand does
 	}
 	terminated := spec.Args - 1 // arguments before the last one end in NUL
 	rest := body
 	for i := 0; i < terminated; i++ {
 		j := bytes.IndexByte(rest, 0)
 		if j < 0 {
-			return ErrMissingArgs
+			return pkt, 0, ErrMissingArgs
 		}
 		pkt.Args[i] = rest[:j:j]
 		rest = rest[j+1:]
 	}
 	pkt.Args[terminated] = rest
 	pkt.NArgs = spec.Args
-	return nil
+	return pkt, total, nil
 }
 
 // parseLine reads one "\n"-terminated admin line.
@@ -107,10 +108,11 @@ func parseLine(buf []byte) (pkt Packet, n int, err error) {
 		}
 		return pkt, 0, nil
 	}
-	line := buf[:i]
-	if len(line) > 0 && line[len(line)-1] == '\r' {
-		line = line[:len(line)-1]
+	end := i
+	if end > 0 && buf[end-1] == '\r' {
+		end--
 	}
+	line := buf[:end:end] // capped like the arguments: an append must not overwrite buf
 	pkt.Text = true
 	pkt.Line = line
 	return pkt, i + 1, nil
@@ -158,7 +160,26 @@ func (w *AdminWords) Word(i int) []byte {
 	return nil
 }
 
-// Is reports whether word i equals s, ignoring ASCII case.
+// Is reports whether word i equals s, ignoring ASCII case (as gearmand's strcasecmp does).
+//
+// Only ASCII letters fold: bytes.EqualFold would also match Unicode folds ("ſtatus" for
+// "status", the Kelvin sign for "k") and treat any two invalid UTF-8 bytes as equal.
 func (w *AdminWords) Is(i int, s string) bool {
-	return i < w.N && bytes.EqualFold(w.Words[i], []byte(s))
+	if i >= w.N || len(w.Words[i]) != len(s) {
+		return false
+	}
+	word := w.Words[i]
+	for j := 0; j < len(s); j++ {
+		if lowerASCII(word[j]) != lowerASCII(s[j]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + ('a' - 'A')
+	}
+	return c
 }

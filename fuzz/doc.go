@@ -1,0 +1,14 @@
+// Package fuzz holds Spur's native Go fuzz targets; it has no non-test code.
+//
+// Plain `go test ./fuzz/` runs every target over its seed corpus (testdata/fuzz/<Name>/ plus
+// the f.Add seeds). To fuzz one target:
+//
+//	go test ./fuzz/ -run '^$' -fuzz '^FuzzParse$' -fuzztime 60s
+//	go test ./fuzz/ -run '^$' -fuzz '^FuzzSplitAdmin$' -fuzztime 60s
+//
+// A failing input is written to testdata/fuzz/<Name>/; once the bug is fixed, keep that file
+// as a regression seed. The committed seed files are generated from the seed lists in
+// seeds_test.go:
+//
+//	go test ./fuzz/ -run '^TestSeedCorpus$' -update-corpus
+package fuzz
