@@ -131,6 +131,8 @@ func (s *Session) submit(p *codec.Packet, prio queue.Priority, background bool) 
 		Background: background,
 		RunAt:      runAt,
 		Seq:        e.jobSeq.Add(1),
+		// gearmand's builtin queue reports background jobs as persisted in `show jobs`.
+		Persisted: background,
 	}
 	if j.Data == nil {
 		j.Data = []byte{}

@@ -24,17 +24,19 @@ type Server struct {
 	e      *Engine
 	cfg    ListenConfig
 	booted chan struct{}
+	done   chan struct{} // closed when Run returns
 	eng    gnet.Engine
 }
 
 // NewServer prepares a gnet transport for e.
 func NewServer(e *Engine, cfg ListenConfig) *Server {
-	return &Server{e: e, cfg: cfg, booted: make(chan struct{})}
+	return &Server{e: e, cfg: cfg, booted: make(chan struct{}), done: make(chan struct{})}
 }
 
 // Run listens and serves until Stop; it returns once every loop has exited. It returns an
 // error straight away when a listener cannot be opened.
 func (srv *Server) Run() error {
+	defer close(srv.done)
 	addrs := make([]string, len(srv.cfg.Addrs))
 	for i, a := range srv.cfg.Addrs {
 		addrs[i] = "tcp://" + a
@@ -68,7 +70,17 @@ func (srv *Server) Stop(ctx context.Context) error {
 	default:
 		return errors.New("server not running")
 	}
-	return srv.eng.Stop(ctx)
+	// gnet's Stop polls for completion every 500 ms; Run returning is the earlier signal.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- srv.eng.Stop(ctx) }()
+	select {
+	case <-srv.done:
+		return nil
+	case err := <-stopped:
+		return err
+	}
 }
 
 // OnBoot implements gnet.EventHandler.
@@ -103,7 +115,9 @@ func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	if buf, _ := c.Peek(-1); len(buf) > 0 {
 		var n int
 		n, closeConn = s.Feed(buf)
-		_, _ = c.Discard(n)
+		if n > 0 { // gnet's Discard treats n <= 0 as "everything"
+			_, _ = c.Discard(n)
+		}
 	}
 	out, overflow := s.TakeOutput()
 	if out != nil {

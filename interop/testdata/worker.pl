@@ -1,0 +1,74 @@
+#!/usr/bin/perl
+# Interop test worker for Gearman::Worker (libgearman-client-perl).
+#
+# Usage: perl worker.pl HOST:PORT MAXJOBS FUNCTION=BEHAVIOUR [FUNCTION=BEHAVIOUR ...]
+#
+# Serves at most MAXJOBS jobs, then exits. Output lines (flushed):
+#   READY                                  all functions registered
+#   START <fn> <handle> <workload>         a job was assigned
+#   END <fn> <handle>                      the callback returned
+#   EXIT <jobs>                            leaving normally
+#
+# Behaviours:
+#   reverse  return scalar reverse(workload)
+#   upper    return uc(workload)
+#   fail     return undef (Gearman::Worker sends WORK_FAIL)
+#   status   set_status(1, 3), print "STATUS_SENT <handle>", wait for
+#            $RELEASE_FILE, return "status-done:<workload>"
+#   hold     wait for $RELEASE_FILE, return "held:<workload>"
+use strict;
+use warnings;
+use Gearman::Worker;
+use Time::HiRes qw(time sleep);
+
+$| = 1;
+die "usage: worker.pl HOST:PORT MAXJOBS FN=BEHAVIOUR...\n" if @ARGV < 3;
+my ($server, $max, @specs) = @ARGV;
+my $release = $ENV{RELEASE_FILE} // '';
+my $deadline = time + ($ENV{IDLE_DEADLINE} || 25);
+my $jobs = 0;
+
+sub wait_release {
+    my $until = time + 20;
+    while ($release ne '' && !-e $release) {
+        if (time > $until) { print "RELEASE_TIMEOUT\n"; return; }
+        sleep 0.01;
+    }
+}
+
+my $worker = Gearman::Worker->new(job_servers => [$server]);
+for my $spec (@specs) {
+    my ($fn, $behaviour) = split /=/, $spec, 2;
+    $worker->register_function($fn => sub {
+        my $job = shift;
+        $jobs++;
+        my $w = $job->arg;
+        my $h = $job->handle;
+        print "START $fn $h $w\n";
+        my $ret;
+        if ($behaviour eq 'reverse') {
+            $ret = scalar reverse $w;
+        } elsif ($behaviour eq 'upper') {
+            $ret = uc $w;
+        } elsif ($behaviour eq 'fail') {
+            $ret = undef;
+        } elsif ($behaviour eq 'status') {
+            $job->set_status(1, 3);
+            print "STATUS_SENT $h\n";
+            wait_release();
+            $ret = "status-done:$w";
+        } elsif ($behaviour eq 'hold') {
+            wait_release();
+            $ret = "held:$w";
+        } else {
+            print "UNKNOWN_BEHAVIOUR $behaviour\n";
+            exit 2;
+        }
+        print "END $fn $h\n";
+        return $ret;
+    }) or do { print "REGISTER_FAILED $fn\n"; exit 1; };
+}
+
+print "READY\n";
+$worker->work(stop_if => sub { $jobs >= $max || time > $deadline });
+print "EXIT $jobs\n";
