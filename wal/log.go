@@ -1,0 +1,375 @@
+package wal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// SyncMode is how durable a commit is before its Puts are acknowledged.
+type SyncMode int
+
+const (
+	// SyncAlways fsyncs every batch before acknowledging it: an acknowledged job survives a
+	// crash of the process or of the machine.
+	SyncAlways SyncMode = iota
+	// SyncBatch acknowledges once the batch is written to the log, and fsyncs the log every
+	// SyncInterval: a machine crash can lose the jobs acknowledged in the last interval.
+	SyncBatch
+	// SyncNone never fsyncs; the operating system writes the log when it chooses. A crash of
+	// the machine can lose whatever it had not written yet (typically up to ~30 s).
+	SyncNone
+)
+
+// ParseSyncMode reads "always", "batch" or "none".
+func ParseSyncMode(s string) (SyncMode, error) {
+	switch s {
+	case "always":
+		return SyncAlways, nil
+	case "batch":
+		return SyncBatch, nil
+	case "none":
+		return SyncNone, nil
+	}
+	return 0, fmt.Errorf("unknown sync mode %q (always, batch or none)", s)
+}
+
+// Options configure a Log.
+type Options struct {
+	Dir          string
+	Sync         SyncMode
+	SyncInterval time.Duration // SyncBatch's fsync period; default 100 ms
+	// MinFreeBytes is the free space the log keeps in reserve: when the disk has less, new
+	// jobs are refused with ErrDiskFull instead of letting the database hit a full disk
+	// (which Pebble treats as fatal). Deletes still go through. Default 64 MiB.
+	MinFreeBytes uint64
+	Logger       *slog.Logger
+}
+
+// ErrDiskFull refuses a Put when the disk is nearly full.
+var ErrDiskFull = errors.New("disk nearly full")
+
+// ErrClosed refuses a Put after Close.
+var ErrClosed = errors.New("job log closed")
+
+// seqBlock is how many sequence numbers one durable reservation covers.
+const seqBlock = 1 << 20
+
+// op is one queued write: a Put (rec != nil) or a Delete.
+type op struct {
+	seq  uint64
+	rec  *Record
+	done func(error)
+}
+
+// Log is an open job log. Its methods are safe for concurrent use.
+type Log struct {
+	db   *pebble.DB
+	opts Options
+	log  *slog.Logger
+
+	mu        sync.Mutex
+	wake      *sync.Cond // signals the committer: queue non-empty or closing
+	reserved  *sync.Cond // signals NextSeq waiters: durableSeq moved
+	queue     []op
+	closing   bool
+	closed    bool
+	seq       uint64 // last sequence number issued
+	asked     uint64 // reservation requested (written by the next batch)
+	durable   uint64 // reservation known to be on disk
+	committer sync.WaitGroup
+	syncStop  chan struct{}
+}
+
+// Open opens (or creates) the log in opts.Dir and returns it with every job record it holds,
+// in submission order. A directory another process has open, or one that is unreadable or
+// corrupt, is an error that says so; nothing is dropped silently.
+func Open(opts Options) (*Log, []Record, error) {
+	if opts.SyncInterval <= 0 {
+		opts.SyncInterval = 100 * time.Millisecond
+	}
+	if opts.MinFreeBytes == 0 {
+		opts.MinFreeBytes = 64 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("data dir: %w", err)
+	}
+	db, err := pebble.Open(opts.Dir, &pebble.Options{
+		// FormatNewest writes sync offsets into the write-ahead log, which lets recovery tell
+		// a torn tail (tolerated: those writes were never acknowledged) from corruption in
+		// the middle of the log (refused: acknowledged jobs would be lost silently).
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             pebbleLogger{opts.Logger},
+	})
+	if err != nil {
+		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, nil, fmt.Errorf("data dir %s is locked by another process (is another spurd running?): %w", opts.Dir, err)
+		}
+		if errors.Is(err, pebble.ErrCorruption) {
+			return nil, nil, fmt.Errorf("the job log in %s is corrupt and acknowledged jobs would be lost; "+
+				"restore it from a backup or move it aside to start empty: %w", opts.Dir, err)
+		}
+		return nil, nil, fmt.Errorf("cannot open the job log in %s: %w", opts.Dir, err)
+	}
+	l := &Log{db: db, opts: opts, log: opts.Logger, syncStop: make(chan struct{})}
+	l.wake = sync.NewCond(&l.mu)
+	l.reserved = sync.NewCond(&l.mu)
+	recs, err := l.recover()
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	// Start a fresh write-ahead log: the one a new database opens with predates the format
+	// ratchet and carries no sync offsets. This also moves the recovered jobs into a table.
+	if err := db.Flush(); err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("cannot write to the job log in %s: %w", opts.Dir, err)
+	}
+	// Reserve the first block synchronously: handles issued from now on are above anything
+	// this directory has ever issued.
+	l.asked = l.seq + seqBlock
+	if err := db.Set(metaSeqKey, binary.BigEndian.AppendUint64(nil, l.asked), pebble.Sync); err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("cannot write to the job log in %s: %w", opts.Dir, err)
+	}
+	l.durable = l.asked
+	l.committer.Add(1)
+	go l.commitLoop()
+	if opts.Sync == SyncBatch {
+		go l.syncLoop()
+	}
+	return l, recs, nil
+}
+
+// recover reads the reservation and every job record.
+func (l *Log) recover() ([]Record, error) {
+	v, closer, err := l.db.Get(metaSeqKey)
+	switch {
+	case err == nil:
+		if len(v) != 8 {
+			closer.Close()
+			return nil, fmt.Errorf("%w: sequence reservation has %d bytes", ErrCorrupt, len(v))
+		}
+		l.seq = binary.BigEndian.Uint64(v)
+		closer.Close()
+	case errors.Is(err, pebble.ErrNotFound):
+	default:
+		return nil, fmt.Errorf("cannot read the job log: %w", err)
+	}
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: []byte{jobPrefix}, UpperBound: []byte{jobPrefix + 1}})
+	if err != nil {
+		return nil, fmt.Errorf("cannot read the job log: %w", err)
+	}
+	defer it.Close()
+	var recs []Record
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		if len(k) != 9 {
+			return nil, fmt.Errorf("%w: key %x", ErrCorrupt, k)
+		}
+		seq := binary.BigEndian.Uint64(k[1:])
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return nil, fmt.Errorf("cannot read job %d from the job log: %w", seq, err)
+		}
+		r, err := decodeRecord(seq, v)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, r)
+		l.seq = max(l.seq, seq)
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("cannot read the job log: %w", err)
+	}
+	return recs, nil
+}
+
+// NextSeq issues a sequence number never issued before in this directory. It waits only in
+// the unlikely case that half a reservation block was used up before the next block became
+// durable.
+func (l *Log) NextSeq() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.seq++
+	if l.seq+seqBlock/2 > l.asked {
+		l.asked += seqBlock
+		l.wake.Signal()
+	}
+	for l.seq > l.durable && !l.closed {
+		l.reserved.Wait()
+	}
+	return l.seq
+}
+
+// Put queues r for the next batch; done(nil) runs once it is durable, done(err) if it could
+// not be written. done always runs on the committer goroutine, in Put order, never inside
+// Put, and must not block. r must not change until done runs. After Close, Put returns
+// ErrClosed and done never runs.
+func (l *Log) Put(r *Record, done func(error)) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing {
+		return ErrClosed
+	}
+	l.queue = append(l.queue, op{seq: r.Seq, rec: r, done: done})
+	l.wake.Signal()
+	return nil
+}
+
+// Delete queues the removal of the record with this sequence number.
+func (l *Log) Delete(seq uint64) {
+	l.mu.Lock()
+	if !l.closing {
+		l.queue = append(l.queue, op{seq: seq})
+		l.wake.Signal()
+	}
+	l.mu.Unlock()
+}
+
+// Close commits what is queued, syncs and closes the database.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	if l.closing {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closing = true
+	l.wake.Signal()
+	l.mu.Unlock()
+	l.committer.Wait()
+	if l.opts.Sync == SyncBatch {
+		close(l.syncStop)
+	}
+	err := l.db.LogData(nil, pebble.Sync)
+	l.mu.Lock()
+	l.closed = true
+	l.reserved.Broadcast()
+	l.mu.Unlock()
+	if cerr := l.db.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (l *Log) commitLoop() {
+	defer l.committer.Done()
+	var spare []op
+	batch := l.db.NewBatch()
+	var scratch []byte
+	for {
+		l.mu.Lock()
+		for len(l.queue) == 0 && l.asked == l.durable && !l.closing {
+			l.wake.Wait()
+		}
+		ops, asked, closing := l.queue, l.asked, l.closing
+		l.queue = spare[:0]
+		l.mu.Unlock()
+
+		batch.Reset()
+		refuse := l.diskFull()
+		for _, o := range ops {
+			switch {
+			case o.rec == nil:
+				_ = batch.Delete(jobKey(scratch[:0], o.seq), nil)
+			case refuse == nil:
+				scratch = appendRecord(jobKey(scratch[:0], o.seq), o.rec)
+				_ = batch.Set(scratch[:9], scratch[9:], nil)
+			}
+		}
+		_ = batch.Set(metaSeqKey, binary.BigEndian.AppendUint64(scratch[:0], asked), nil)
+		err := batch.Commit(l.writeOpts())
+		if err != nil {
+			l.log.Error("job log commit failed", "error", err)
+		} else {
+			l.mu.Lock()
+			l.durable = asked
+			l.reserved.Broadcast()
+			l.mu.Unlock()
+		}
+		for i, o := range ops {
+			if o.done != nil {
+				switch {
+				case refuse != nil:
+					o.done(refuse)
+				default:
+					o.done(err)
+				}
+			}
+			ops[i] = op{}
+		}
+		spare = ops
+		if closing {
+			l.mu.Lock()
+			empty := len(l.queue) == 0
+			l.mu.Unlock()
+			if empty {
+				_ = batch.Close()
+				return
+			}
+		}
+	}
+}
+
+func (l *Log) writeOpts() *pebble.WriteOptions {
+	if l.opts.Sync == SyncAlways {
+		return pebble.Sync
+	}
+	return pebble.NoSync
+}
+
+// diskFull returns ErrDiskFull (with the figures) when the data dir's file system has less
+// free space than the reserve.
+func (l *Log) diskFull() error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(l.opts.Dir, &st); err != nil {
+		return nil // cannot tell; let the write decide
+	}
+	free := st.Bavail * uint64(st.Bsize)
+	if free >= l.opts.MinFreeBytes {
+		return nil
+	}
+	return fmt.Errorf("%w: %d bytes free in %s, %d kept in reserve", ErrDiskFull, free, l.opts.Dir, l.opts.MinFreeBytes)
+}
+
+func (l *Log) syncLoop() {
+	t := time.NewTicker(l.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.syncStop:
+			return
+		case <-t.C:
+			if err := l.db.LogData(nil, pebble.Sync); err != nil {
+				l.log.Error("job log sync failed", "error", err)
+			}
+		}
+	}
+}
+
+// pebbleLogger routes Pebble's messages into slog. Pebble calls Fatalf when it cannot go on
+// (a failed log write); spurd then exits, and a restart recovers every acknowledged job.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg, "component", "pebble", "fatal", true)
+	fmt.Fprintf(os.Stderr, "spurd: fatal job log error: %s\n", msg)
+	os.Exit(70)
+}
