@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -112,7 +113,7 @@ func Open(opts Options) (*Log, []Record, error) {
 		Logger:             pebbleLogger{opts.Logger},
 	})
 	if err != nil {
-		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK) {
+		if errors.Is(err, syscall.EAGAIN) || strings.Contains(err.Error(), "lock held") {
 			return nil, nil, fmt.Errorf("data dir %s is locked by another process (is another spurd running?): %w", opts.Dir, err)
 		}
 		if errors.Is(err, pebble.ErrCorruption) {

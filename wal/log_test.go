@@ -93,8 +93,8 @@ func TestDecodeRejectsDamagedRecords(t *testing.T) {
 		}
 	}
 	for _, mutate := range []func([]byte){
-		func(b []byte) { b[0] = 99 },   // version
-		func(b []byte) { b[1] = 7 },    // priority
+		func(b []byte) { b[0] = 99 },    // version
+		func(b []byte) { b[1] = 7 },     // priority
 		func(b []byte) { b[2] |= 0x80 }, // flags
 	} {
 		b := bytes.Clone(enc)
