@@ -165,6 +165,7 @@ func (s *Session) grab(kind codec.Type) {
 	for i, r := range regs {
 		sh := r.fn.Shard()
 		sh.Lock()
+		s.e.promoteDue(r.fn, t)
 		j := r.fn.Pop(t)
 		for j != nil && j.Ignore {
 			r.fn.Forget(j) // cancelled or abandoned while queued: reaped here
@@ -231,9 +232,10 @@ func (s *Session) preSleep() {
 		ready := r.fn.HasReady(t)
 		sh.Unlock()
 		if ready {
-			if s.noopSent.CompareAndSwap(false, true) {
-				s.send(appendNoop)
-			}
+			// Always answered, even if a NOOP went out since the last grab: the worker is
+			// asking again and a job is waiting (gearmand checks no flag here either).
+			s.noopSent.Store(true)
+			s.send(appendNoop)
 			return
 		}
 	}

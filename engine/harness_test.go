@@ -219,3 +219,67 @@ func (c *client) grab() (handle, fn, unique, data string) {
 	p := c.expect(codec.JobAssignUniq)
 	return p.args[0], p.args[1], p.args[2], p.args[3]
 }
+
+// rawPacket builds a binary packet byte for byte: any magic, any type, any body (the body is
+// sent as is, so it may hold too few NULs or a length the type does not expect).
+func rawPacket(magic [4]byte, typ uint32, body []byte) []byte {
+	b := make([]byte, 0, codec.HeaderSize+len(body))
+	b = append(b, magic[:]...)
+	b = binary.BigEndian.AppendUint32(b, typ)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(body)))
+	return append(b, body...)
+}
+
+// expectBody reads one packet and checks its type and its exact body bytes.
+func (c *client) expectBody(typ codec.Type, body string) packet {
+	c.t.Helper()
+	p := c.recv()
+	if p.typ != typ || string(p.body) != body {
+		c.t.Fatalf("got %s body %q, want %s body %q", p.typ, p.body, typ, body)
+	}
+	return p
+}
+
+// syncEcho round-trips an ECHO_REQ with a fresh payload and checks that ECHO_RES is the very
+// next packet. Replies on a connection are ordered, so this proves that everything sent
+// before it was processed without a reply, and that the connection and server still work.
+func (c *client) syncEcho() {
+	c.t.Helper()
+	data := fmt.Sprintf("sync-%d\x00%p", time.Now().UnixNano(), c)
+	c.send(codec.EchoReq, data)
+	c.expectBody(codec.EchoRes, data)
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers added for semantics_test.go and admin_test.go.
+
+// expectErrorPacket reads one packet and checks it is ERROR code\0text.
+func (c *client) expectErrorPacket(code, text string) {
+	c.t.Helper()
+	c.expect(codec.Error, code, text)
+}
+
+// jobStatus sends GET_STATUS and returns the STATUS_RES arguments
+// (handle, known, running, numerator, denominator).
+func (c *client) jobStatus(handle string) []string {
+	c.t.Helper()
+	c.send(codec.GetStatus, handle)
+	return c.expect(codec.StatusRes).args
+}
+
+// waitAdmin polls an admin command on c until it answers want, failing after 5s with the
+// last reply. Use it to wait for the server to notice a disconnect.
+func waitAdmin(t testing.TB, c *client, cmd, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := c.admin(cmd)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: got %q, want %q (waited 5s)", cmd, got, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -122,7 +122,9 @@ func (e *Engine) armDueTimer(f *queue.Function) {
 	if !ok || (f.WakeTimer != nil && f.WakeAt != 0 && f.WakeAt <= due) {
 		return
 	}
-	d := time.Until(time.Unix(due, 0))
+	// Clamp absurd epochs: time.Unix overflows near MaxInt64 and would fire at once, forever.
+	// Past the clamp time.Until saturates at the largest Duration (~292 years).
+	d := time.Until(time.Unix(min(due, maxTimerEpoch), 0))
 	f.WakeAt = due
 	if f.WakeTimer == nil {
 		f.WakeTimer = time.AfterFunc(d, func() { e.onDue(f) })
@@ -131,15 +133,27 @@ func (e *Engine) armDueTimer(f *queue.Function) {
 	f.WakeTimer.Reset(d)
 }
 
+// maxTimerEpoch is far beyond any real schedule (year ~36800) yet safe for time.Unix.
+const maxTimerEpoch = 1 << 40
+
 func (e *Engine) onDue(f *queue.Function) {
 	sh := f.Shard()
 	sh.Lock()
 	defer sh.Unlock()
 	f.WakeAt = 0
-	if f.PromoteDue(now()) > 0 {
-		e.wakeWorkers(f)
-	}
+	e.promoteDue(f, now())
 	e.armDueTimer(f)
+}
+
+// promoteDue moves f's scheduled jobs that have come due into their queues and wakes
+// sleeping workers for each of them, as a submit of each would.
+func (e *Engine) promoteDue(f *queue.Function, t int64) {
+	for n := f.PromoteDue(t); n > 0; n-- {
+		e.wakeWorkers(f)
+		if e.cfg.WorkerWakeup == 0 {
+			return // one pass already woke every sleeping worker
+		}
+	}
 }
 
 // armTimeout starts the CAN_DO_TIMEOUT clock of one assignment. On expiry the job is

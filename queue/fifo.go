@@ -1,8 +1,9 @@
 package queue
 
 // fifo is a queue of jobs backed by one slice. Popping leaves a hole at the front that is
-// reclaimed by compaction, and a drained queue drops an oversized backing array, so memory
-// comes back after a large queue empties (gearman/gearmand#284).
+// reclaimed by compaction, and a queue whose backlog falls to a quarter of its backing array
+// moves to a smaller one, so memory comes back after a large queue drains
+// (gearman/gearmand#284).
 type fifo struct {
 	items []*Job
 	head  int
@@ -36,13 +37,20 @@ func (q *fifo) pop() *Job {
 	j := q.items[q.head]
 	q.items[q.head] = nil
 	q.head++
-	if q.head == len(q.items) {
+	switch n := q.len(); {
+	case n == 0:
 		q.head = 0
 		if cap(q.items) > fifoKeepCap {
 			q.items = nil
 		} else {
 			q.items = q.items[:0]
 		}
+	case cap(q.items) > fifoKeepCap && n*4 < cap(q.items):
+		// A backlog that shrank to a quarter of its peak gives the rest back, even if the
+		// function never quite empties. Halving at most per shrink keeps pops O(1) amortised.
+		items := make([]*Job, n, max(2*n, fifoKeepCap))
+		copy(items, q.items[q.head:])
+		q.items, q.head = items, 0
 	}
 	return j
 }
