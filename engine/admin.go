@@ -221,7 +221,7 @@ func (e *Engine) cancelJob(h []byte) bool {
 	}
 	j.Listeners = nil
 	j.Fn.Ignore(j)
-	j.Persisted = false
+	e.unpersist(j)
 	e.log.Info("job cancelled by admin", "handle", j.Handle, "function", j.Fn.Name)
 	return true
 }

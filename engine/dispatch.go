@@ -107,13 +107,29 @@ func (s *Session) submit(p *codec.Packet, prio queue.Priority, background bool) 
 	}
 
 	e := s.e
+	if e.draining.Load() {
+		s.sendError("QUEUE_ERROR", "Server is shutting down")
+		return
+	}
 	sh := e.reg.ShardFor(fn)
 	sh.Lock()
 	defer sh.Unlock()
 	f := sh.Ensure(fn)
 	if j := f.Coalesce(unique, data); j != nil {
-		if !background {
+		switch {
+		case !background:
 			e.attach(j, s)
+		case !j.Background:
+			// A background submit joining a foreground job makes it a background job: it
+			// must now outlive its foreground clients, and be durable before this
+			// submitter is told it exists.
+			j.Background = true
+			e.persist(s, j)
+			return
+		case j.Persisted && e.store != nil:
+			// The job's own record may still be on its way to disk: answer after it.
+			e.answerWhenDurable(s, j)
+			return
 		}
 		s.sendJobCreated(j)
 		return
@@ -122,38 +138,33 @@ func (s *Session) submit(p *codec.Packet, prio queue.Priority, background bool) 
 		s.sendError("QUEUE_ERROR", errQueueFull)
 		return
 	}
+	seq, handle := e.newHandle()
 	j := &queue.Job{
-		Handle:     e.newHandle(),
+		Handle:     handle,
+		Seq:        seq,
 		Unique:     string(unique),
 		Reducer:    string(reducer),
 		Data:       bytes.Clone(data),
 		Priority:   prio,
 		Background: background,
 		RunAt:      runAt,
-		Seq:        e.jobSeq.Add(1),
-		// gearmand's builtin queue reports background jobs as persisted in `show jobs`.
-		Persisted: background,
 	}
 	if j.Data == nil {
 		j.Data = []byte{}
 	}
 	f.Enqueue(j, now())
-	if !background {
+	if background {
+		e.persist(s, j) // JOB_CREATED goes out once the job is durable
+	} else {
 		e.attach(j, s)
+		// Buffered before the shard is released, so no WORK_* packet of this job can reach
+		// the client ahead of it.
+		s.sendJobCreated(j)
 	}
-	// JOB_CREATED is buffered before the shard is released, so no WORK_* packet of this job
-	// can reach the client ahead of it.
-	s.sendJobCreated(j)
 	e.jobQueued(f, j)
 }
 
-func (s *Session) sendJobCreated(j *queue.Job) {
-	h := j.Handle
-	s.send(func(b []byte) []byte {
-		b = codec.AppendHeader(b, codec.JobCreated, len(h))
-		return append(b, h...)
-	})
-}
+func (s *Session) sendJobCreated(j *queue.Job) { s.send(jobCreated(j)) }
 
 // grab hands the worker its next job: its registrations are walked newest first and the
 // first function with a ready job serves its best one (gearmand 1.1's per-function priority).
@@ -161,6 +172,9 @@ func (s *Session) grab(kind codec.Type) {
 	s.sleeping.Store(false)
 	s.noopSent.Store(false)
 	regs := s.snapshotRegs()
+	if s.e.draining.Load() {
+		regs = nil // shutting down: queued jobs stay queued for the next start
+	}
 	t := now()
 	for i, r := range regs {
 		sh := r.fn.Shard()
@@ -168,6 +182,7 @@ func (s *Session) grab(kind codec.Type) {
 		s.e.promoteDue(r.fn, t)
 		j := r.fn.Pop(t)
 		for j != nil && j.Ignore {
+			s.e.unpersist(j)
 			r.fn.Forget(j) // cancelled or abandoned while queued: reaped here
 			j = r.fn.Pop(t)
 		}

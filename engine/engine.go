@@ -17,6 +17,7 @@ import (
 
 	"github.com/spur-gearman/spur/codec"
 	"github.com/spur-gearman/spur/queue"
+	"github.com/spur-gearman/spur/wal"
 )
 
 // Version is reported by the admin `version` command and -V.
@@ -38,6 +39,18 @@ type Config struct {
 	// OnShutdown is called (in its own goroutine) when a loopback admin connection sends
 	// `shutdown` or `shutdown graceful`.
 	OnShutdown func(graceful bool)
+	// Store makes background jobs durable; nil keeps every job in memory only (-q builtin).
+	Store Store
+}
+
+// Store is the durable job log behind background jobs; *wal.Log implements it. Put and
+// Barrier callbacks run on the store's own goroutine, in call order, after the write is
+// durable; they must not take a shard lock (the engine may be waiting in NextSeq under one).
+type Store interface {
+	NextSeq() uint64
+	Put(r *wal.Record, done func(error)) error
+	Barrier(done func(error)) error
+	Delete(seq uint64)
 }
 
 // Engine owns all jobs, functions and sessions. Its methods are safe for concurrent use.
@@ -46,9 +59,10 @@ type Engine struct {
 	log *slog.Logger
 	reg *queue.Registry
 
-	handleSeq atomic.Uint64 // last job handle number issued
-	jobSeq    atomic.Uint64 // submission order, for stable ordering of scheduled jobs
+	store     Store
+	handleSeq atomic.Uint64 // last job number issued when there is no store
 	sessionID atomic.Uint64
+	draining  atomic.Bool // shutting down: no new jobs are accepted or handed out
 
 	sessMu   sync.Mutex // guards sessions; never held while taking another lock
 	sessions map[uint64]*Session
@@ -77,20 +91,71 @@ func New(cfg Config) *Engine {
 	}
 	return &Engine{
 		cfg:      cfg,
+		store:    cfg.Store,
 		log:      cfg.Logger,
 		reg:      queue.NewRegistry(),
 		sessions: make(map[uint64]*Session),
 	}
 }
 
-// newHandle returns a job handle never issued before by this engine.
-func (e *Engine) newHandle() string {
-	n := e.handleSeq.Add(1)
+// newHandle returns a job number and handle never issued before: by this engine, or with a
+// store, by any earlier run on the same data.
+func (e *Engine) newHandle() (uint64, string) {
+	var n uint64
+	if e.store != nil {
+		n = e.store.NextSeq()
+	} else {
+		n = e.handleSeq.Add(1)
+	}
 	b := make([]byte, 0, len(e.cfg.HandlePrefix)+12)
 	b = append(b, e.cfg.HandlePrefix...)
 	b = append(b, ':')
 	b = strconv.AppendUint(b, n, 10)
-	return string(b)
+	return n, string(b)
+}
+
+// Restore queues jobs recovered from the store, in the order given (submission order), with
+// their handles, uniques, reducers and run-at times. Call before serving.
+func (e *Engine) Restore(recs []wal.Record) {
+	t := now()
+	for i := range recs {
+		r := &recs[i]
+		sh := e.reg.ShardFor([]byte(r.Function))
+		sh.Lock()
+		f := sh.Ensure([]byte(r.Function))
+		j := &queue.Job{
+			Handle:     r.Handle,
+			Seq:        r.Seq,
+			Unique:     r.Unique,
+			Reducer:    r.Reducer,
+			Data:       r.Data,
+			Priority:   queue.Priority(r.Priority),
+			RunAt:      r.RunAt,
+			Background: true,
+			Persisted:  true,
+		}
+		f.Enqueue(j, t)
+		if j.State == queue.Delayed {
+			e.armDueTimer(f)
+		}
+		sh.Unlock()
+	}
+}
+
+// Drain stops the engine from accepting new jobs (submits get ERROR QUEUE_ERROR) and from
+// handing out queued ones (grabs get NO_JOB), so that running jobs can finish before a
+// graceful shutdown. Jobs still queued stay in the store for the next start.
+func (e *Engine) Drain() { e.draining.Store(true) }
+
+// Running returns how many jobs are assigned to workers.
+func (e *Engine) Running() int {
+	n := 0
+	e.reg.EachShard(func(sh *queue.Shard) {
+		for _, f := range sh.Functions() {
+			n += f.Running
+		}
+	})
+	return n
 }
 
 // now is the clock scheduled jobs are compared against, in unix seconds.

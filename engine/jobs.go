@@ -5,6 +5,7 @@ import (
 
 	"github.com/spur-gearman/spur/codec"
 	"github.com/spur-gearman/spur/queue"
+	"github.com/spur-gearman/spur/wal"
 )
 
 // The functions in this file change job state. Each is called with the job's function shard
@@ -51,7 +52,104 @@ func (e *Engine) finish(j *queue.Job, notify func(b []byte, l *Session) []byte) 
 	if w, ok := j.Worker.(*Session); ok {
 		w.unassign(j)
 	}
+	e.unpersist(j)
 	j.Fn.Finish(j)
+}
+
+// persist makes background job j durable and answers its submitter s with JOB_CREATED once
+// it is, or with ERROR QUEUE_ERROR if it cannot be written (the job is then withdrawn).
+// Without a store the job is acknowledged at once; `show jobs` still reports it persisted,
+// as gearmand's builtin queue does.
+func (e *Engine) persist(s *Session, j *queue.Job) {
+	j.Persisted = true
+	if e.store == nil {
+		s.sendJobCreated(j)
+		return
+	}
+	slot := s.holdReply()
+	rec := &wal.Record{
+		Seq:      j.Seq,
+		Handle:   j.Handle,
+		Function: j.Fn.Name,
+		Unique:   j.Unique,
+		Reducer:  j.Reducer,
+		Priority: uint8(j.Priority),
+		RunAt:    j.RunAt,
+		Data:     j.Data,
+	}
+	err := e.store.Put(rec, func(err error) { e.persisted(s, slot, j, err) })
+	if err != nil {
+		j.Persisted = false
+		e.withdraw(j)
+		s.fillReply(slot, queueError(err))
+	}
+}
+
+// persisted runs on the store's goroutine when j's record is written (or refused).
+func (e *Engine) persisted(s *Session, slot *replySlot, j *queue.Job, err error) {
+	if err == nil {
+		s.fillReply(slot, jobCreated(j))
+		return
+	}
+	e.log.Error("background job refused: cannot write it to the job log", "handle", j.Handle, "error", err)
+	s.fillReply(slot, queueError(err))
+	// Store callbacks must not take a shard lock (see Store).
+	go func() {
+		sh := j.Fn.Shard()
+		sh.Lock()
+		defer sh.Unlock()
+		j.Persisted = false
+		e.withdraw(j)
+	}()
+}
+
+// answerWhenDurable sends s the JOB_CREATED of an existing persisted job once everything
+// written so far, that job's record included, is durable.
+func (e *Engine) answerWhenDurable(s *Session, j *queue.Job) {
+	slot := s.holdReply()
+	err := e.store.Barrier(func(err error) {
+		if err != nil {
+			s.fillReply(slot, queueError(err))
+			return
+		}
+		s.fillReply(slot, jobCreated(j))
+	})
+	if err != nil {
+		s.fillReply(slot, queueError(err))
+	}
+}
+
+// withdraw takes back a job whose acknowledgement failed, unless a worker already runs it or
+// a foreground client waits for it (then it simply stops being a background job).
+func (e *Engine) withdraw(j *queue.Job) {
+	switch {
+	case j.State == queue.Done || j.State == queue.Running:
+	case len(j.Listeners) > 0:
+		j.Background = false
+	default:
+		j.Fn.Ignore(j)
+	}
+}
+
+// unpersist deletes j's record from the store, if it has one.
+func (e *Engine) unpersist(j *queue.Job) {
+	if j.Persisted && e.store != nil {
+		e.store.Delete(j.Seq)
+	}
+	j.Persisted = false
+}
+
+func jobCreated(j *queue.Job) func([]byte) []byte {
+	h := j.Handle
+	return func(b []byte) []byte {
+		b = codec.AppendHeader(b, codec.JobCreated, len(h))
+		return append(b, h...)
+	}
+}
+
+func queueError(err error) func([]byte) []byte {
+	text := err.Error()
+	return func(b []byte) []byte { return codec.AppendError(b, "QUEUE_ERROR", text) }
 }
 
 // failJob ends j with WORK_FAIL to every listener.

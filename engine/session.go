@@ -49,6 +49,7 @@ type Session struct {
 
 	mu          sync.Mutex // a leaf lock: guards everything below
 	out         *bytebufferpool.ByteBuffer
+	held        []*replySlot // replies waiting behind a durable submit's answer, in order
 	inLoop      bool // Feed is running on the session's loop, which flushes afterwards
 	wakePending bool // a Wake is on its way to the loop
 	overflow    bool // out exceeded the outbound cap
@@ -126,6 +127,15 @@ func (s *Session) protocolError(p *codec.Packet, err error) {
 	s.e.log.Info("closing connection after protocol error", "conn", s.id, "remote", s.ip, "type", p.Type.String(), "error", err)
 }
 
+// replySlot holds a place in a session's reply stream for an answer not known yet: the
+// JOB_CREATED of a durable submit, sent once its batch is committed. Everything the session
+// is sent after the slot waits behind it, so replies keep request order (libgearman matches
+// JOB_CREATED to its requests by order alone).
+type replySlot struct {
+	b     []byte
+	ready bool
+}
+
 // send appends an outbound packet built by build. Safe from any goroutine; it never writes to
 // the socket itself, so callers may hold a shard lock.
 func (s *Session) send(build func([]byte) []byte) {
@@ -134,6 +144,22 @@ func (s *Session) send(build func([]byte) []byte) {
 		s.mu.Unlock()
 		return
 	}
+	if n := len(s.held); n > 0 {
+		last := s.held[n-1]
+		if !last.ready {
+			last = &replySlot{ready: true}
+			s.held = append(s.held, last)
+		}
+		last.b = build(last.b)
+		s.mu.Unlock()
+		return
+	}
+	s.appendOut(build)
+	s.unlockAndWake()
+}
+
+// appendOut adds to the bytes ready to be written. Call with s.mu held.
+func (s *Session) appendOut(build func([]byte) []byte) {
 	if s.out == nil {
 		s.out = outPool.Get()
 	}
@@ -141,6 +167,10 @@ func (s *Session) send(build func([]byte) []byte) {
 	if len(s.out.B) > s.e.cfg.MaxOutbound {
 		s.overflow = true
 	}
+}
+
+// unlockAndWake releases s.mu and makes sure the session's loop will flush what is ready.
+func (s *Session) unlockAndWake() {
 	wake := !s.inLoop && !s.wakePending
 	if wake {
 		s.wakePending = true
@@ -149,6 +179,40 @@ func (s *Session) send(build func([]byte) []byte) {
 	if wake {
 		s.t.Wake()
 	}
+}
+
+// holdReply reserves the session's next reply; later sends queue behind it until fillReply.
+func (s *Session) holdReply() *replySlot {
+	slot := &replySlot{}
+	s.mu.Lock()
+	if !s.closed {
+		s.held = append(s.held, slot)
+	}
+	s.mu.Unlock()
+	return slot
+}
+
+// fillReply writes the reserved reply and releases everything queued behind it up to the next
+// unfilled slot. Safe from any goroutine.
+func (s *Session) fillReply(slot *replySlot, build func([]byte) []byte) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	slot.b = build(slot.b)
+	slot.ready = true
+	i := 0
+	for ; i < len(s.held) && s.held[i].ready; i++ {
+		b := s.held[i].b
+		s.appendOut(func(out []byte) []byte { return append(out, b...) })
+		s.held[i] = nil
+	}
+	s.held = s.held[i:]
+	if len(s.held) == 0 {
+		s.held = nil
+	}
+	s.unlockAndWake()
 }
 
 func (s *Session) sendPacket(t codec.Type, args ...[]byte) {
@@ -247,7 +311,7 @@ func (s *Session) Close() {
 	s.mu.Lock()
 	s.closed = true
 	regs, assigned, listening := s.regs, s.assigned, s.listening
-	s.regs, s.assigned, s.listening = nil, nil, nil
+	s.regs, s.assigned, s.listening, s.held = nil, nil, nil, nil
 	if s.out != nil {
 		outPool.Put(s.out)
 		s.out = nil

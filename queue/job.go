@@ -64,7 +64,8 @@ const (
 type Peer interface{ PeerID() uint64 }
 
 // Job is one unit of work. Its fields are guarded by its function's shard lock, except the
-// immutable identity fields (Handle, Fn, Unique, Reducer, Data, Priority, Background, RunAt).
+// immutable identity fields (Handle, Seq, Fn, Unique, Reducer, Data, Priority, RunAt), which
+// may be read without it.
 type Job struct {
 	Handle     string
 	Fn         *Function
@@ -72,9 +73,12 @@ type Job struct {
 	Reducer    string
 	Data       []byte
 	Priority   Priority
-	Background bool  // submitted without a listener; such jobs are the durable ones
-	RunAt      int64 // unix seconds; 0 = as soon as possible
-	Seq        uint64
+	RunAt      int64  // unix seconds; 0 = as soon as possible
+	Seq        uint64 // the handle's number: submission order, unique across restarts
+
+	// Background: some submitter did not wait for the result, so the job must not be dropped
+	// when its foreground clients leave; such jobs are the durable ones.
+	Background bool
 
 	State     State
 	Ignore    bool   // cancelled or abandoned: dropped when a grab reaches it, result discarded

@@ -63,7 +63,8 @@ var ErrClosed = errors.New("job log closed")
 // seqBlock is how many sequence numbers one durable reservation covers.
 const seqBlock = 1 << 20
 
-// op is one queued write: a Put (rec != nil) or a Delete.
+// op is one queued item: a Put (rec != nil), a Delete (rec and done nil) or a Barrier (rec nil,
+// done set).
 type op struct {
 	seq  uint64
 	rec  *Record
@@ -228,6 +229,19 @@ func (l *Log) Put(r *Record, done func(error)) error {
 	return nil
 }
 
+// Barrier calls done once every Put queued before it is durable, with the same guarantees
+// and the same callback rules as Put; it writes nothing itself.
+func (l *Log) Barrier(done func(error)) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing {
+		return ErrClosed
+	}
+	l.queue = append(l.queue, op{done: done})
+	l.wake.Signal()
+	return nil
+}
+
 // Delete queues the removal of the record with this sequence number.
 func (l *Log) Delete(seq uint64) {
 	l.mu.Lock()
@@ -281,6 +295,8 @@ func (l *Log) commitLoop() {
 		refuse := l.diskFull()
 		for _, o := range ops {
 			switch {
+			case o.rec == nil && o.done != nil:
+				// a barrier: nothing to write
 			case o.rec == nil:
 				_ = batch.Delete(jobKey(scratch[:0], o.seq), nil)
 			case refuse == nil:
@@ -301,7 +317,7 @@ func (l *Log) commitLoop() {
 		for i, o := range ops {
 			if o.done != nil {
 				switch {
-				case refuse != nil:
+				case refuse != nil && o.rec != nil:
 					o.done(refuse)
 				default:
 					o.done(err)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/spur-gearman/spur/codec"
 	"github.com/spur-gearman/spur/engine"
+	"github.com/spur-gearman/spur/wal"
 )
 
 // options are the parsed command line.
@@ -45,6 +46,9 @@ type options struct {
 	ssl           bool
 	dataDir       string
 	syncMode      string
+	syncInterval  time.Duration
+	minFreeDisk   uint64
+	shutdownWait  time.Duration
 	maxPacketSize uint32
 	httpAddr      string
 }
@@ -108,11 +112,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.IntVar(&o.keepCount, "keepalive-count", -1, "keepalive probes before the connection is dropped (with --keepalive)")
 	fs.StringVar(&o.handlePrefix, "job-handle-prefix", "", `job handle prefix (default "H:<hostname>")`)
 	fs.BoolVarP(&o.version, "version", "V", false, "print the version and exit")
-	fs.StringVarP(&o.queueType, "queue-type", "q", "builtin", `job queue: "builtin" keeps jobs in memory only; the durable "pebble" queue is not built yet`)
+	fs.StringVarP(&o.queueType, "queue-type", "q", "pebble", `job queue: "pebble" writes background jobs to a log in --data-dir before acknowledging them; "builtin" keeps everything in memory only`)
 	fs.BoolVar(&o.exceptions, "exceptions", false, "every connection starts with the exceptions option on")
 	fs.BoolVar(&o.ssl, "ssl", false, "serve TLS (not supported yet: spurd refuses to start rather than serve plaintext)")
 	fs.StringVar(&o.dataDir, "data-dir", "./data", "directory of the durable queue")
-	fs.StringVar(&o.syncMode, "sync", "always", "durability of background jobs: always, batch or none")
+	fs.StringVar(&o.syncMode, "sync", "always", "when a background job is acknowledged: always = after fsync; batch = after the write, fsync every --sync-interval; none = after the write, the OS syncs")
+	fs.DurationVar(&o.syncInterval, "sync-interval", 100*time.Millisecond, "fsync period with --sync batch (the most a machine crash can lose)")
+	fs.Uint64Var(&o.minFreeDisk, "min-free-disk", 64<<20, "bytes kept free in --data-dir: below it new background jobs get ERROR QUEUE_ERROR")
+	fs.DurationVar(&o.shutdownWait, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown waits for running jobs")
 	fs.Uint32Var(&o.maxPacketSize, "max-packet-size", codec.DefaultMaxPacket, "largest packet body accepted, in bytes")
 	fs.StringVar(&o.httpAddr, "http-addr", "", "HOST:PORT for metrics and the HTTP API (not supported yet)")
 	ignored := map[string]*string{}
@@ -155,16 +162,12 @@ func (o *options) validate() error {
 		return fmt.Errorf("invalid --port %q", o.port)
 	}
 	switch o.queueType {
-	case "builtin":
-	case "pebble":
-		return errors.New(`--queue-type pebble is not available yet; use -q builtin`)
+	case "builtin", "pebble":
 	default:
-		return fmt.Errorf("unknown --queue-type %q (builtin)", o.queueType)
+		return fmt.Errorf("unknown --queue-type %q (pebble or builtin)", o.queueType)
 	}
-	switch o.syncMode {
-	case "always", "batch", "none":
-	default:
-		return fmt.Errorf("unknown --sync %q (always, batch or none)", o.syncMode)
+	if _, err := wal.ParseSyncMode(o.syncMode); err != nil {
+		return fmt.Errorf("--sync: %w", err)
 	}
 	if o.ssl {
 		return errors.New("--ssl: TLS is not supported yet; refusing to start rather than serve plaintext")
@@ -255,8 +258,33 @@ func openLog(o *options, stderr io.Writer) (*slog.Logger, func(), error) {
 
 func serve(o *options, logger *slog.Logger) error {
 	raiseFileLimit(logger)
+	var (
+		store     *wal.Log
+		recovered []wal.Record
+		where     = "jobs are kept in memory only"
+	)
+	if o.queueType == "pebble" {
+		mode, _ := wal.ParseSyncMode(o.syncMode)
+		var err error
+		store, recovered, err = wal.Open(wal.Options{
+			Dir:          o.dataDir,
+			Sync:         mode,
+			SyncInterval: o.syncInterval,
+			MinFreeBytes: o.minFreeDisk,
+			Logger:       logger,
+		})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := store.Close(); err != nil {
+				logger.Error("closing the job log", "error", err)
+			}
+		}()
+		where = fmt.Sprintf("data in %s (sync %s), %d jobs recovered", o.dataDir, o.syncMode, len(recovered))
+	}
 	shutdown := make(chan bool, 1)
-	e := engine.New(engine.Config{
+	cfg := engine.Config{
 		HandlePrefix:  o.handlePrefix,
 		JobRetries:    o.jobRetries,
 		WorkerWakeup:  o.workerWakeup,
@@ -271,7 +299,12 @@ func serve(o *options, logger *slog.Logger) error {
 			default:
 			}
 		},
-	})
+	}
+	if store != nil {
+		cfg.Store = store
+	}
+	e := engine.New(cfg)
+	e.Restore(recovered)
 	listen := o.listen
 	if len(listen) == 0 {
 		listen = []string{""}
@@ -302,20 +335,37 @@ func serve(o *options, logger *slog.Logger) error {
 		defer os.Remove(o.pidFile)
 	}
 	// The one line saying where spurd listens and where its data lives, whatever the level.
-	fmt.Fprintf(os.Stderr, "spurd %s listening on %s; queue %s: jobs are kept in memory only\n",
-		engine.Version, strings.Join(addrs, ", "), o.queueType)
+	fmt.Fprintf(os.Stderr, "spurd %s listening on %s; queue %s: %s\n",
+		engine.Version, strings.Join(addrs, ", "), o.queueType, where)
 	logger.Info("listening", "addrs", addrs, "queue", o.queueType, "pid", os.Getpid())
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	graceful := true
 	select {
 	case sig := <-sigs:
 		logger.Warn("shutting down", "signal", sig.String())
-	case graceful := <-shutdown:
+	case graceful = <-shutdown:
 		logger.Warn("shutting down", "admin", true, "graceful", graceful)
 	case err := <-runErr:
 		return err
+	}
+	if graceful {
+		// Stop taking and handing out jobs, and give running ones time to finish; what is
+		// still queued stays in the job log for the next start.
+		e.Drain()
+		deadline := time.Now().Add(o.shutdownWait)
+		for e.Running() > 0 && time.Now().Before(deadline) {
+			select {
+			case <-sigs:
+				deadline = time.Now() // a second signal: stop waiting
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		if n := e.Running(); n > 0 {
+			logger.Warn("shutdown timeout: jobs still running are requeued", "jobs", n)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

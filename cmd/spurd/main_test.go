@@ -45,7 +45,8 @@ func freePort(t *testing.T) string {
 func startSpurd(t *testing.T, args ...string) (*exec.Cmd, string, *bytes.Buffer) {
 	t.Helper()
 	port := freePort(t)
-	cmd := exec.Command(spurdBin, append([]string{"-p", port, "-L", "127.0.0.1"}, args...)...)
+	base := []string{"-p", port, "-L", "127.0.0.1", "--data-dir", t.TempDir()}
+	cmd := exec.Command(spurdBin, append(base, args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -203,7 +204,7 @@ func TestPortInUseFailsClearly(t *testing.T) {
 	}
 	defer l.Close()
 	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	cmd := exec.Command(spurdBin, "-p", port, "-L", "127.0.0.1")
+	cmd := exec.Command(spurdBin, "-p", port, "-L", "127.0.0.1", "-q", "builtin")
 	out, _ := cmd.CombinedOutput()
 	if cmd.ProcessState.ExitCode() == 0 || !strings.Contains(string(out), "cannot listen") {
 		t.Fatalf("exit %d, output %q", cmd.ProcessState.ExitCode(), out)
