@@ -50,9 +50,9 @@ type Session struct {
 	mu          sync.Mutex // a leaf lock: guards everything below
 	out         *bytebufferpool.ByteBuffer
 	held        []*replySlot // replies waiting behind a durable submit's answer, in order
-	inLoop      bool // Feed is running on the session's loop, which flushes afterwards
-	wakePending bool // a Wake is on its way to the loop
-	overflow    bool // out exceeded the outbound cap
+	inLoop      bool         // Feed is running on the session's loop, which flushes afterwards
+	wakePending bool         // a Wake is on its way to the loop
+	overflow    bool         // out exceeded the outbound cap
 	closed      bool
 	clientID    string
 	regs        []registration // newest first, like gearmand; replaced, never mutated

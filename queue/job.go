@@ -67,14 +67,14 @@ type Peer interface{ PeerID() uint64 }
 // immutable identity fields (Handle, Seq, Fn, Unique, Reducer, Data, Priority, RunAt), which
 // may be read without it.
 type Job struct {
-	Handle     string
-	Fn         *Function
-	Unique     string
-	Reducer    string
-	Data       []byte
-	Priority   Priority
-	RunAt      int64  // unix seconds; 0 = as soon as possible
-	Seq        uint64 // the handle's number: submission order, unique across restarts
+	Handle   string
+	Fn       *Function
+	Unique   string
+	Reducer  string
+	Data     []byte
+	Priority Priority
+	RunAt    int64  // unix seconds; 0 = as soon as possible
+	Seq      uint64 // the handle's number: submission order, unique across restarts
 
 	// Background: some submitter did not wait for the result, so the job must not be dropped
 	// when its foreground clients leave; such jobs are the durable ones.

@@ -238,4 +238,3 @@ func readPacket(r *bufio.Reader) (codec.Type, []byte, error) {
 	}
 	return codec.Type(binary.BigEndian.Uint32(hdr[4:8])), body, nil
 }
-
