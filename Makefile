@@ -4,7 +4,9 @@ PORT    ?= 4730
 DATA    ?= ./data
 FUZZTIME ?= 30s
 
-.PHONY: build run test vet fmt-check fuzz bench clean
+CRASH_CYCLES ?= 200
+
+.PHONY: build run test vet fmt-check fuzz bench crash clean
 
 build:
 	$(GO) build -o bin/spurd ./cmd/spurd
@@ -33,7 +35,11 @@ fuzz:
 	done
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./codec/ ./queue/ ./engine/
+	$(GO) test -run '^$$' -bench . -benchmem ./codec/ ./queue/ ./engine/ ./wal/
+
+# The crash test at length: $(CRASH_CYCLES) SIGKILL/restart cycles (make test runs 20).
+crash:
+	$(GO) test -count=1 -timeout 60m -run '^TestCrashLosesNoAcknowledgedJob$$' -v ./cmd/spurd/ -crash.cycles=$(CRASH_CYCLES)
 
 clean:
 	rm -rf bin
