@@ -14,12 +14,12 @@ import (
 // admin executes one text admin line. Replies copy gearmand byte for byte, odd line endings
 // included (lists end ".\n", OK/ERR lines "\r\n", getpid/verbose/version "\n"), so gearadmin
 // and monitoring scripts keep working.
-func (s *Session) admin(line []byte) error {
+func (s *Session) admin(line []byte) {
 	w, err := codec.SplitAdmin(line)
 	if err != nil {
 		// gearmand closes the connection here; a clear error is friendlier and harmless.
 		s.sendText("ERR INVALID_ARGUMENTS Too+many+arguments+were+sent+to+this+command\r\n")
-		return nil
+		return
 	}
 	switch {
 	case w.Is(0, "status") && w.N == 1:
@@ -50,7 +50,7 @@ func (s *Session) admin(line []byte) error {
 	case w.Is(0, "create"):
 		if w.N != 3 || !w.Is(1, "function") {
 			s.sendText(incompleteArgs("create"))
-			return nil
+			return
 		}
 		sh := s.e.reg.ShardFor(w.Word(2))
 		sh.Lock()
@@ -60,7 +60,7 @@ func (s *Session) admin(line []byte) error {
 	case w.Is(0, "drop"):
 		if w.N != 3 || !w.Is(1, "function") {
 			s.sendText(incompleteArgs("drop"))
-			return nil
+			return
 		}
 		s.sendText(s.e.dropFunction(w.Word(2)))
 	case w.Is(0, "getpid") && w.N == 1:
@@ -72,7 +72,7 @@ func (s *Session) admin(line []byte) error {
 	case w.Is(0, "shutdown") && (w.N == 1 || (w.N == 2 && w.Is(1, "graceful"))):
 		if !s.loopback {
 			s.sendText("ERR ACCESS_DENIED shutdown+is+only+accepted+from+a+loopback+connection\r\n")
-			return nil
+			return
 		}
 		graceful := w.N == 2
 		s.e.log.Warn("shutdown requested by admin command", "remote", s.ip, "graceful", graceful)
@@ -83,7 +83,6 @@ func (s *Session) admin(line []byte) error {
 	default:
 		s.sendText("ERR UNKNOWN_COMMAND Unknown+server+command" + string(w.Word(0)) + "\r\n")
 	}
-	return nil
 }
 
 func incompleteArgs(cmd string) string {

@@ -21,11 +21,11 @@ const (
 	errUnknownOption  = "Server does not recognize given option"
 )
 
-// dispatch executes one binary packet. A non-nil error closes the connection.
-func (s *Session) dispatch(p *codec.Packet) error {
+// dispatch executes one binary packet.
+func (s *Session) dispatch(p *codec.Packet) {
 	if p.Response {
 		s.sendError("INVALID_MAGIC", "Request magic expected")
-		return nil
+		return
 	}
 	switch p.Type {
 	case codec.EchoReq:
@@ -79,7 +79,6 @@ func (s *Session) dispatch(p *codec.Packet) error {
 		// Response-only types, ALL_YOURS, the unused type 5 and SUBMIT_JOB_SCHED.
 		s.sendError("INVALID_COMMAND", errInvalidCommand)
 	}
-	return nil
 }
 
 // submit handles the nine SUBMIT_JOB variants.

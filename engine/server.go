@@ -137,8 +137,7 @@ func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
 
 type gnetTransport struct{ c gnet.Conn }
 
-func (t gnetTransport) Wake()  { _ = t.c.Wake(nil) }
-func (t gnetTransport) Close() { _ = t.c.Close() }
+func (t gnetTransport) Wake() { _ = t.c.Wake(nil) }
 
 // gnetLogger routes gnet's own log lines into the engine's slog logger.
 type gnetLogger struct{ e *Engine }

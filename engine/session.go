@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"errors"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -18,9 +17,6 @@ type Transport interface {
 	// Wake asks the connection's own event loop to call Session.TakeOutput and write the
 	// result soon. Safe to call from any goroutine; it must not block.
 	Wake()
-	// Close closes the connection; the transport then calls Session.Close. Safe from any
-	// goroutine.
-	Close()
 }
 
 // registration is one CAN_DO or CAN_DO_TIMEOUT of a worker.
@@ -84,9 +80,6 @@ func (e *Engine) NewSession(t Transport, fd int, remote net.Addr) *Session {
 // PeerID identifies the session to the queue package.
 func (s *Session) PeerID() uint64 { return s.id }
 
-// errClose asks the transport to close the connection after writing what is buffered.
-var errClose = errors.New("close connection")
-
 // Feed parses and executes every complete packet at the front of buf and returns how many
 // bytes it consumed. When closeConn is true the transport writes what is buffered and closes
 // the connection. Call only from the session's event loop; buf is not retained.
@@ -105,12 +98,9 @@ func (s *Session) Feed(buf []byte) (consumed int, closeConn bool) {
 		}
 		consumed += n
 		if p.Text {
-			err = s.admin(p.Line)
+			s.admin(p.Line)
 		} else {
-			err = s.dispatch(&p)
-		}
-		if err != nil {
-			return consumed, true
+			s.dispatch(&p)
 		}
 	}
 	return consumed, false
