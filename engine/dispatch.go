@@ -113,8 +113,14 @@ func (s *Session) submit(p *codec.Packet, prio queue.Priority, background bool) 
 	sh := e.reg.ShardFor(fn)
 	sh.Lock()
 	defer sh.Unlock()
+	if e.store != nil && background {
+		if err := e.store.Writable(); err != nil {
+			s.sendError("QUEUE_ERROR", err.Error())
+			return
+		}
+	}
 	f := sh.Ensure(fn)
-	if j := f.Coalesce(unique, data); j != nil {
+	if j := f.Coalesce(unique, data); j != nil && !j.Refused.Load() {
 		switch {
 		case !background:
 			e.attach(j, s)
@@ -180,9 +186,9 @@ func (s *Session) grab(kind codec.Type) {
 		sh.Lock()
 		s.e.promoteDue(r.fn, t)
 		j := r.fn.Pop(t)
-		for j != nil && j.Ignore {
+		for j != nil && (j.Ignore || j.Refused.Load()) {
 			s.e.unpersist(j)
-			r.fn.Forget(j) // cancelled or abandoned while queued: reaped here
+			r.fn.Forget(j) // cancelled, abandoned or never acknowledged: reaped here
 			j = r.fn.Pop(t)
 		}
 		if j == nil {
@@ -236,8 +242,11 @@ func (s *Session) preSleep() {
 	if len(regs) == 0 {
 		return
 	}
-	// Sleeping is published before looking, so a job queued meanwhile either sees the flag
-	// and sends NOOP or is seen here.
+	// Each PRE_SLEEP may earn one NOOP, even if one went out since the last grab: the worker
+	// is asking again (gearmand checks no flag here). Sleeping is published before looking,
+	// so a job queued meanwhile either sees the flag and sends the NOOP or is seen here; the
+	// compare-and-swap lets only one of the two send it.
+	s.noopSent.Store(false)
 	s.sleeping.Store(true)
 	t := now()
 	for _, r := range regs {
@@ -246,10 +255,9 @@ func (s *Session) preSleep() {
 		ready := r.fn.HasReady(t)
 		sh.Unlock()
 		if ready {
-			// Always answered, even if a NOOP went out since the last grab: the worker is
-			// asking again and a job is waiting (gearmand checks no flag here either).
-			s.noopSent.Store(true)
-			s.send(appendNoop)
+			if s.noopSent.CompareAndSwap(false, true) {
+				s.send(appendNoop)
+			}
 			return
 		}
 	}

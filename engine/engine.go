@@ -47,6 +47,8 @@ type Config struct {
 // Barrier callbacks run on the store's own goroutine, in call order, after the write is
 // durable; they must not take a shard lock (the engine may be waiting in NextSeq under one).
 type Store interface {
+	// Writable reports why new records would be refused now (a nearly full disk), or nil.
+	Writable() error
 	NextSeq() uint64
 	Put(r *wal.Record, done func(error)) error
 	Barrier(done func(error)) error

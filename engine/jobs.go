@@ -92,14 +92,17 @@ func (e *Engine) persisted(s *Session, slot *replySlot, j *queue.Job, err error)
 		return
 	}
 	e.log.Error("background job refused: cannot write it to the job log", "handle", j.Handle, "error", err)
+	j.Refused.Store(true) // before the reply: a retry must not coalesce onto it
 	s.fillReply(slot, queueError(err))
 	// Store callbacks must not take a shard lock (see Store).
 	go func() {
 		sh := j.Fn.Shard()
 		sh.Lock()
 		defer sh.Unlock()
-		j.Persisted = false
-		e.withdraw(j)
+		if j.Persisted {
+			j.Persisted = false
+			e.withdraw(j)
+		}
 	}()
 }
 

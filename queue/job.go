@@ -23,7 +23,10 @@
 //     jobs.
 package queue
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Priority of a job; lower values run first.
 type Priority uint8
@@ -88,6 +91,10 @@ type Job struct {
 
 	Worker    Peer   // holder while Running
 	Listeners []Peer // foreground clients attached (duplicates allowed, as gearmand)
+
+	// Refused is set, from the job log's goroutine, when the job's record could not be
+	// written: its submitter got an error, so the job must not be coalesced onto or run.
+	Refused atomic.Bool
 
 	Assignment uint64      // counts assignments; lets a stale timeout recognise itself
 	Timer      *time.Timer // CAN_DO_TIMEOUT timer of the current assignment, owned by the engine

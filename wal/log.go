@@ -8,10 +8,12 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/record"
 )
 
 // SyncMode is how durable a commit is before its Puts are acknowledged.
@@ -88,6 +90,7 @@ type Log struct {
 	durable   uint64 // reservation known to be on disk
 	committer sync.WaitGroup
 	syncStop  chan struct{}
+	space     atomic.Pointer[spaceCheck] // last Writable answer
 }
 
 // Open opens (or creates) the log in opts.Dir and returns it with every job record it holds,
@@ -117,7 +120,7 @@ func Open(opts Options) (*Log, []Record, error) {
 		if errors.Is(err, syscall.EAGAIN) || strings.Contains(err.Error(), "lock held") {
 			return nil, nil, fmt.Errorf("data dir %s is locked by another process (is another spurd running?): %w", opts.Dir, err)
 		}
-		if errors.Is(err, pebble.ErrCorruption) {
+		if errors.Is(err, pebble.ErrCorruption) || errors.Is(err, record.ErrInvalidChunk) || errors.Is(err, record.ErrZeroedChunk) {
 			return nil, nil, fmt.Errorf("the job log in %s is corrupt and acknowledged jobs would be lost; "+
 				"restore it from a backup or move it aside to start empty: %w", opts.Dir, err)
 		}
@@ -317,8 +320,8 @@ func (l *Log) commitLoop() {
 		for i, o := range ops {
 			if o.done != nil {
 				switch {
-				case refuse != nil && o.rec != nil:
-					o.done(refuse)
+				case refuse != nil:
+					o.done(refuse) // a barrier too: the Puts it waits for were refused
 				default:
 					o.done(err)
 				}
@@ -343,6 +346,26 @@ func (l *Log) writeOpts() *pebble.WriteOptions {
 		return pebble.Sync
 	}
 	return pebble.NoSync
+}
+
+// Writable reports ErrDiskFull (with the figures) while the data dir's file system is below
+// the free-space reserve, so that a submit can be refused before anything is queued. The
+// answer is cached for a few milliseconds: submits call it on every background job.
+func (l *Log) Writable() error {
+	now := time.Now().UnixNano()
+	if c := l.space.Load(); c != nil && now-c.at < int64(spaceCheckEvery) {
+		return c.err
+	}
+	err := l.diskFull()
+	l.space.Store(&spaceCheck{at: now, err: err})
+	return err
+}
+
+const spaceCheckEvery = 10 * time.Millisecond
+
+type spaceCheck struct {
+	at  int64
+	err error
 }
 
 // diskFull returns ErrDiskFull (with the figures) when the data dir's file system has less
