@@ -149,6 +149,17 @@ func (e *Engine) Restore(recs []wal.Record) {
 // graceful shutdown. Jobs still queued stay in the store for the next start.
 func (e *Engine) Drain() { e.draining.Store(true) }
 
+// Jobs returns how many jobs the engine holds: queued, scheduled and running.
+func (e *Engine) Jobs() int {
+	n := 0
+	e.reg.EachShard(func(sh *queue.Shard) {
+		for _, f := range sh.Functions() {
+			n += f.Total
+		}
+	})
+	return n
+}
+
 // Running returns how many jobs are assigned to workers.
 func (e *Engine) Running() int {
 	n := 0

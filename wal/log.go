@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -253,6 +254,13 @@ func (l *Log) Delete(seq uint64) {
 		l.wake.Signal()
 	}
 	l.mu.Unlock()
+}
+
+// Compact rewrites the job key range so that the space of deleted jobs is reclaimed now
+// rather than whenever Pebble's own heuristics get to it. It blocks while it runs; call it
+// from a background goroutine when a backlog has drained.
+func (l *Log) Compact(ctx context.Context) error {
+	return l.db.Compact(ctx, []byte{jobPrefix}, []byte{jobPrefix + 1}, false)
 }
 
 // Close commits what is queued, syncs and closes the database.
