@@ -28,6 +28,7 @@ type Shard struct {
 type indexShard struct {
 	mu   sync.Mutex
 	jobs map[string]*Job
+	peak int // most entries since the map was last rebuilt
 }
 
 // NewRegistry returns an empty registry.
@@ -78,6 +79,10 @@ func (s *Shard) Ensure(name []byte) *Function {
 // Delete removes a function record. The caller checks that it has no jobs or workers.
 func (s *Shard) Delete(f *Function) { delete(s.funcs, f.Name) }
 
+// NumFunctions returns how many functions the shard holds; a cheap emptiness test for
+// invariant checks that visit every shard.
+func (s *Shard) NumFunctions() int { return len(s.funcs) }
+
 // Functions returns the shard's functions sorted by name.
 func (s *Shard) Functions() []*Function {
 	out := make([]*Function, 0, len(s.funcs))
@@ -93,6 +98,7 @@ func (s *Shard) addJob(j *Job) {
 	x := s.reg.indexFor(j.Handle)
 	x.mu.Lock()
 	x.jobs[j.Handle] = j
+	x.peak = max(x.peak, len(x.jobs))
 	x.mu.Unlock()
 }
 
@@ -102,6 +108,15 @@ func (s *Shard) removeJob(j *Job) {
 	x.mu.Lock()
 	if x.jobs[j.Handle] == j {
 		delete(x.jobs, j.Handle)
+	}
+	// Go maps never shrink: once a large backlog has drained to a quarter, move what is left
+	// to a fresh map so the memory comes back. Amortised O(1): the peak resets each time.
+	if n := len(x.jobs); x.peak > 4096 && n < x.peak/4 {
+		jobs := make(map[string]*Job, n)
+		for h, j := range x.jobs {
+			jobs[h] = j
+		}
+		x.jobs, x.peak = jobs, n
 	}
 	x.mu.Unlock()
 }
