@@ -6,10 +6,11 @@ FUZZTIME ?= 30s
 
 CRASH_CYCLES ?= 200
 
-.PHONY: build run test vet fmt-check fuzz bench crash clean
+.PHONY: build run test vet fmt-check fuzz bench bench-compare crash clean
 
 build:
 	$(GO) build -o bin/spurd ./cmd/spurd
+	$(GO) build -o bin/spur-bench ./bench
 
 # Starts the server on port $(PORT) in the foreground; Ctrl-C stops it gracefully.
 run: build
@@ -36,6 +37,12 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./codec/ ./queue/ ./engine/ ./wal/
+
+# Spur against C gearmand (Debian's gearman-job-server) on loopback, A B A B, 3 rounds;
+# COMPARE picks the comparisons (see bench/compare.sh).
+COMPARE ?= core durable
+bench-compare: build
+	bench/compare.sh $(COMPARE)
 
 # The crash test at length: $(CRASH_CYCLES) SIGKILL/restart cycles (make test runs 20).
 crash:

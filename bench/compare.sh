@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# Side-by-side comparison of Spur (bin/spurd) and C gearmand with bin/spur-bench.
+#
+#   bench/compare.sh [-rounds N] COMPARISON...
+#
+# Comparisons:
+#   durable  submit-bg: gearmand + libsqlite3 vs spurd --sync always, plus spurd -q builtin;
+#            once with empty uniques (gearmand then keeps overwriting one SQLite row) and once
+#            with -unique (a row per job, as libgearman clients' UUIDs give)
+#   core     submit-bg, drain, roundtrip (16 B, 8 workers), echo: gearmand vs spurd -q builtin
+#   sizes    roundtrip with 1 KiB, 64 KiB and 1 MiB payloads: gearmand vs spurd -q builtin
+#   idle     submit-bg and roundtrip while 10000 idle connections are held open
+#   memory   memory workload (N_MEMORY jobs, default 1000000): spurd with its durable default vs
+#            gearmand; RSS per queued job, RSS and data-dir size after the drain and after
+#            -settle 5s (ROUNDS_MEMORY rounds, default 1)
+#
+# For every workload each server is started fresh per round on a free loopback port with its
+# own temporary data directory, in the order A B [C] A B [C] ...; the workload runs against it
+# with -pid (server CPU per job, RSS); the server is stopped by PID. At the end a table gives,
+# per workload and server, the median jobs/s, the ratio to gearmand and server CPU µs/job.
+#
+# Counts (environment): N_DURABLE (spurd, default 500000), N_DURABLE_SQLITE (gearmand+sqlite,
+# which manages about 1000 fsynced jobs/s, default 20000), N_SUBMIT (1000000), N_DRAIN
+# (200000: gearmand's default 991-bucket job hash makes deeper drains slow down), N_ROUNDTRIP
+# (100000), N_ECHO (5000000), N_1K (50000), N_64K (10000), N_1M (1000), N_IDLE (10000
+# connections). TIMEOUT is each run's time limit in seconds (default 120); GEARMAND_ARGS and
+# SPURD_ARGS add server flags; OUT is the directory for results (default: a new temporary
+# directory, kept).
+set -euo pipefail
+
+GEARMAND=${GEARMAND:-/usr/sbin/gearmand}
+ROUNDS=3
+comparisons=()
+while [ $# -gt 0 ]; do
+	case "$1" in
+	-rounds | --rounds)
+		ROUNDS=$2
+		shift 2
+		;;
+	-h | --help)
+		sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'
+		exit 0
+		;;
+	durable | core | sizes | idle | memory)
+		comparisons+=("$1")
+		shift
+		;;
+	*)
+		echo "compare.sh: unknown argument '$1' (comparisons: durable core sizes idle memory; -rounds N)" >&2
+		exit 2
+		;;
+	esac
+done
+if [ ${#comparisons[@]} -eq 0 ]; then
+	echo "usage: bench/compare.sh [-rounds N] durable|core|sizes|idle|memory ..." >&2
+	exit 2
+fi
+if ! [[ $ROUNDS =~ ^[1-9][0-9]*$ ]]; then
+	echo "compare.sh: -rounds wants a positive integer" >&2
+	exit 2
+fi
+if [ ! -x "$GEARMAND" ]; then
+	echo "compare.sh: C gearmand not found at $GEARMAND; install it with: apt-get install gearman-job-server" >&2
+	exit 1
+fi
+
+N_DURABLE=${N_DURABLE:-500000}
+N_DURABLE_SQLITE=${N_DURABLE_SQLITE:-20000}
+N_SUBMIT=${N_SUBMIT:-1000000}
+N_DRAIN=${N_DRAIN:-200000}
+N_ROUNDTRIP=${N_ROUNDTRIP:-100000}
+N_ECHO=${N_ECHO:-5000000}
+N_1K=${N_1K:-50000}
+N_64K=${N_64K:-10000}
+N_1M=${N_1M:-1000}
+N_IDLE=${N_IDLE:-10000}
+N_MEMORY=${N_MEMORY:-1000000}
+ROUNDS_MEMORY=${ROUNDS_MEMORY:-1}
+TIMEOUT=${TIMEOUT:-120}
+read -r -a gearmand_args <<<"${GEARMAND_ARGS:-}"
+read -r -a spurd_args <<<"${SPURD_ARGS:-}"
+
+cd "$(dirname "$0")/.."
+echo "== building bin/spurd and bin/spur-bench"
+go build -o bin/spurd ./cmd/spurd
+go build -o bin/spur-bench ./bench
+BENCH=bin/spur-bench
+
+OUT=${OUT:-$(mktemp -d /tmp/spur-compare.XXXXXX)}
+mkdir -p "$OUT"
+WORK=$(mktemp -d /tmp/spur-compare-data.XXXXXX)
+SERVER_PID=""
+
+stop_server() {
+	local pid=$SERVER_PID
+	SERVER_PID=""
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for _ in $(seq 1 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "   (pid $pid ignored SIGTERM for 10 s: SIGKILL)" >&2
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+	stop_server
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+label_of() {
+	case "$1" in
+	gearmand) echo "gearmand" ;;
+	gearmand-sqlite) echo "gearmand+sqlite" ;;
+	spurd) echo "spurd" ;;
+	spurd-always) echo "spurd --sync always" ;;
+	spurd-builtin) echo "spurd -q builtin" ;;
+	esac
+}
+
+# start_server KIND DIR: starts a server, sets SERVER_PID and PORT.
+start_server() {
+	local kind=$1 dir=$2 attempt
+	mkdir -p "$dir"
+	for attempt in 1 2 3; do
+		PORT=$($BENCH freeport)
+		case "$kind" in
+		gearmand)
+			"$GEARMAND" -p "$PORT" -L 127.0.0.1 -t 0 -l /dev/null --verbose ERROR ${gearmand_args[@]+"${gearmand_args[@]}"} >"$dir/server.log" 2>&1 &
+			;;
+		gearmand-sqlite)
+			"$GEARMAND" -p "$PORT" -L 127.0.0.1 -t 0 -l /dev/null --verbose ERROR \
+				-q libsqlite3 --libsqlite3-db "$dir/q.sqlite" ${gearmand_args[@]+"${gearmand_args[@]}"} >"$dir/server.log" 2>&1 &
+			;;
+		spurd)
+			bin/spurd -p "$PORT" -L 127.0.0.1 --data-dir "$dir/data" ${spurd_args[@]+"${spurd_args[@]}"} >"$dir/server.log" 2>&1 &
+			;;
+		spurd-always)
+			bin/spurd -p "$PORT" -L 127.0.0.1 --data-dir "$dir/data" --sync always ${spurd_args[@]+"${spurd_args[@]}"} >"$dir/server.log" 2>&1 &
+			;;
+		spurd-builtin)
+			bin/spurd -p "$PORT" -L 127.0.0.1 -q builtin --data-dir "$dir/data" ${spurd_args[@]+"${spurd_args[@]}"} >"$dir/server.log" 2>&1 &
+			;;
+		esac
+		SERVER_PID=$!
+		if $BENCH waitport -addr "127.0.0.1:$PORT" -timeout 15s 2>/dev/null && kill -0 "$SERVER_PID" 2>/dev/null; then
+			return 0
+		fi
+		echo "   $kind did not start on port $PORT (attempt $attempt):" >&2
+		sed 's/^/     /' "$dir/server.log" >&2 || true
+		stop_server
+	done
+	echo "compare.sh: cannot start $kind" >&2
+	exit 1
+}
+
+# data_dir KIND DIR: the directory holding the server's queue (for -datadir).
+data_dir() {
+	case "$1" in
+	gearmand-sqlite) echo "$2" ;;
+	spurd*) echo "$2/data" ;;
+	*) echo "" ;;
+	esac
+}
+
+# run_case CASE WORKLOAD "ARGS" KIND[:N]...: ROUNDS rounds over the servers, in turn; a kind's
+# :N suffix is its -n.
+run_case() {
+	local case=$1 workload=$2 args=$3
+	shift 3
+	local kinds=("$@") round spec kind n dir label rc out dd rounds=$ROUNDS
+	[ "$workload" = memory ] && rounds=$ROUNDS_MEMORY
+	echo "== $case: $workload $args ($rounds rounds: ${kinds[*]})"
+	for round in $(seq 1 "$rounds"); do
+		for spec in "${kinds[@]}"; do
+			kind=${spec%%:*}
+			n=""
+			if [ "$kind" != "$spec" ]; then n="-n ${spec#*:}"; fi
+			dir="$WORK/${case//\//_}-$kind-$round"
+			label=$(label_of "$kind")
+			start_server "$kind" "$dir"
+			dd=$(data_dir "$kind" "$dir")
+			if [ "$workload" = memory ] && [ -n "$dd" ]; then n="$n -datadir $dd"; fi
+			rc=0
+			# shellcheck disable=SC2086 # ARGS is a word list
+			out=$(timeout -k 10 $((TIMEOUT * 3 + 60)) "$BENCH" "$workload" -addr "127.0.0.1:$PORT" -pid "$SERVER_PID" \
+				-timeout "${TIMEOUT}s" -json -label "$label" -case "$case" $args $n 2>&1) || rc=$?
+			stop_server
+			printf '%s\n' "$out" | grep -v '^{' | sed "s/^/   r$round /" || true
+			if printf '%s\n' "$out" | grep -q '^{'; then
+				printf '%s\n' "$out" | grep '^{' >>"$OUT/results.jsonl"
+			else
+				echo "   r$round $label: spur-bench exited $rc without a result" >&2
+				printf '{"workload":"%s","case":"%s","label":"%s","ok":false,"failure":"exit %s"}\n' \
+					"$workload" "$case" "$label" "$rc" >>"$OUT/results.jsonl"
+			fi
+			rm -rf "$dir"
+		done
+	done
+}
+
+echo "== machine: $(nproc) CPUs shared by the generator and the server; results in $OUT/results.jsonl"
+for cmp in "${comparisons[@]}"; do
+	case "$cmp" in
+	durable)
+		run_case durable/submit-bg submit-bg "" \
+			"gearmand-sqlite:$N_DURABLE_SQLITE" "spurd-always:$N_DURABLE" "spurd-builtin:$N_DURABLE"
+		run_case durable/submit-bg-unique submit-bg "-unique" \
+			"gearmand-sqlite:$N_DURABLE_SQLITE" "spurd-always:$N_DURABLE" "spurd-builtin:$N_DURABLE"
+		;;
+	core)
+		run_case core/submit-bg submit-bg "-n $N_SUBMIT" gearmand spurd-builtin
+		run_case core/drain drain "-n $N_DRAIN" gearmand spurd-builtin
+		run_case core/roundtrip-16B-8w roundtrip "-n $N_ROUNDTRIP -size 16 -workers 8" gearmand spurd-builtin
+		run_case core/echo echo "-n $N_ECHO" gearmand spurd-builtin
+		;;
+	sizes)
+		run_case sizes/roundtrip-1KiB roundtrip "-n $N_1K -size 1024 -workers 8" gearmand spurd-builtin
+		run_case sizes/roundtrip-64KiB roundtrip "-n $N_64K -size 65536 -workers 8" gearmand spurd-builtin
+		run_case sizes/roundtrip-1MiB roundtrip "-n $N_1M -size 1048576 -workers 8" gearmand spurd-builtin
+		;;
+	memory)
+		run_case memory/1M memory "-n $N_MEMORY -settle 5s" spurd gearmand
+		;;
+	idle)
+		run_case idle/submit-bg submit-bg "-n $N_SUBMIT -idle $N_IDLE" gearmand spurd-builtin
+		run_case idle/roundtrip-16B-8w roundtrip "-n $N_ROUNDTRIP -size 16 -workers 8 -idle $N_IDLE" gearmand spurd-builtin
+		;;
+	esac
+done
+
+echo
+echo "== summary (median of the rounds; ratio = server's median rate / gearmand's; $(nproc) CPUs shared with the generator)"
+for cmp in "${comparisons[@]}"; do
+	base=gearmand
+	[ "$cmp" = durable ] && base="gearmand+sqlite"
+	grep "\"case\":\"$cmp/" "$OUT/results.jsonl" | $BENCH summarize -baseline "$base" || true
+	echo
+done
+echo "raw results: $OUT/results.jsonl"
