@@ -86,10 +86,11 @@ type Log struct {
 	queue     []op
 	closing   bool
 	closed    bool
-	seq       uint64 // last sequence number issued
-	asked     uint64 // reservation requested (written by the next batch)
-	durable   uint64 // reservation known to be on disk
-	committer sync.WaitGroup
+	seq       uint64            // last sequence number issued
+	asked     uint64            // reservation requested (written by the next batch)
+	durable   uint64            // reservation known to be on disk
+	committer sync.WaitGroup    // commitLoop and ackLoop
+	applied   chan appliedBatch // commitLoop -> ackLoop, in commit order
 	syncStop  chan struct{}
 	space     atomic.Pointer[spaceCheck] // last Writable answer
 }
@@ -116,6 +117,11 @@ func Open(opts Options) (*Log, []Record, error) {
 		// the middle of the log (refused: acknowledged jobs would be lost silently).
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{opts.Logger},
+		// Jobs are short-lived: most records are deleted while still in the memtable. A
+		// larger memtable lets more of them cancel out before any flush, and keeps bursts of
+		// submits from stalling on memtable rotation.
+		MemTableSize:                64 << 20,
+		MemTableStopWritesThreshold: 4,
 	})
 	if err != nil {
 		if errors.Is(err, syscall.EAGAIN) || strings.Contains(err.Error(), "lock held") {
@@ -149,8 +155,10 @@ func Open(opts Options) (*Log, []Record, error) {
 		return nil, nil, fmt.Errorf("cannot write to the job log in %s: %w", opts.Dir, err)
 	}
 	l.durable = l.asked
-	l.committer.Add(1)
+	l.applied = make(chan appliedBatch, 4)
+	l.committer.Add(2)
 	go l.commitLoop()
+	go l.ackLoop()
 	if opts.Sync == SyncBatch {
 		go l.syncLoop()
 	}
@@ -219,7 +227,7 @@ func (l *Log) NextSeq() uint64 {
 }
 
 // Put queues r for the next batch; done(nil) runs once it is durable, done(err) if it could
-// not be written. done always runs on the committer goroutine, in Put order, never inside
+// not be written. done always runs on the log's acknowledging goroutine, in Put order, never inside
 // Put, and must not block. r must not change until done runs. After Close, Put returns
 // ErrClosed and done never runs.
 func (l *Log) Put(r *Record, done func(error)) error {
@@ -290,70 +298,87 @@ func (l *Log) Close() error {
 
 func (l *Log) commitLoop() {
 	defer l.committer.Done()
-	var spare []op
-	batch := l.db.NewBatch()
+	defer close(l.applied)
 	var scratch []byte
+	written := l.asked // reservation already in the last batch handed to Pebble
 	for {
 		l.mu.Lock()
-		for len(l.queue) == 0 && l.asked == l.durable && !l.closing {
+		for len(l.queue) == 0 && l.asked == written && !l.closing {
 			l.wake.Wait()
 		}
 		ops, asked, closing := l.queue, l.asked, l.closing
-		l.queue = spare[:0]
+		l.queue = nil
 		l.mu.Unlock()
 
-		batch.Reset()
-		refuse := l.diskFull()
+		a := appliedBatch{batch: l.db.NewBatch(), ops: ops, asked: asked, refuse: l.diskFull()}
 		for _, o := range ops {
 			switch {
 			case o.rec == nil && o.done != nil:
 				// a barrier: nothing to write
 			case o.rec == nil:
-				_ = batch.Delete(jobKey(scratch[:0], o.seq), nil)
-			case refuse == nil:
+				_ = a.batch.Delete(jobKey(scratch[:0], o.seq), nil)
+			case a.refuse == nil:
 				scratch = appendRecord(jobKey(scratch[:0], o.seq), o.rec)
-				_ = batch.Set(scratch[:9], scratch[9:], nil)
+				_ = a.batch.Set(scratch[:9], scratch[9:], nil)
 			}
 		}
-		_ = batch.Set(metaSeqKey, binary.BigEndian.AppendUint64(scratch[:0], asked), nil)
-		err := batch.Commit(l.writeOpts())
-		if err != nil {
-			l.log.Error("job log commit failed", "error", err)
+		_ = a.batch.Set(metaSeqKey, binary.BigEndian.AppendUint64(scratch[:0], asked), nil)
+		// With --sync always the batch is applied now and its fsync awaited by ackLoop, so
+		// the next batch is built and written while this one syncs: Pebble shares the fsync.
+		if l.opts.Sync == SyncAlways {
+			a.err = l.db.ApplyNoSyncWait(a.batch, pebble.Sync)
 		} else {
-			l.mu.Lock()
-			l.durable = asked
-			l.reserved.Broadcast()
-			l.mu.Unlock()
+			a.err = a.batch.Commit(pebble.NoSync)
 		}
-		for i, o := range ops {
-			if o.done != nil {
-				switch {
-				case refuse != nil:
-					o.done(refuse) // a barrier too: the Puts it waits for were refused
-				default:
-					o.done(err)
-				}
-			}
-			ops[i] = op{}
-		}
-		spare = ops
+		written = asked
+		l.applied <- a
 		if closing {
 			l.mu.Lock()
 			empty := len(l.queue) == 0
 			l.mu.Unlock()
 			if empty {
-				_ = batch.Close()
 				return
 			}
 		}
 	}
 }
 
-func (l *Log) writeOpts() *pebble.WriteOptions {
-	if l.opts.Sync == SyncAlways {
-		return pebble.Sync
+// appliedBatch is a batch handed to Pebble, waiting in ackLoop for its durability.
+type appliedBatch struct {
+	batch  *pebble.Batch
+	ops    []op
+	asked  uint64
+	refuse error // the disk reserve refused its Puts
+	err    error
+}
+
+// ackLoop waits for each applied batch to be durable, in order, and runs its callbacks.
+func (l *Log) ackLoop() {
+	defer l.committer.Done()
+	for a := range l.applied {
+		err := a.err
+		if err == nil && l.opts.Sync == SyncAlways {
+			err = a.batch.SyncWait()
+		}
+		_ = a.batch.Close()
+		if err != nil {
+			l.log.Error("job log commit failed", "error", err)
+		} else {
+			l.mu.Lock()
+			l.durable = max(l.durable, a.asked)
+			l.reserved.Broadcast()
+			l.mu.Unlock()
+		}
+		for _, o := range a.ops {
+			switch {
+			case o.done == nil:
+			case a.refuse != nil:
+				o.done(a.refuse) // a barrier too: the Puts it waits for were refused
+			default:
+				o.done(err)
+			}
+		}
 	}
-	return pebble.NoSync
 }
 
 // Writable reports ErrDiskFull (with the figures) while the data dir's file system is below
