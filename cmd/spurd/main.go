@@ -257,6 +257,11 @@ func openLog(o *options, stderr io.Writer) (*slog.Logger, func(), error) {
 }
 
 func serve(o *options, logger *slog.Logger) error {
+	// Catch the signals first: one that arrives while the job log opens or the listeners
+	// start must still mean a clean shutdown, not the default abrupt exit.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	raiseFileLimit(logger)
 	var (
 		store     *wal.Log
@@ -342,9 +347,6 @@ func serve(o *options, logger *slog.Logger) error {
 		engine.Version, strings.Join(addrs, ", "), o.queueType, where)
 	logger.Info("listening", "addrs", addrs, "queue", o.queueType, "pid", os.Getpid())
 
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
 	graceful := true
 	select {
 	case sig := <-sigs:
