@@ -183,3 +183,19 @@ func lowerASCII(c byte) byte {
 	}
 	return c
 }
+
+// PacketLen returns the total length (header and body) of the binary packet whose header
+// starts buf, or 0 when that cannot be told yet or buf does not start a valid binary header
+// (a text line, bad magic, too short). Callers use it to wait for a large packet's body
+// without re-reading the bytes that have already arrived.
+func PacketLen(buf []byte) int {
+	if len(buf) < HeaderSize || buf[0] != 0 {
+		return 0
+	}
+	m := [4]byte(buf[:4])
+	if m != MagicReq && m != MagicRes {
+		return 0
+	}
+	_, size := header(buf)
+	return HeaderSize + int(size)
+}

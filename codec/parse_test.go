@@ -579,3 +579,19 @@ func TestSplitAdminAliases(t *testing.T) {
 		t.Errorf("word does not alias line: %q", w.Word(0))
 	}
 }
+
+func TestPacketLen(t *testing.T) {
+	pkt := codec.AppendRequest(nil, codec.SubmitJob, []byte("fn"), []byte("u"), []byte("data"))
+	if got := codec.PacketLen(pkt); got != len(pkt) {
+		t.Fatalf("PacketLen of a whole packet = %d, want %d", got, len(pkt))
+	}
+	if got := codec.PacketLen(pkt[:codec.HeaderSize]); got != len(pkt) {
+		t.Fatalf("PacketLen of a bare header = %d, want %d", got, len(pkt))
+	}
+	bad := append([]byte("\x00XYZ"), pkt[4:]...)
+	for _, in := range [][]byte{nil, pkt[:codec.HeaderSize-1], []byte("status\r\n........"), bad} {
+		if got := codec.PacketLen(in); got != 0 {
+			t.Fatalf("PacketLen(%q) = %d, want 0", in, got)
+		}
+	}
+}

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+
+	"github.com/spur-gearman/spur/codec"
 )
 
 // ListenConfig says where and how the gnet transport listens.
@@ -112,7 +114,10 @@ func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
 		return gnet.None // a wake-up for a connection that closed meanwhile
 	}
 	closeConn := false
-	if buf, _ := c.Peek(-1); len(buf) > 0 {
+	if s.waitingForBody(c) {
+		// Part of a large packet: leave it in gnet's buffer until it is whole, instead of
+		// copying the growing prefix out on every read.
+	} else if buf, _ := c.Peek(-1); len(buf) > 0 {
 		var n int
 		n, closeConn = s.Feed(buf)
 		if n > 0 { // gnet's Discard treats n <= 0 as "everything"
@@ -133,6 +138,22 @@ func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
 		return gnet.Close
 	}
 	return gnet.None
+}
+
+// waitingForBody reports whether the bytes buffered for c are the beginning of one binary
+// packet that has not fully arrived yet (and is within the size limit, so that an oversized
+// header is still parsed and refused at once).
+func (s *Session) waitingForBody(c gnet.Conn) bool {
+	have := c.InboundBuffered()
+	if have < codec.HeaderSize {
+		return false
+	}
+	hdr, err := c.Peek(codec.HeaderSize)
+	if err != nil {
+		return false
+	}
+	need := codec.PacketLen(hdr)
+	return need > have && need-codec.HeaderSize <= int(s.e.cfg.MaxPacketSize)
 }
 
 type gnetTransport struct{ c gnet.Conn }
