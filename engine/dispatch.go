@@ -186,7 +186,10 @@ func (s *Session) grab(kind codec.Type) {
 		sh.Lock()
 		s.e.promoteDue(r.fn, t)
 		j := r.fn.Pop(t)
-		for j != nil && (j.Ignore || j.Refused.Load()) {
+		// A refused job that foreground clients wait for is not reaped: it was theirs before
+		// a background submit joined it, and withdraw keeps it for them. Reaping it would
+		// leave them waiting forever for a result (found by FuzzEngine).
+		for j != nil && (j.Ignore || (j.Refused.Load() && len(j.Listeners) == 0)) {
 			s.e.unpersist(j)
 			r.fn.Forget(j) // cancelled, abandoned or never acknowledged: reaped here
 			j = r.fn.Pop(t)

@@ -126,9 +126,13 @@ func (e *Engine) answerWhenDurable(s *Session, j *queue.Job) {
 // a foreground client waits for it (then it simply stops being a background job).
 func (e *Engine) withdraw(j *queue.Job) {
 	switch {
-	case j.State == queue.Done || j.State == queue.Running:
+	case j.State == queue.Done:
 	case len(j.Listeners) > 0:
+		// Checked before Running: a running foreground job must not stay marked background
+		// without a record, or the next background submit joining it would be acknowledged
+		// at once, not durable (found by FuzzEngine).
 		j.Background = false
+	case j.State == queue.Running:
 	default:
 		j.Fn.Ignore(j)
 	}

@@ -184,6 +184,7 @@ func TestSeedCorpus(t *testing.T) {
 	for target, seeds := range map[string][]seed{
 		"FuzzParse":      parseSeeds(),
 		"FuzzSplitAdmin": adminSeeds(),
+		"FuzzEngine":     engineSeeds(),
 	} {
 		dir := filepath.Join("testdata", "fuzz", target)
 		for _, s := range seeds {

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"fmt"
 	"time"
 	"unsafe"
 )
@@ -248,4 +249,45 @@ func (f *Function) RemoveWorker(w Peer) int {
 		f.WakeCursor = 0
 	}
 	return n
+}
+
+// The accessors below are read-only views for invariant checks (engine.CheckInvariants,
+// tests, fuzzing). They walk every job of the function, so keep them off hot paths. Call them
+// with f's shard locked.
+
+// EachWaiting calls fn for every job in f's ready FIFOs (delayed false, p the FIFO's
+// priority), in priority then queue order, and then for every job in its delay heap
+// (delayed true, p the job's priority), in heap order.
+func (f *Function) EachWaiting(fn func(j *Job, p Priority, delayed bool)) {
+	for p := range f.ready {
+		f.ready[p].each(func(j *Job) { fn(j, Priority(p), false) })
+	}
+	for _, j := range f.delayed {
+		fn(j, j.Priority, true)
+	}
+}
+
+// CheckHeap reports the first broken delay-heap invariant: a job whose stored heap index is
+// not its position, or that runs before its parent (by RunAt, then Seq).
+func (f *Function) CheckHeap() error {
+	for i, j := range f.delayed {
+		if j.heapIndex != i {
+			return fmt.Errorf("delay heap slot %d holds %s whose stored index is %d", i, j.Handle, j.heapIndex)
+		}
+		if i > 0 && f.delayed.less(i, (i-1)/2) {
+			return fmt.Errorf("delay heap order broken: %s at slot %d runs before its parent %s", j.Handle, i, f.delayed[(i-1)/2].Handle)
+		}
+	}
+	return nil
+}
+
+// EachUnique calls fn for every entry of f's coalescing index: key is the unique id, or for
+// "-" jobs (byData true) the job's data.
+func (f *Function) EachUnique(fn func(key string, byData bool, j *Job)) {
+	for k, j := range f.uniques {
+		fn(k, false, j)
+	}
+	for k, j := range f.byData {
+		fn(k, true, j)
+	}
 }
