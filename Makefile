@@ -18,8 +18,11 @@ run: build
 
 # Every test: unit, end-to-end (real server on ephemeral ports), fuzz seeds, and the interop
 # suite with the real PHP, libgearman CLI and Perl clients (their absence is a failure).
+# The zero-allocation assertions skip themselves under -race (the detector allocates), so
+# they run once more without it.
 test: vet fmt-check
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -count=1 -run 'Alloc|ZeroAlloc|AllocatesNothing' ./codec/ ./queue/ ./engine/ ./bench/
 
 vet:
 	$(GO) vet ./...
