@@ -117,10 +117,7 @@ func Open(opts Options) (*Log, []Record, error) {
 		// the middle of the log (refused: acknowledged jobs would be lost silently).
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{opts.Logger},
-		// Jobs are short-lived: most records are deleted while still in the memtable. A
-		// larger memtable lets more of them cancel out before any flush, and keeps bursts of
-		// submits from stalling on memtable rotation.
-		MemTableSize:                64 << 20,
+		// Bursts of submits may fill several memtables while one is being flushed.
 		MemTableStopWritesThreshold: 4,
 	})
 	if err != nil {

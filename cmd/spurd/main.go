@@ -312,7 +312,7 @@ func serve(o *options, logger *slog.Logger) error {
 	e.Restore(recovered)
 	stopReclaim := make(chan struct{})
 	defer close(stopReclaim)
-	go reclaimMemory(e, store, 5*time.Second, logger, stopReclaim)
+	go reclaimMemory(e, store, 2*time.Second, logger, stopReclaim)
 	listen := o.listen
 	if len(listen) == 0 {
 		listen = []string{""}
