@@ -104,6 +104,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.BoolVarP(&o.roundRobin, "round-robin", "R", false, "rotate through a worker's functions after each job")
 	fs.StringVarP(&o.logFile, "log-file", "l", "stderr", `log destination: a file, "stderr" or "none"`)
 	fs.StringVar(&o.verbose, "verbose", "ERROR", "log level: FATAL, ALERT, CRITICAL, ERROR, WARNING, NOTICE, INFO, DEBUG")
+	moreVerbose := fs.CountP("v", "v", "raise the log level one step above --verbose per v (gearmand's old -v, -vv ...)")
 	fs.StringVarP(&o.pidFile, "pid-file", "P", "", "write the process id to this file")
 	fs.IntVarP(&o.backlog, "backlog", "b", 32, "listen backlog (accepted for compatibility; the kernel's somaxconn applies)")
 	fs.BoolVar(&o.keepalive, "keepalive", false, "enable TCP keepalive on accepted connections")
@@ -148,6 +149,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 			warnings = append(warnings, fmt.Sprintf("--%s is ignored: %s", f.long, f.why))
 		}
 	}
+	if *moreVerbose > 0 {
+		o.verbose = raiseLevel(o.verbose, *moreVerbose)
+	}
 	if !fs.Changed("port") {
 		if p := os.Getenv("GEARMAND_PORT"); p != "" {
 			o.port = p
@@ -185,6 +189,20 @@ func (o *options) validate() error {
 		return fmt.Errorf("unknown --verbose level %q", o.verbose)
 	}
 	return nil
+}
+
+// levelNames are gearmand's verbosity names, quietest first.
+var levelNames = []string{"FATAL", "ALERT", "CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG"}
+
+// raiseLevel returns the level n steps more verbose than name (capped at DEBUG); an unknown
+// name is returned unchanged for validate to report.
+func raiseLevel(name string, n int) string {
+	for i, l := range levelNames {
+		if strings.EqualFold(l, name) {
+			return levelNames[min(i+n, len(levelNames)-1)]
+		}
+	}
+	return name
 }
 
 // levels maps gearmand's verbosity names onto slog levels.

@@ -210,3 +210,14 @@ func TestPortInUseFailsClearly(t *testing.T) {
 		t.Fatalf("exit %d, output %q", cmd.ProcessState.ExitCode(), out)
 	}
 }
+
+func TestOldStyleVerboseFlags(t *testing.T) {
+	for flags, want := range map[string]string{"-v": "WARNING", "-vvv": "INFO", "-vvvvvvvv": "DEBUG"} {
+		cmd, addr, _ := startSpurd(t, flags)
+		if got := adminLine(t, addr, "verbose"); got != "OK "+want+"\n" {
+			t.Errorf("%s: verbose answered %q, want OK %s", flags, got, want)
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		waitExit(t, cmd)
+	}
+}
