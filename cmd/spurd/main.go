@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -51,6 +52,7 @@ type options struct {
 	shutdownWait  time.Duration
 	maxPacketSize uint32
 	httpAddr      string
+	cpuProfile    string
 }
 
 // ignoredFlags are gearmand options spurd accepts so existing command lines keep working,
@@ -123,6 +125,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.DurationVar(&o.shutdownWait, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown waits for running jobs")
 	fs.Uint32Var(&o.maxPacketSize, "max-packet-size", codec.DefaultMaxPacket, "largest packet body accepted, in bytes")
 	fs.StringVar(&o.httpAddr, "http-addr", "", "HOST:PORT for metrics and the HTTP API (not supported yet)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file")
 	ignored := map[string]*string{}
 	for _, f := range ignoredFlags {
 		v := new(string)
@@ -246,6 +249,17 @@ func run(args []string, stderr io.Writer) int {
 	defer closeLog()
 	for _, w := range warnings {
 		fmt.Fprintf(stderr, "spurd: warning: %s\n", w) // shown whatever the log level
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "spurd: --cpuprofile: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if err := serve(o, logger); err != nil {
 		logger.Error("spurd stopped", "error", err)
