@@ -214,11 +214,7 @@ func (e *Engine) cancelJob(h []byte) bool {
 	if j.State == queue.Done || j.Ignore {
 		return false
 	}
-	e.notifyAll(j, func(b []byte, _ *Session) []byte { return codec.AppendPacket(b, codec.WorkFail, h) })
-	for _, p := range j.Listeners {
-		p.(*Session).unlisten(j)
-	}
-	j.Listeners = nil
+	e.releaseListeners(j, workFail(h))
 	j.Fn.Ignore(j)
 	e.unpersist(j)
 	e.log.Info("job cancelled by admin", "handle", j.Handle, "function", j.Fn.Name)

@@ -361,7 +361,7 @@ func (s *Session) work(p *codec.Packet) {
 		data := p.Args[1]
 		e.finish(j, func(b []byte, _ *Session) []byte { return codec.AppendPacket(b, codec.WorkComplete, h, data) })
 	case codec.WorkFail:
-		e.finish(j, func(b []byte, _ *Session) []byte { return codec.AppendPacket(b, codec.WorkFail, h) })
+		e.finish(j, workFail(h))
 	case codec.WorkException:
 		// Listeners without the exceptions option get a plain WORK_FAIL (gearmand adds a
 		// stray NUL to it: spec weakness 14).

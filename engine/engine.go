@@ -150,23 +150,18 @@ func (e *Engine) Restore(recs []wal.Record) {
 func (e *Engine) Drain() { e.draining.Store(true) }
 
 // Jobs returns how many jobs the engine holds: queued, scheduled and running.
-func (e *Engine) Jobs() int {
-	n := 0
-	e.reg.EachShard(func(sh *queue.Shard) {
-		for _, f := range sh.Functions() {
-			n += f.Total
-		}
-	})
-	return n
-}
+func (e *Engine) Jobs() int { return e.sumFunctions(func(f *queue.Function) int { return f.Total }) }
 
 // Running returns how many jobs are assigned to workers.
 func (e *Engine) Running() int {
+	return e.sumFunctions(func(f *queue.Function) int { return f.Running })
+}
+
+// sumFunctions adds count(f) over every function, one shard lock at a time.
+func (e *Engine) sumFunctions(count func(*queue.Function) int) int {
 	n := 0
 	e.reg.EachShard(func(sh *queue.Shard) {
-		for _, f := range sh.Functions() {
-			n += f.Running
-		}
+		sh.EachFunction(func(f *queue.Function) { n += count(f) })
 	})
 	return n
 }

@@ -42,13 +42,7 @@ func (e *Engine) notifyAll(j *queue.Job, build func(b []byte, l *Session) []byte
 
 // finish ends j for good after notify has told its listeners, who are then detached.
 func (e *Engine) finish(j *queue.Job, notify func(b []byte, l *Session) []byte) {
-	if notify != nil {
-		e.notifyAll(j, notify)
-	}
-	for _, p := range j.Listeners {
-		p.(*Session).unlisten(j)
-	}
-	j.Listeners = nil
+	e.releaseListeners(j, notify)
 	if w, ok := j.Worker.(*Session); ok {
 		w.unassign(j)
 	}
@@ -159,10 +153,27 @@ func queueError(err error) func([]byte) []byte {
 	return func(b []byte) []byte { return codec.AppendError(b, "QUEUE_ERROR", text) }
 }
 
+// releaseListeners sends every listener of j its last packet (if notify is set) and detaches
+// them all.
+func (e *Engine) releaseListeners(j *queue.Job, notify func(b []byte, l *Session) []byte) {
+	if notify != nil {
+		e.notifyAll(j, notify)
+	}
+	for _, p := range j.Listeners {
+		p.(*Session).unlisten(j)
+	}
+	j.Listeners = nil
+}
+
+// workFail builds WORK_FAIL handle for every listener.
+func workFail(h []byte) func(b []byte, _ *Session) []byte {
+	return func(b []byte, _ *Session) []byte { return codec.AppendPacket(b, codec.WorkFail, h) }
+}
+
 // failJob ends j with WORK_FAIL to every listener.
 func (e *Engine) failJob(j *queue.Job) {
 	h := []byte(j.Handle)
-	e.finish(j, func(b []byte, _ *Session) []byte { return codec.AppendPacket(b, codec.WorkFail, h) })
+	e.finish(j, workFail(h))
 }
 
 // requeue returns a running job whose worker let go of it without a result (disconnect,

@@ -83,6 +83,13 @@ func (s *Shard) Delete(f *Function) { delete(s.funcs, f.Name) }
 // invariant checks that visit every shard.
 func (s *Shard) NumFunctions() int { return len(s.funcs) }
 
+// EachFunction calls fn for each of the shard's functions, in no particular order.
+func (s *Shard) EachFunction(fn func(*Function)) {
+	for _, f := range s.funcs {
+		fn(f)
+	}
+}
+
 // Functions returns the shard's functions sorted by name.
 func (s *Shard) Functions() []*Function {
 	out := make([]*Function, 0, len(s.funcs))
