@@ -3,6 +3,7 @@ GO      ?= go
 PORT    ?= 4730
 DATA    ?= ./data
 FUZZTIME ?= 30s
+FUZZTIMEOUT ?= 1h
 
 CRASH_CYCLES ?= 200
 
@@ -31,11 +32,12 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-# Runs each fuzz target for $(FUZZTIME).
+# Runs each fuzz target for $(FUZZTIME); FUZZTIMEOUT bounds each run (go test's default 10m
+# would cut a 10-minute run short).
 fuzz:
 	@for t in $$($(GO) test ./fuzz/ -list '^Fuzz' | grep '^Fuzz'); do \
 		echo "== $$t ($(FUZZTIME))"; \
-		$(GO) test ./fuzz/ -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) || exit 1; \
+		$(GO) test ./fuzz/ -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -timeout $(FUZZTIMEOUT) || exit 1; \
 	done
 
 bench:

@@ -181,7 +181,7 @@ func (e *Engine) jobsText(uniques bool) string {
 		default:
 			b.WriteString(j.Handle)
 			b.WriteByte('\t')
-			b.WriteString(strconv.FormatUint(uint64(j.Retries), 10))
+			b.WriteString(strconv.FormatUint(uint64(j.Retries()), 10))
 			b.WriteByte('\t')
 			b.WriteString(boolDigit(j.Ignore))
 			b.WriteByte('\t')

@@ -143,20 +143,18 @@ func (s *Session) submit(p *codec.Packet, prio queue.Priority, background bool) 
 		s.sendError("QUEUE_ERROR", errQueueFull)
 		return
 	}
-	seq, handle := e.newHandle()
+	seq := e.nextSeq()
+	var hbuf [64]byte
 	j := &queue.Job{
-		Handle:     handle,
+		Handle:     sh.CopyString(e.appendHandle(hbuf[:0], seq)),
 		Seq:        seq,
-		Unique:     string(unique),
-		Reducer:    string(reducer),
-		Data:       bytes.Clone(data),
+		Unique:     sh.CopyString(unique),
+		Data:       sh.Copy(data),
 		Priority:   prio,
 		Background: background,
 		RunAt:      runAt,
 	}
-	if j.Data == nil {
-		j.Data = []byte{}
-	}
+	j.SetReducer(sh.CopyString(reducer))
 	f.Enqueue(j, now())
 	if background {
 		e.persist(s, j) // JOB_CREATED goes out once the job is durable
@@ -189,7 +187,7 @@ func (s *Session) grab(kind codec.Type) {
 		// A refused job that foreground clients wait for is not reaped: it was theirs before
 		// a background submit joined it, and withdraw keeps it for them. Reaping it would
 		// leave them waiting forever for a result (found by FuzzEngine).
-		for j != nil && (j.Ignore || (j.Refused.Load() && len(j.Listeners) == 0)) {
+		for j != nil && (j.Ignore || (j.Refused.Load() && len(j.Listeners()) == 0)) {
 			s.e.unpersist(j)
 			r.fn.Forget(j) // cancelled, abandoned or never acknowledged: reaped here
 			j = r.fn.Pop(t)
@@ -227,7 +225,7 @@ func (s *Session) rotate(i int) {
 }
 
 func (s *Session) sendAssign(kind codec.Type, j *queue.Job) {
-	h, fn, u, r, d := []byte(j.Handle), []byte(j.Fn.Name), []byte(j.Unique), []byte(j.Reducer), j.Data
+	h, fn, u, r, d := []byte(j.Handle), []byte(j.Fn.Name), []byte(j.Unique), []byte(j.Reducer()), j.Data
 	switch {
 	case kind == codec.GrabJob:
 		s.sendPacket(codec.JobAssign, h, fn, d)
@@ -355,7 +353,7 @@ func (s *Session) work(p *codec.Packet) {
 		e.notifyAll(j, func(b []byte, _ *Session) []byte { return codec.AppendPacket(b, p.Type, h, data) })
 	case codec.WorkStatus:
 		num, den := p.Args[1], p.Args[2]
-		j.Num, j.Den = atou(num), atou(den)
+		j.SetStatus(atou(num), atou(den))
 		e.notifyAll(j, func(b []byte, _ *Session) []byte { return codec.AppendPacket(b, codec.WorkStatus, h, num, den) })
 	case codec.WorkComplete:
 		data := p.Args[1]
@@ -392,7 +390,8 @@ func (s *Session) getStatus(h []byte) {
 		sh := j.Fn.Shard()
 		sh.Lock()
 		if j.State != queue.Done {
-			known, running, num, den = true, j.State == queue.Running, j.Num, j.Den
+			known, running = true, j.State == queue.Running
+			num, den = j.Status()
 		}
 		sh.Unlock()
 	}
@@ -410,7 +409,8 @@ func (s *Session) getStatusUnique(u []byte) {
 			}
 			for _, f := range sh.Functions() {
 				if j := f.Coalesce(u, nil); j != nil && j.Unique != "-" {
-					known, running, num, den, clients = true, j.State == queue.Running, j.Num, j.Den, uint64(len(j.Listeners))
+					known, running, clients = true, j.State == queue.Running, uint64(len(j.Listeners()))
+					num, den = j.Status()
 					return
 				}
 			}

@@ -100,20 +100,20 @@ func New(cfg Config) *Engine {
 	}
 }
 
-// newHandle returns a job number and handle never issued before: by this engine, or with a
-// store, by any earlier run on the same data.
-func (e *Engine) newHandle() (uint64, string) {
-	var n uint64
+// nextSeq returns a job number never issued before: by this engine, or with a store, by any
+// earlier run on the same data.
+func (e *Engine) nextSeq() uint64 {
 	if e.store != nil {
-		n = e.store.NextSeq()
-	} else {
-		n = e.handleSeq.Add(1)
+		return e.store.NextSeq()
 	}
-	b := make([]byte, 0, len(e.cfg.HandlePrefix)+12)
+	return e.handleSeq.Add(1)
+}
+
+// appendHandle appends the handle of job number seq: HandlePrefix:seq.
+func (e *Engine) appendHandle(b []byte, seq uint64) []byte {
 	b = append(b, e.cfg.HandlePrefix...)
 	b = append(b, ':')
-	b = strconv.AppendUint(b, n, 10)
-	return n, string(b)
+	return strconv.AppendUint(b, seq, 10)
 }
 
 // Restore queues jobs recovered from the store, in the order given (submission order), with
@@ -129,13 +129,13 @@ func (e *Engine) Restore(recs []wal.Record) {
 			Handle:     r.Handle,
 			Seq:        r.Seq,
 			Unique:     r.Unique,
-			Reducer:    r.Reducer,
 			Data:       r.Data,
 			Priority:   queue.Priority(r.Priority),
 			RunAt:      r.RunAt,
 			Background: true,
 			Persisted:  true,
 		}
+		j.SetReducer(r.Reducer)
 		f.Enqueue(j, t)
 		if j.State == queue.Delayed {
 			e.armDueTimer(f)
@@ -151,6 +151,10 @@ func (e *Engine) Drain() { e.draining.Store(true) }
 
 // Jobs returns how many jobs the engine holds: queued, scheduled and running.
 func (e *Engine) Jobs() int { return e.sumFunctions(func(f *queue.Function) int { return f.Total }) }
+
+// PeakJobs returns (an upper bound of) the most jobs the engine held at once since the last
+// call, and how many it holds now.
+func (e *Engine) PeakJobs() (peak, now int) { return e.reg.PeakJobs() }
 
 // Running returns how many jobs are assigned to workers.
 func (e *Engine) Running() int {

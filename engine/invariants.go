@@ -137,7 +137,7 @@ func (e *Engine) checkFunction(f *queue.Function, indexed []*queue.Job) error {
 			err = fail("job %s is in the %s in state %s", j.Handle, place, stateName(j.State))
 		case j.Worker != nil:
 			err = fail("job %s is in the %s and also has a worker", j.Handle, place)
-		case j.Timer != nil:
+		case j.Timer() != nil:
 			err = fail("job %s is in the %s with a timeout timer running", j.Handle, place)
 		case e.reg.Lookup([]byte(j.Handle)) != j:
 			err = fail("job %s is in the %s but not in the handle index", j.Handle, place)
@@ -174,7 +174,7 @@ func (e *Engine) checkFunction(f *queue.Function, indexed []*queue.Job) error {
 				return fail("job %s is held by a %T, not a session", j.Handle, j.Worker)
 			}
 			w.mu.Lock()
-			lost := !w.closed && w.assigned[j.Handle] != j
+			lost := !w.closed && w.assigned[j.Seq] != j
 			w.mu.Unlock()
 			if lost {
 				return fail("job %s is Running on session %d, which does not know it holds it", j.Handle, w.id)
@@ -182,7 +182,7 @@ func (e *Engine) checkFunction(f *queue.Function, indexed []*queue.Job) error {
 		default:
 			return fail("job %s is %s but still in the handle index", j.Handle, stateName(j.State))
 		}
-		for _, p := range j.Listeners {
+		for _, p := range j.Listeners() {
 			l, ok := p.(*Session)
 			if !ok {
 				return fail("job %s has a %T listener, not a session", j.Handle, p)
@@ -195,7 +195,7 @@ func (e *Engine) checkFunction(f *queue.Function, indexed []*queue.Job) error {
 				return fail("job %s lists session %d as a listener, which does not know it", j.Handle, l.id)
 			}
 		}
-		if !j.Background && !j.Ignore && len(j.Listeners) == 0 {
+		if !j.Background && !j.Ignore && len(j.Listeners()) == 0 {
 			return fail("foreground job %s has no listener left but is not abandoned", j.Handle)
 		}
 		if j.Unique != "" && !(j.Unique == "-" && len(j.Data) == 0) && !j.Ignore && !j.Refused.Load() {
@@ -263,8 +263,8 @@ func checkSession(sh *queue.Shard, s *Session) error {
 		if j.Fn.Shard() != sh {
 			continue
 		}
-		if h != j.Handle || j.State != queue.Running || j.Worker != queue.Peer(s) {
-			return fmt.Errorf("function %q: session %d holds job %s (as %q), which is %s on %v",
+		if h != j.Seq || j.State != queue.Running || j.Worker != queue.Peer(s) {
+			return fmt.Errorf("function %q: session %d holds job %s (as %d), which is %s on %v",
 				j.Fn.Name, s.id, j.Handle, h, stateName(j.State), peerID(j.Worker))
 		}
 	}
@@ -272,7 +272,7 @@ func checkSession(sh *queue.Shard, s *Session) error {
 		if j.Fn.Shard() != sh {
 			continue
 		}
-		if j.State == queue.Done || !slices.Contains(j.Listeners, queue.Peer(s)) {
+		if j.State == queue.Done || !slices.Contains(j.Listeners(), queue.Peer(s)) {
 			return fmt.Errorf("function %q: session %d listens to job %s (%s), which does not list it",
 				j.Fn.Name, s.id, j.Handle, stateName(j.State))
 		}

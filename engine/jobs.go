@@ -14,7 +14,7 @@ import (
 
 // attach makes s a listener of j: it will receive j's WORK_* packets.
 func (e *Engine) attach(j *queue.Job, s *Session) {
-	j.Listeners = append(j.Listeners, s)
+	j.AddListener(s)
 	s.listen(j)
 }
 
@@ -27,14 +27,14 @@ func (e *Engine) detach(j *queue.Job, s *Session) {
 	}
 	for j.RemoveListener(s) {
 	}
-	if len(j.Listeners) == 0 && !j.Background && !j.Ignore {
+	if len(j.Listeners()) == 0 && !j.Background && !j.Ignore {
 		j.Fn.Ignore(j)
 	}
 }
 
 // notifyAll sends the packet built by build to every listener of j.
 func (e *Engine) notifyAll(j *queue.Job, build func(b []byte, l *Session) []byte) {
-	for _, p := range j.Listeners {
+	for _, p := range j.Listeners() {
 		l := p.(*Session)
 		l.send(func(b []byte) []byte { return build(b, l) })
 	}
@@ -66,7 +66,7 @@ func (e *Engine) persist(s *Session, j *queue.Job) {
 		Handle:   j.Handle,
 		Function: j.Fn.Name,
 		Unique:   j.Unique,
-		Reducer:  j.Reducer,
+		Reducer:  j.Reducer(),
 		Priority: uint8(j.Priority),
 		RunAt:    j.RunAt,
 		Data:     j.Data,
@@ -121,7 +121,7 @@ func (e *Engine) answerWhenDurable(s *Session, j *queue.Job) {
 func (e *Engine) withdraw(j *queue.Job) {
 	switch {
 	case j.State == queue.Done:
-	case len(j.Listeners) > 0:
+	case len(j.Listeners()) > 0:
 		// Checked before Running: a running foreground job must not stay marked background
 		// without a record, or the next background submit joining it would be acknowledged
 		// at once, not durable (found by FuzzEngine).
@@ -159,10 +159,10 @@ func (e *Engine) releaseListeners(j *queue.Job, notify func(b []byte, l *Session
 	if notify != nil {
 		e.notifyAll(j, notify)
 	}
-	for _, p := range j.Listeners {
+	for _, p := range j.Listeners() {
 		p.(*Session).unlisten(j)
 	}
-	j.Listeners = nil
+	j.ClearListeners()
 }
 
 // workFail builds WORK_FAIL handle for every listener.
@@ -180,21 +180,18 @@ func (e *Engine) failJob(j *queue.Job) {
 // CANT_DO, timeout) to the back of its queue, or fails it once --job-retries is reached.
 // The caller has already removed it from the worker's assigned set.
 func (e *Engine) requeue(j *queue.Job, why string) {
-	if t := j.Timer; t != nil {
-		t.Stop()
-		j.Timer = nil
-	}
+	j.StopTimer()
 	if j.Ignore {
 		e.finish(j, nil) // cancelled or abandoned: nobody wants it any more
 		return
 	}
-	j.Retries++
-	if e.cfg.JobRetries > 0 && int(j.Retries) >= e.cfg.JobRetries {
-		e.log.Warn("job failed: retries exhausted", "handle", j.Handle, "function", j.Fn.Name, "retries", j.Retries, "reason", why)
+	retries := j.AddRetry()
+	if e.cfg.JobRetries > 0 && int(retries) >= e.cfg.JobRetries {
+		e.log.Warn("job failed: retries exhausted", "handle", j.Handle, "function", j.Fn.Name, "retries", retries, "reason", why)
 		e.failJob(j)
 		return
 	}
-	e.log.Info("job requeued", "handle", j.Handle, "function", j.Fn.Name, "retries", j.Retries, "reason", why)
+	e.log.Info("job requeued", "handle", j.Handle, "function", j.Fn.Name, "retries", retries, "reason", why)
 	j.Fn.Requeue(j, now())
 	e.jobQueued(j.Fn, j)
 }
@@ -276,16 +273,19 @@ func (e *Engine) promoteDue(f *queue.Function, t int64) {
 // requeued as if the worker had disconnected (gearmand's behaviour, spec 3.7); completion
 // stops the timer.
 func (e *Engine) armTimeout(j *queue.Job, w *Session, d time.Duration) {
-	assignment := j.Assignment
-	j.Timer = time.AfterFunc(d, func() {
+	var t *time.Timer
+	// t is set below before the shard lock (held by our caller) is released, so the callback,
+	// which takes that lock first, always sees it; a stale timer is no longer j's.
+	t = time.AfterFunc(d, func() {
 		sh := j.Fn.Shard()
 		sh.Lock()
 		defer sh.Unlock()
-		if j.State != queue.Running || j.Worker != queue.Peer(w) || j.Assignment != assignment {
+		if j.State != queue.Running || j.Worker != queue.Peer(w) || j.Timer() != t {
 			return
 		}
 		w.unassign(j)
-		j.Timer = nil
+		j.SetTimer(nil)
 		e.requeue(j, "worker timeout")
 	})
+	j.SetTimer(t)
 }

@@ -51,8 +51,8 @@ type Session struct {
 	overflow    bool         // out exceeded the outbound cap
 	closed      bool
 	clientID    string
-	regs        []registration // newest first, like gearmand; replaced, never mutated
-	assigned    map[string]*queue.Job
+	regs        []registration        // newest first, like gearmand; replaced, never mutated
+	assigned    map[uint64]*queue.Job // by Seq
 	listening   map[*queue.Job]struct{}
 }
 
@@ -257,24 +257,32 @@ func (s *Session) setRegs(regs []registration) {
 func (s *Session) assign(j *queue.Job) {
 	s.mu.Lock()
 	if s.assigned == nil {
-		s.assigned = make(map[string]*queue.Job)
+		s.assigned = make(map[uint64]*queue.Job)
 	}
-	s.assigned[j.Handle] = j
+	s.assigned[j.Seq] = j
 	s.mu.Unlock()
 }
 
 func (s *Session) unassign(j *queue.Job) {
 	s.mu.Lock()
-	if s.assigned[j.Handle] == j {
-		delete(s.assigned, j.Handle)
+	if s.assigned[j.Seq] == j {
+		delete(s.assigned, j.Seq)
 	}
 	s.mu.Unlock()
 }
 
 func (s *Session) assignedJob(handle []byte) *queue.Job {
+	seq, ok := queue.HandleSeq(handle)
+	if !ok {
+		return nil
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.assigned[string(handle)]
+	j := s.assigned[seq]
+	s.mu.Unlock()
+	if j == nil || j.Handle != string(handle) {
+		return nil
+	}
+	return j
 }
 
 // listen records that the client is attached to j.

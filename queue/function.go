@@ -60,7 +60,7 @@ func (f *Function) Coalesce(unique, data []byte) *Job {
 // Enqueue adds a new job, ready or scheduled, and indexes its handle and unique id.
 func (f *Function) Enqueue(j *Job, now int64) {
 	j.Fn = f
-	f.shard.addJob(j)
+	f.shard.reg.addJob(j)
 	f.Total++
 	f.Queued[j.Priority]++
 	f.place(j, now)
@@ -145,7 +145,6 @@ func (f *Function) HasReady(now int64) bool {
 func (f *Function) Start(j *Job, worker Peer) {
 	j.State = Running
 	j.Worker = worker
-	j.Assignment++
 	f.Running++
 }
 
@@ -154,7 +153,7 @@ func (f *Function) Start(j *Job, worker Peer) {
 func (f *Function) Requeue(j *Job, now int64) {
 	f.Running--
 	j.Worker = nil
-	j.Num, j.Den = 0, 0
+	j.SetStatus(0, 0)
 	f.Queued[j.Priority]++
 	f.place(j, now)
 }
@@ -167,7 +166,7 @@ func (f *Function) Finish(j *Job) {
 		f.Running--
 		j.Worker = nil
 	case Delayed:
-		f.delayed.remove(j.heapIndex)
+		f.delayed.remove(int(j.heapIndex))
 		f.Queued[j.Priority]--
 	case Queued:
 		panic("queue: Finish of a job still in a FIFO")
@@ -186,11 +185,8 @@ func (f *Function) Forget(j *Job) {
 	j.State = Done
 	f.Total--
 	f.unindex(j)
-	f.shard.removeJob(j)
-	if t := j.Timer; t != nil {
-		t.Stop()
-		j.Timer = nil
-	}
+	f.shard.reg.removeJob(j)
+	j.StopTimer()
 }
 
 // Ignore flags a job as cancelled or abandoned: it stops coalescing at once, a delayed one is
@@ -271,7 +267,7 @@ func (f *Function) EachWaiting(fn func(j *Job, p Priority, delayed bool)) {
 // not its position, or that runs before its parent (by RunAt, then Seq).
 func (f *Function) CheckHeap() error {
 	for i, j := range f.delayed {
-		if j.heapIndex != i {
+		if int(j.heapIndex) != i {
 			return fmt.Errorf("delay heap slot %d holds %s whose stored index is %d", i, j.Handle, j.heapIndex)
 		}
 		if i > 0 && f.delayed.less(i, (i-1)/2) {

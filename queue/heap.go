@@ -13,14 +13,14 @@ func (h delayHeap) less(a, b int) bool {
 
 func (h delayHeap) swap(a, b int) {
 	h[a], h[b] = h[b], h[a]
-	h[a].heapIndex = a
-	h[b].heapIndex = b
+	h[a].heapIndex = int32(a)
+	h[b].heapIndex = int32(b)
 }
 
 func (h *delayHeap) push(j *Job) {
-	j.heapIndex = len(*h)
+	j.heapIndex = int32(len(*h))
 	*h = append(*h, j)
-	h.up(j.heapIndex)
+	h.up(len(*h) - 1)
 }
 
 func (h delayHeap) peek() *Job {

@@ -67,51 +67,151 @@ const (
 type Peer interface{ PeerID() uint64 }
 
 // Job is one unit of work. Its fields are guarded by its function's shard lock, except the
-// immutable identity fields (Handle, Seq, Fn, Unique, Reducer, Data, Priority, RunAt), which
-// may be read without it.
+// immutable identity fields (Handle, Seq, Fn, Unique, Data, Priority, RunAt and the reducer),
+// which may be read without it.
+//
+// A server may hold millions of queued jobs, so the struct is kept small: fields most jobs
+// never use live in a separate jobMore allocated on first use.
 type Job struct {
-	Handle   string
-	Fn       *Function
-	Unique   string
-	Reducer  string
-	Data     []byte
-	Priority Priority
-	RunAt    int64  // unix seconds; 0 = as soon as possible
-	Seq      uint64 // the handle's number: submission order, unique across restarts
+	Handle string
+	Fn     *Function
+	Unique string
+	Data   []byte
+	RunAt  int64  // unix seconds; 0 = as soon as possible
+	Seq    uint64 // the handle's number: submission order, unique across restarts
+
+	Worker Peer // holder while Running
+	more   *jobMore
+
+	heapIndex int32 // position in the delay heap while Delayed
+	Priority  Priority
+	State     State
 
 	// Background: some submitter did not wait for the result, so the job must not be dropped
 	// when its foreground clients leave; such jobs are the durable ones.
 	Background bool
-
-	State     State
-	Ignore    bool   // cancelled or abandoned: dropped when a grab reaches it, result discarded
-	Persisted bool   // a write-ahead-log record exists for it
-	Retries   uint32 // assignments that ended without a result (worker gone, timeout)
-	Num, Den  uint64 // last WORK_STATUS; reset on requeue
-
-	Worker    Peer   // holder while Running
-	Listeners []Peer // foreground clients attached (duplicates allowed, as gearmand)
+	Ignore     bool // cancelled or abandoned: dropped when a grab reaches it, result discarded
+	Persisted  bool // a write-ahead-log record exists for it
 
 	// Refused is set, from the job log's goroutine, when the job's record could not be
 	// written: its submitter got an error, so the job must not be coalesced onto or run.
 	Refused atomic.Bool
+}
 
-	Assignment uint64      // counts assignments; lets a stale timeout recognise itself
-	Timer      *time.Timer // CAN_DO_TIMEOUT timer of the current assignment, owned by the engine
+// jobMore holds what only some jobs need: foreground listeners, a reducer, a WORK_STATUS, a
+// retry count, a CAN_DO_TIMEOUT timer.
+type jobMore struct {
+	listeners []Peer // foreground clients attached (duplicates allowed, as gearmand)
+	reducer   string
+	num, den  uint64 // last WORK_STATUS; reset on requeue
+	retries   uint32 // assignments that ended without a result (worker gone, timeout)
+	timer     *time.Timer
+}
 
-	heapIndex int // position in the delay heap while Delayed
+func (j *Job) moreFields() *jobMore {
+	if j.more == nil {
+		j.more = &jobMore{}
+	}
+	return j.more
+}
+
+// Listeners returns the foreground clients attached to j; the slice must not be modified.
+func (j *Job) Listeners() []Peer {
+	if j.more == nil {
+		return nil
+	}
+	return j.more.listeners
+}
+
+// AddListener attaches p (again, if it already is).
+func (j *Job) AddListener(p Peer) { m := j.moreFields(); m.listeners = append(m.listeners, p) }
+
+// ClearListeners detaches every listener.
+func (j *Job) ClearListeners() {
+	if j.more != nil {
+		j.more.listeners = nil
+	}
 }
 
 // RemoveListener detaches one attachment of p and reports whether one was found.
 func (j *Job) RemoveListener(p Peer) bool {
-	for i, l := range j.Listeners {
+	if j.more == nil {
+		return false
+	}
+	ls := j.more.listeners
+	for i, l := range ls {
 		if l == p {
-			last := len(j.Listeners) - 1
-			copy(j.Listeners[i:], j.Listeners[i+1:])
-			j.Listeners[last] = nil
-			j.Listeners = j.Listeners[:last]
+			last := len(ls) - 1
+			copy(ls[i:], ls[i+1:])
+			ls[last] = nil
+			j.more.listeners = ls[:last]
 			return true
 		}
 	}
 	return false
+}
+
+// Reducer returns the reducer name of a SUBMIT_REDUCE_JOB job, or "".
+func (j *Job) Reducer() string {
+	if j.more == nil {
+		return ""
+	}
+	return j.more.reducer
+}
+
+// SetReducer records the reducer name; call before the job is enqueued.
+func (j *Job) SetReducer(r string) {
+	if r != "" {
+		j.moreFields().reducer = r
+	}
+}
+
+// Status returns the numerator and denominator of the job's last WORK_STATUS.
+func (j *Job) Status() (num, den uint64) {
+	if j.more == nil {
+		return 0, 0
+	}
+	return j.more.num, j.more.den
+}
+
+// SetStatus records a WORK_STATUS.
+func (j *Job) SetStatus(num, den uint64) {
+	if j.more != nil || num != 0 || den != 0 {
+		m := j.moreFields()
+		m.num, m.den = num, den
+	}
+}
+
+// Retries returns how many assignments of the job ended without a result.
+func (j *Job) Retries() uint32 {
+	if j.more == nil {
+		return 0
+	}
+	return j.more.retries
+}
+
+// AddRetry counts one more assignment that ended without a result and returns the total.
+func (j *Job) AddRetry() uint32 { m := j.moreFields(); m.retries++; return m.retries }
+
+// Timer returns the CAN_DO_TIMEOUT timer of the current assignment, or nil.
+func (j *Job) Timer() *time.Timer {
+	if j.more == nil {
+		return nil
+	}
+	return j.more.timer
+}
+
+// SetTimer records (or with nil forgets) the current assignment's timer; it is the engine's.
+func (j *Job) SetTimer(t *time.Timer) {
+	if j.more != nil || t != nil {
+		j.moreFields().timer = t
+	}
+}
+
+// StopTimer stops and forgets the current assignment's timer, if any.
+func (j *Job) StopTimer() {
+	if t := j.Timer(); t != nil {
+		t.Stop()
+		j.more.timer = nil
+	}
 }

@@ -219,7 +219,7 @@ func checkHeap(t *testing.T, f *Function) {
 	t.Helper()
 	h := f.delayed
 	for i, j := range h {
-		if j.heapIndex != i {
+		if int(j.heapIndex) != i {
 			t.Fatalf("heap[%d] has heapIndex %d", i, j.heapIndex)
 		}
 		if j.State != Delayed {
@@ -532,15 +532,15 @@ func TestCountsThroughLifecycle(t *testing.T) {
 	}
 	checkCounts(t, f, 4, 0, [NumPriorities]int{0, 1, 2})
 	f.Start(h, peer(1))
-	if h.State != Running || h.Worker != peer(1) || h.Assignment != 1 {
-		t.Fatalf("started: State=%v Worker=%v Assignment=%d", h.State, h.Worker, h.Assignment)
+	if h.State != Running || h.Worker != peer(1) {
+		t.Fatalf("started: State=%v Worker=%v", h.State, h.Worker)
 	}
 	checkCounts(t, f, 4, 1, [NumPriorities]int{0, 1, 2})
 
-	h.Num, h.Den = 3, 10
+	h.SetStatus(3, 10)
 	f.Requeue(h, 0)
-	if h.State != Queued || h.Worker != nil || h.Num != 0 || h.Den != 0 {
-		t.Fatalf("requeued: State=%v Worker=%v status=%d/%d", h.State, h.Worker, h.Num, h.Den)
+	if num, den := h.Status(); h.State != Queued || h.Worker != nil || num != 0 || den != 0 {
+		t.Fatalf("requeued: State=%v Worker=%v status=%d/%d", h.State, h.Worker, num, den)
 	}
 	checkCounts(t, f, 4, 0, [NumPriorities]int{1, 1, 2})
 
@@ -548,8 +548,8 @@ func TestCountsThroughLifecycle(t *testing.T) {
 		t.Fatal("want h again")
 	}
 	f.Start(h, peer(2))
-	if h.Assignment != 2 {
-		t.Fatalf("Assignment = %d, want 2", h.Assignment)
+	if h.State != Running || h.Worker != peer(2) {
+		t.Fatalf("restarted: State=%v Worker=%v", h.State, h.Worker)
 	}
 	f.Finish(h)
 	checkCounts(t, f, 3, 0, [NumPriorities]int{0, 1, 2})
@@ -678,9 +678,15 @@ func TestWorkersAndListeners(t *testing.T) {
 		t.Fatalf("RemoveWorker of a stranger removed %d", n)
 	}
 
-	j := &Job{Listeners: []Peer{peer(1), peer(2), peer(1)}}
-	if !j.RemoveListener(peer(1)) || !slices.Equal(j.Listeners, []Peer{peer(2), peer(1)}) {
-		t.Fatalf("listeners %v", j.Listeners)
+	j := &Job{}
+	if j.RemoveListener(peer(1)) || j.Listeners() != nil {
+		t.Fatal("a new job has listeners")
+	}
+	j.AddListener(peer(1))
+	j.AddListener(peer(2))
+	j.AddListener(peer(1))
+	if !j.RemoveListener(peer(1)) || !slices.Equal(j.Listeners(), []Peer{peer(2), peer(1)}) {
+		t.Fatalf("listeners %v", j.Listeners())
 	}
 	if j.RemoveListener(peer(5)) {
 		t.Fatal("removed an absent listener")
@@ -849,7 +855,7 @@ func checkInvariants(t *testing.T, step int, op string, reg *Registry, f *Functi
 		if !slices.Contains(m.delayed, j) {
 			fail("heap holds a job the model does not")
 		}
-		if j.heapIndex != i || j.State != Delayed {
+		if int(j.heapIndex) != i || j.State != Delayed {
 			fail("heap[%d]: heapIndex %d state %v", i, j.heapIndex, j.State)
 		}
 		if i > 0 && f.delayed.less(i, (i-1)/2) {
@@ -1036,10 +1042,10 @@ func runModel(t *testing.T, seed int64, steps int) {
 				break
 			}
 			delete(m.running, j)
-			j.Num, j.Den = 3, 7 // a WORK_STATUS seen before the worker went away
+			j.SetStatus(3, 7) // a WORK_STATUS seen before the worker went away
 			f.Requeue(j, now)
 			m.place(j, now)
-			if j.Num != 0 || j.Den != 0 || j.Worker != nil {
+			if num, den := j.Status(); num != 0 || den != 0 || j.Worker != nil {
 				t.Fatalf("step %d: requeued job keeps status or worker", step)
 			}
 		case r < 80: // finish a running or delayed job

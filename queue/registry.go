@@ -23,12 +23,7 @@ type Shard struct {
 	mu    sync.Mutex
 	funcs map[string]*Function
 	reg   *Registry
-}
-
-type indexShard struct {
-	mu   sync.Mutex
-	jobs map[string]*Job
-	peak int // most entries since the map was last rebuilt
+	arena arena // copies of small job fields, see Shard.Copy
 }
 
 // NewRegistry returns an empty registry.
@@ -37,7 +32,7 @@ func NewRegistry() *Registry {
 	for i := range r.shards {
 		r.shards[i].funcs = make(map[string]*Function)
 		r.shards[i].reg = r
-		r.index[i].jobs = make(map[string]*Job)
+		r.index[i].chunks = make(map[uint64]*indexChunk)
 	}
 	return r
 }
@@ -100,60 +95,11 @@ func (s *Shard) Functions() []*Function {
 	return out
 }
 
-// addJob indexes a new job by its handle. Call with j's shard locked.
-func (s *Shard) addJob(j *Job) {
-	x := s.reg.indexFor(j.Handle)
-	x.mu.Lock()
-	x.jobs[j.Handle] = j
-	x.peak = max(x.peak, len(x.jobs))
-	x.mu.Unlock()
-}
-
-// removeJob drops a finished job from the handle index. Call with j's shard locked.
-func (s *Shard) removeJob(j *Job) {
-	x := s.reg.indexFor(j.Handle)
-	x.mu.Lock()
-	if x.jobs[j.Handle] == j {
-		delete(x.jobs, j.Handle)
-	}
-	// Go maps never shrink: once a large backlog has drained to a quarter, move what is left
-	// to a fresh map so the memory comes back. Amortised O(1): the peak resets each time.
-	if n := len(x.jobs); x.peak > 4096 && n < x.peak/4 {
-		jobs := make(map[string]*Job, n)
-		for h, j := range x.jobs {
-			jobs[h] = j
-		}
-		x.jobs, x.peak = jobs, n
-	}
-	x.mu.Unlock()
-}
-
-// Lookup returns the job with this handle, or nil. The job may finish at any moment: lock
-// its function's shard and check State before trusting its fields.
-func (r *Registry) Lookup(handle []byte) *Job {
-	x := &r.index[maphash.Bytes(r.seed, handle)%NumShards]
-	x.mu.Lock()
-	j := x.jobs[string(handle)]
-	x.mu.Unlock()
-	return j
-}
-
-func (r *Registry) indexFor(handle string) *indexShard {
-	return &r.index[maphash.String(r.seed, handle)%NumShards]
-}
-
 // Jobs returns every live job in submission order. Read a job's mutable fields only with its
 // function's shard locked, and check State: it may have finished since.
 func (r *Registry) Jobs() []*Job {
 	var out []*Job
-	for i := range r.index {
-		x := &r.index[i]
-		x.mu.Lock()
-		for _, j := range x.jobs {
-			out = append(out, j)
-		}
-		x.mu.Unlock()
-	}
+	r.eachIndexed(func(j *Job) { out = append(out, j) })
 	sort.Slice(out, func(a, b int) bool { return out[a].Seq < out[b].Seq })
 	return out
 }

@@ -26,8 +26,8 @@ func reclaimMemory(e *engine.Engine, store *wal.Log, every time.Duration, logger
 			return
 		case <-t.C:
 		}
-		n := e.Jobs()
-		peak = max(peak, n)
+		p, n := e.PeakJobs() // not a sample of Jobs: a backlog may fill and drain within a tick
+		peak = max(peak, p)
 		if peak-n >= minDrop && n <= peak/2 {
 			start := time.Now()
 			if store != nil {
