@@ -8,9 +8,10 @@ import "sync"
 // so the index is a table addressed by Seq rather than a map keyed by the handle string: a
 // job costs one 8-byte slot instead of a hashed string key, inserting never rehashes, and
 // lookups parse the number instead of hashing the handle. The table is split into chunks of
-// indexChunkLen slots, each freed as soon as its last job finishes, so memory follows the
-// live jobs (a straggler keeps at most one chunk, 2 KiB, alive). Jobs are spread over
-// NumShards locks by Seq, so consecutive submissions from different event loops seldom meet.
+// indexChunkLen slots, each freed as soon as its last job finishes (except a shard's newest),
+// so memory follows the live jobs: a straggler keeps at most one 2 KiB chunk alive. Jobs are
+// spread over NumShards locks by Seq, so consecutive submissions from different event loops
+// seldom meet.
 
 const (
 	indexChunkBits = 8
@@ -20,7 +21,8 @@ const (
 type indexShard struct {
 	mu     sync.Mutex
 	chunks map[uint64]*indexChunk
-	n      int // live jobs in this shard
+	newest uint64 // the highest chunk number created: where new jobs land
+	n      int    // live jobs in this shard
 	peak   int // most live jobs since the last PeakJobs
 }
 
@@ -43,6 +45,7 @@ func (r *Registry) addJob(j *Job) {
 	if ch == nil {
 		ch = &indexChunk{}
 		x.chunks[c] = ch
+		x.newest = max(x.newest, c)
 	}
 	if ch.jobs[i] == nil {
 		ch.live++
@@ -59,7 +62,9 @@ func (r *Registry) removeJob(j *Job) {
 	if ch := x.chunks[c]; ch != nil && ch.jobs[i] == j {
 		ch.jobs[i] = nil
 		x.n--
-		if ch.live--; ch.live == 0 {
+		// The newest chunk stays even when empty: with a short queue, jobs come and go in
+		// it and it would otherwise be freed and made again for every job.
+		if ch.live--; ch.live == 0 && c != x.newest {
 			delete(x.chunks, c)
 		}
 	}
