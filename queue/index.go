@@ -23,7 +23,7 @@ type indexShard struct {
 	chunks map[uint64]*indexChunk
 	newest uint64 // the highest chunk number created: where new jobs land
 	n      int    // live jobs in this shard
-	peak   int // most live jobs since the last PeakJobs
+	peak   int    // most live jobs since the last PeakJobs
 }
 
 type indexChunk struct {
