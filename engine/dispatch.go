@@ -155,7 +155,11 @@ func (s *Session) submit(p *codec.Packet, prio queue.Priority, background bool) 
 		RunAt:      runAt,
 	}
 	j.SetReducer(sh.CopyString(reducer))
-	f.Enqueue(j, now())
+	var t int64 // the clock is read only for a scheduled job: it was 8% of a submit burst
+	if runAt > 0 {
+		t = now()
+	}
+	f.Enqueue(j, t)
 	if background {
 		e.persist(s, j) // JOB_CREATED goes out once the job is durable
 	} else {
@@ -178,10 +182,13 @@ func (s *Session) grab(kind codec.Type) {
 	if s.e.draining.Load() {
 		regs = nil // shutting down: queued jobs stay queued for the next start
 	}
-	t := now()
+	var t int64 // read only when a function has scheduled jobs
 	for i, r := range regs {
 		sh := r.fn.Shard()
 		sh.Lock()
+		if t == 0 && r.fn.HasDelayed() {
+			t = now()
+		}
 		s.e.promoteDue(r.fn, t)
 		j := r.fn.Pop(t)
 		// A refused job that foreground clients wait for is not reaped: it was theirs before
@@ -249,10 +256,13 @@ func (s *Session) preSleep() {
 	// compare-and-swap lets only one of the two send it.
 	s.noopSent.Store(false)
 	s.sleeping.Store(true)
-	t := now()
+	var t int64 // read only when a function has scheduled jobs
 	for _, r := range regs {
 		sh := r.fn.Shard()
 		sh.Lock()
+		if t == 0 && r.fn.HasDelayed() {
+			t = now()
+		}
 		ready := r.fn.HasReady(t)
 		sh.Unlock()
 		if ready {

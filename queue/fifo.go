@@ -1,63 +1,97 @@
 package queue
 
-// fifo is a queue of jobs backed by one slice. Popping leaves a hole at the front that is
-// reclaimed by compaction, and a queue whose backlog falls to a quarter of its backing array
-// moves to a smaller one, so memory comes back after a large queue drains
-// (gearman/gearmand#284).
+// fifo is a queue of jobs kept in a chain of fixed-size blocks. Pushing never copies what is
+// already queued (a growing slice copies its whole backlog at every doubling), and a block
+// is released as soon as its last job is popped, so memory follows the backlog down as it
+// drains (gearman/gearmand#284). One used-up block is kept as a spare, so a queue that
+// never empties does not allocate for every block it moves through.
 type fifo struct {
-	items []*Job
-	head  int
+	head, tail *fifoBlock // pop at head.r, push at tail.w
+	spare      *fifoBlock
+	n          int
 }
 
-const fifoKeepCap = 1024 // backing arrays up to this size are kept for reuse when empty
+// fifoBlockLen trades allocations per queued job against what an idle function keeps: an
+// emptied FIFO keeps its one block (512 bytes) so that a queue hovering around empty does
+// not allocate per job.
+const fifoBlockLen = 64
 
-func (q *fifo) len() int { return len(q.items) - q.head }
+type fifoBlock struct {
+	jobs [fifoBlockLen]*Job
+	r, w int
+	next *fifoBlock
+}
+
+// fifoKeepCap bounds what an emptied delay heap keeps of its backing array (see heap.go).
+const fifoKeepCap = 1024
+
+func (q *fifo) len() int { return q.n }
 
 func (q *fifo) push(j *Job) {
-	if q.head > 0 && len(q.items) == cap(q.items) && q.head >= len(q.items)/2 {
-		n := copy(q.items, q.items[q.head:])
-		clear(q.items[n:])
-		q.items = q.items[:n]
-		q.head = 0
+	if q.tail == nil || q.tail.w == fifoBlockLen {
+		b := q.spare
+		if b != nil {
+			q.spare = nil
+		} else {
+			b = &fifoBlock{}
+		}
+		if q.tail == nil {
+			q.head = b
+		} else {
+			q.tail.next = b
+		}
+		q.tail = b
 	}
-	q.items = append(q.items, j)
+	q.tail.jobs[q.tail.w] = j
+	q.tail.w++
+	q.n++
 }
 
 func (q *fifo) peek() *Job {
-	if q.head == len(q.items) {
+	if q.n == 0 {
 		return nil
 	}
-	return q.items[q.head]
+	return q.head.jobs[q.head.r]
 }
 
 func (q *fifo) pop() *Job {
-	if q.head == len(q.items) {
+	if q.n == 0 {
 		return nil
 	}
-	j := q.items[q.head]
-	q.items[q.head] = nil
-	q.head++
-	switch n := q.len(); {
-	case n == 0:
-		q.head = 0
-		if cap(q.items) > fifoKeepCap {
-			q.items = nil
-		} else {
-			q.items = q.items[:0]
+	b := q.head
+	j := b.jobs[b.r]
+	b.jobs[b.r] = nil // let the finished job be collected
+	b.r++
+	q.n--
+	if b.r == b.w {
+		if b == q.tail { // empty: reuse the block in place
+			b.r, b.w = 0, 0
+		} else { // a full block used up: move on, keep it as the spare
+			q.head = b.next
+			b.next, b.r, b.w = nil, 0, 0
+			q.spare = b
 		}
-	case cap(q.items) > fifoKeepCap && n*4 < cap(q.items):
-		// A backlog that shrank to a quarter of its peak gives the rest back, even if the
-		// function never quite empties. Halving at most per shrink keeps pops O(1) amortised.
-		items := make([]*Job, n, max(2*n, fifoKeepCap))
-		copy(items, q.items[q.head:])
-		q.items, q.head = items, 0
 	}
 	return j
 }
 
+// blocks counts the blocks the queue holds, its spare included.
+func (q *fifo) blocks() int {
+	n := 0
+	for b := q.head; b != nil; b = b.next {
+		n++
+	}
+	if q.spare != nil {
+		n++
+	}
+	return n
+}
+
 // each calls fn for every queued job in order.
 func (q *fifo) each(fn func(*Job)) {
-	for _, j := range q.items[q.head:] {
-		fn(j)
+	for b := q.head; b != nil; b = b.next {
+		for _, j := range b.jobs[b.r:b.w] {
+			fn(j)
+		}
 	}
 }

@@ -128,6 +128,10 @@ func (f *Function) Pop(now int64) *Job {
 	return nil
 }
 
+// HasDelayed reports whether f has scheduled jobs, that is, whether Pop and HasReady need
+// the current time.
+func (f *Function) HasDelayed() bool { return len(f.delayed) > 0 }
+
 // HasReady reports whether a job is ready to run now.
 func (f *Function) HasReady(now int64) bool {
 	if j := f.delayed.peek(); j != nil && j.RunAt <= now {

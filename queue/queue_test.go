@@ -700,14 +700,14 @@ func TestFIFOMemoryReleasedAfterDrain(t *testing.T) {
 	for i := 0; i < n; i++ {
 		fx.add(f, "", "x", Normal, 0, 0)
 	}
-	if c := cap(f.ready[Normal].items); c < n {
-		t.Fatalf("cap %d with %d queued", c, n)
+	if b := f.ready[Normal].blocks(); b < n/fifoBlockLen {
+		t.Fatalf("%d blocks with %d queued", b, n)
 	}
 	for j := f.Pop(0); j != nil; j = f.Pop(0) {
 		f.Forget(j)
 	}
-	if c := cap(f.ready[Normal].items); c > fifoKeepCap {
-		t.Fatalf("drained FIFO keeps a backing array of cap %d (> %d)", c, fifoKeepCap)
+	if b := f.ready[Normal].blocks(); b > 2 {
+		t.Fatalf("drained FIFO keeps %d blocks", b)
 	}
 	checkCounts(t, f, 0, 0, [NumPriorities]int{})
 
@@ -721,8 +721,8 @@ func TestFIFOMemoryReleasedAfterDrain(t *testing.T) {
 	if c := cap(f.delayed); c > fifoKeepCap {
 		t.Fatalf("drained delay heap keeps cap %d", c)
 	}
-	if c := cap(f.ready[Low].items); c > fifoKeepCap {
-		t.Fatalf("drained low FIFO keeps cap %d", c)
+	if b := f.ready[Low].blocks(); b > 2 {
+		t.Fatalf("drained low FIFO keeps %d blocks", b)
 	}
 }
 
@@ -744,13 +744,15 @@ func TestFIFOSteadyStateDoesNotGrow(t *testing.T) {
 	if q.len() != 16 {
 		t.Fatalf("len %d", q.len())
 	}
-	if c := cap(q.items); c > 64 {
-		t.Fatalf("steady-state fifo grew to cap %d", c)
+	if b := q.blocks(); b > 3 {
+		t.Fatalf("steady-state fifo holds %d blocks", b)
 	}
 	// Popped slots are cleared so that finished jobs can be collected.
-	for i := 0; i < q.head; i++ {
-		if q.items[i] != nil {
-			t.Fatalf("popped slot %d still references a job", i)
+	for b := q.head; b != nil; b = b.next {
+		for i := 0; i < b.r; i++ {
+			if b.jobs[i] != nil {
+				t.Fatalf("popped slot %d still references a job", i)
+			}
 		}
 	}
 }
@@ -774,8 +776,8 @@ func TestFIFOReleasesMemoryWhenBacklogShrinks(t *testing.T) {
 	if q.len() != 10 {
 		t.Fatalf("len %d", q.len())
 	}
-	if c := cap(q.items); c > 4*fifoKeepCap {
-		t.Fatalf("fifo holding %d jobs keeps a backing array of cap %d (peak was %d jobs)", q.len(), c, peak)
+	if b := q.blocks(); b > 3 {
+		t.Fatalf("fifo holding %d jobs keeps %d blocks (peak was %d jobs)", q.len(), b, peak)
 	}
 }
 
