@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -28,6 +29,57 @@ type Server struct {
 	booted chan struct{}
 	done   chan struct{} // closed when Run returns
 	eng    gnet.Engine
+	loops  sync.Map // gnet.EventLoop -> *loopState
+}
+
+// loopState lets sends made while an event loop runs one of its callbacks be flushed at the
+// end of that callback, instead of waking the loop through its eventfd: a wake-up costs a
+// syscall, a task allocation and another epoll round, and most wake-ups are of a connection
+// on the same loop (a worker's WORK_COMPLETE for its client, a submit's NOOP for a worker).
+type loopState struct {
+	depth int // callbacks in progress; gnet nests OnClose in a callback whose write failed
+
+	mu      sync.Mutex
+	active  bool        // the loop is inside a callback and flushes pending before leaving it
+	pending []gnet.Conn // connections with output waiting for that flush
+	spare   []gnet.Conn // the other buffer of the pair, reused
+}
+
+// enter marks the loop as running a callback. Call only from the loop.
+func (l *loopState) enter() {
+	if l.depth++; l.depth == 1 {
+		l.mu.Lock()
+		l.active = true
+		l.mu.Unlock()
+	}
+}
+
+// leave ends a callback. The outermost one writes out every connection sent something
+// meanwhile, including by the writes themselves (a failed write closes its connection,
+// which may requeue jobs and wake workers). Call only from the loop.
+func (srv *Server) leave(l *loopState) {
+	if l.depth > 1 {
+		l.depth--
+		return
+	}
+	for {
+		l.mu.Lock()
+		p := l.pending
+		if len(p) == 0 {
+			l.active = false
+			l.depth = 0
+			l.mu.Unlock()
+			return
+		}
+		l.pending, l.spare = l.spare[:0], p
+		l.mu.Unlock()
+		for _, c := range p {
+			if s, ok := c.Context().(*Session); ok && srv.flush(c, s) {
+				_ = c.Close()
+			}
+		}
+		clear(p)
+	}
 }
 
 // NewServer prepares a gnet transport for e.
@@ -94,15 +146,22 @@ func (srv *Server) OnBoot(eng gnet.Engine) gnet.Action {
 
 // OnOpen implements gnet.EventHandler.
 func (srv *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
-	c.SetContext(srv.e.NewSession(gnetTransport{c}, c.Fd(), c.RemoteAddr()))
+	l, ok := srv.loops.Load(c.EventLoop())
+	if !ok {
+		l, _ = srv.loops.LoadOrStore(c.EventLoop(), &loopState{})
+	}
+	c.SetContext(srv.e.NewSession(&gnetTransport{c: c, loop: l.(*loopState)}, c.Fd(), c.RemoteAddr()))
 	return nil, gnet.None
 }
 
 // OnClose implements gnet.EventHandler.
 func (srv *Server) OnClose(c gnet.Conn, _ error) gnet.Action {
 	if s, ok := c.Context().(*Session); ok {
-		s.Close()
+		l := s.t.(*gnetTransport).loop
+		l.enter()
 		c.SetContext(nil)
+		s.Close() // requeues and notifications it causes are flushed by leave
+		srv.leave(l)
 	}
 	return gnet.None
 }
@@ -113,6 +172,8 @@ func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	if !ok {
 		return gnet.None // a wake-up for a connection that closed meanwhile
 	}
+	l := s.t.(*gnetTransport).loop
+	l.enter()
 	closeConn := false
 	if s.waitingForBody(c) {
 		// Part of a large packet: leave it in gnet's buffer until it is whole, instead of
@@ -124,6 +185,19 @@ func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
 			_, _ = c.Discard(n)
 		}
 	}
+	if srv.flush(c, s) {
+		closeConn = true
+	}
+	srv.leave(l)
+	if closeConn {
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+// flush writes what s has buffered to c and reports whether c must be closed because its
+// peer does not read its replies. Call only from c's loop.
+func (srv *Server) flush(c gnet.Conn, s *Session) (closeConn bool) {
 	out, overflow := s.TakeOutput()
 	if out != nil {
 		_, _ = c.Write(out.B)
@@ -132,12 +206,9 @@ func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	if overflow || c.OutboundBuffered() > s.MaxOutbound() {
 		srv.e.log.Warn("closing connection that does not read its replies", "conn", s.id, "remote", s.ip,
 			"buffered", c.OutboundBuffered())
-		return gnet.Close
+		return true
 	}
-	if closeConn {
-		return gnet.Close
-	}
-	return gnet.None
+	return false
 }
 
 // waitingForBody reports whether the bytes buffered for c are the beginning of one binary
@@ -156,9 +227,24 @@ func (s *Session) waitingForBody(c gnet.Conn) bool {
 	return need > have && need-codec.HeaderSize <= int(s.e.cfg.MaxPacketSize)
 }
 
-type gnetTransport struct{ c gnet.Conn }
+type gnetTransport struct {
+	c    gnet.Conn
+	loop *loopState
+}
 
-func (t gnetTransport) Wake() { _ = t.c.Wake(nil) }
+// Wake flushes c at the end of its loop's current callback if the loop is in one, and
+// otherwise wakes the loop.
+func (t *gnetTransport) Wake() {
+	l := t.loop
+	l.mu.Lock()
+	if l.active {
+		l.pending = append(l.pending, t.c)
+		l.mu.Unlock()
+		return
+	}
+	l.mu.Unlock()
+	_ = t.c.Wake(nil)
+}
 
 // gnetLogger routes gnet's own log lines into the engine's slog logger.
 type gnetLogger struct{ e *Engine }
