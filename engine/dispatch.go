@@ -171,7 +171,9 @@ func (s *Session) submit(p *codec.Packet, prio queue.Priority, background bool) 
 	e.jobQueued(f, j)
 }
 
-func (s *Session) sendJobCreated(j *queue.Job) { s.send(jobCreated(j)) }
+func (s *Session) sendJobCreated(j *queue.Job) {
+	s.send(func(b []byte) []byte { return appendJobCreated(b, j) })
+}
 
 // grab hands the worker its next job: its registrations are walked newest first and the
 // first function with a ready job serves its best one (gearmand 1.1's per-function priority).

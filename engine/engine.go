@@ -44,14 +44,15 @@ type Config struct {
 }
 
 // Store is the durable job log behind background jobs; *wal.Log implements it. Put and
-// Barrier callbacks run on the store's own goroutine, in call order, after the write is
-// durable; they must not take a shard lock (the engine may be waiting in NextSeq under one).
+// Barrier acknowledgements run on the store's own goroutine, in call order, after the write
+// is durable; they must not take a shard lock (the engine may be waiting in NextSeq under
+// one). Put must not keep r past its return.
 type Store interface {
 	// Writable reports why new records would be refused now (a nearly full disk), or nil.
 	Writable() error
 	NextSeq() uint64
-	Put(r *wal.Record, done func(error)) error
-	Barrier(done func(error)) error
+	Put(r wal.Record, ack wal.Ack) error
+	Barrier(ack wal.Ack) error
 	Delete(seq uint64)
 }
 

@@ -60,8 +60,9 @@ func (e *Engine) persist(s *Session, j *queue.Job) {
 		s.sendJobCreated(j)
 		return
 	}
-	slot := s.holdReply()
-	rec := &wal.Record{
+	r := &createdReply{s: s, j: j, own: true}
+	s.holdReply(&r.slot)
+	err := e.store.Put(wal.Record{
 		Seq:      j.Seq,
 		Handle:   j.Handle,
 		Function: j.Fn.Name,
@@ -70,24 +71,51 @@ func (e *Engine) persist(s *Session, j *queue.Job) {
 		Priority: uint8(j.Priority),
 		RunAt:    j.RunAt,
 		Data:     j.Data,
-	}
-	err := e.store.Put(rec, func(err error) { e.persisted(s, slot, j, err) })
+	}, r)
 	if err != nil {
 		j.Persisted = false
 		e.withdraw(j)
-		s.fillReply(slot, queueError(err))
+		s.fillReply(&r.slot, queueError(err))
 	}
 }
 
-// persisted runs on the store's goroutine when j's record is written (or refused).
-func (e *Engine) persisted(s *Session, slot *replySlot, j *queue.Job, err error) {
+// answerWhenDurable sends s the JOB_CREATED of an existing persisted job once everything
+// written so far, that job's record included, is durable.
+func (e *Engine) answerWhenDurable(s *Session, j *queue.Job) {
+	r := &createdReply{s: s, j: j}
+	s.holdReply(&r.slot)
+	if err := e.store.Barrier(r); err != nil {
+		s.fillReply(&r.slot, queueError(err))
+	}
+}
+
+// createdReply is a background submit's JOB_CREATED, waiting for the store: a place held in
+// its session's replies, and the store's acknowledgement (so that a durable submit costs this
+// one object rather than a record, a callback and a reply buffer).
+type createdReply struct {
+	slot replySlot
+	s    *Session
+	j    *queue.Job
+	own  bool // acknowledges the job's own record, not a barrier behind it
+}
+
+// Acked runs on the store's goroutine when the record (or barrier) is durable or refused.
+func (r *createdReply) Acked(err error) {
+	s, j := r.s, r.j
 	if err == nil {
-		s.fillReply(slot, jobCreated(j))
+		s.fillReply(&r.slot, func(b []byte) []byte { return appendJobCreated(b, j) })
 		return
 	}
+	if r.own {
+		s.e.refused(j, err)
+	}
+	s.fillReply(&r.slot, queueError(err))
+}
+
+// refused takes back a job whose record the store could not write.
+func (e *Engine) refused(j *queue.Job, err error) {
 	e.log.Error("background job refused: cannot write it to the job log", "handle", j.Handle, "error", err)
 	j.Refused.Store(true) // before the reply: a retry must not coalesce onto it
-	s.fillReply(slot, queueError(err))
 	// Store callbacks must not take a shard lock (see Store).
 	go func() {
 		sh := j.Fn.Shard()
@@ -98,22 +126,6 @@ func (e *Engine) persisted(s *Session, slot *replySlot, j *queue.Job, err error)
 			e.withdraw(j)
 		}
 	}()
-}
-
-// answerWhenDurable sends s the JOB_CREATED of an existing persisted job once everything
-// written so far, that job's record included, is durable.
-func (e *Engine) answerWhenDurable(s *Session, j *queue.Job) {
-	slot := s.holdReply()
-	err := e.store.Barrier(func(err error) {
-		if err != nil {
-			s.fillReply(slot, queueError(err))
-			return
-		}
-		s.fillReply(slot, jobCreated(j))
-	})
-	if err != nil {
-		s.fillReply(slot, queueError(err))
-	}
 }
 
 // withdraw takes back a job whose acknowledgement failed, unless a worker already runs it or
@@ -140,12 +152,9 @@ func (e *Engine) unpersist(j *queue.Job) {
 	j.Persisted = false
 }
 
-func jobCreated(j *queue.Job) func([]byte) []byte {
-	h := j.Handle
-	return func(b []byte) []byte {
-		b = codec.AppendHeader(b, codec.JobCreated, len(h))
-		return append(b, h...)
-	}
+func appendJobCreated(b []byte, j *queue.Job) []byte {
+	b = codec.AppendHeader(b, codec.JobCreated, len(j.Handle))
+	return append(b, j.Handle...)
 }
 
 func queueError(err error) func([]byte) []byte {

@@ -171,15 +171,14 @@ func (s *Session) unlockAndWake() {
 	}
 }
 
-// holdReply reserves the session's next reply; later sends queue behind it until fillReply.
-func (s *Session) holdReply() *replySlot {
-	slot := &replySlot{}
+// holdReply reserves the session's next reply for slot; later sends queue behind it until
+// fillReply.
+func (s *Session) holdReply(slot *replySlot) {
 	s.mu.Lock()
 	if !s.closed {
 		s.held = append(s.held, slot)
 	}
 	s.mu.Unlock()
-	return slot
 }
 
 // fillReply writes the reserved reply and releases everything queued behind it up to the next
@@ -190,17 +189,24 @@ func (s *Session) fillReply(slot *replySlot, build func([]byte) []byte) {
 		s.mu.Unlock()
 		return
 	}
-	slot.b = build(slot.b)
-	slot.ready = true
 	i := 0
+	if s.held[0] == slot {
+		s.appendOut(build) // first in line: straight to the output
+		s.held[0] = nil
+		i = 1
+	} else {
+		slot.b = build(slot.b)
+		slot.ready = true
+	}
 	for ; i < len(s.held) && s.held[i].ready; i++ {
 		b := s.held[i].b
 		s.appendOut(func(out []byte) []byte { return append(out, b...) })
 		s.held[i] = nil
 	}
-	s.held = s.held[i:]
-	if len(s.held) == 0 {
-		s.held = nil
+	if i == len(s.held) {
+		s.held = s.held[:0] // keep the array for the next burst
+	} else {
+		s.held = s.held[i:]
 	}
 	s.unlockAndWake()
 }

@@ -177,11 +177,11 @@ func (s *fakeStore) NextSeq() uint64 {
 	return s.seq
 }
 
-func (s *fakeStore) Put(r *wal.Record, done func(error)) error {
-	return s.add(storeOp{rec: r, done: done})
+func (s *fakeStore) Put(r wal.Record, ack wal.Ack) error {
+	return s.add(storeOp{rec: &r, done: ack.Acked})
 }
 
-func (s *fakeStore) Barrier(done func(error)) error { return s.add(storeOp{done: done}) }
+func (s *fakeStore) Barrier(ack wal.Ack) error { return s.add(storeOp{done: ack.Acked}) }
 
 func (s *fakeStore) Delete(seq uint64) { _ = s.add(storeOp{seq: seq}) }
 

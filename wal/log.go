@@ -63,15 +63,24 @@ var ErrDiskFull = errors.New("disk nearly full")
 // ErrClosed refuses a Put after Close.
 var ErrClosed = errors.New("job log closed")
 
+// maxSpareBuf caps the record buffer kept from one batch to the next.
+const maxSpareBuf = 4 << 20
+
 // seqBlock is how many sequence numbers one durable reservation covers.
 const seqBlock = 1 << 20
 
-// op is one queued item: a Put (rec != nil), a Delete (rec and done nil) or a Barrier (rec nil,
-// done set).
+// Ack is told the outcome of a Put or Barrier: Acked(nil) once it is durable, Acked(err) if
+// it could not be written. An interface rather than a callback so that the caller can hand
+// over an object it allocates anyway, instead of a closure per job.
+type Ack interface{ Acked(err error) }
+
+// op is one queued item: a Put (put set; its record is buf[start:end] of the queue's
+// buffer), a Delete (ack nil) or a Barrier (ack set, put not).
 type op struct {
-	seq  uint64
-	rec  *Record
-	done func(error)
+	seq        uint64
+	put        bool
+	start, end int
+	ack        Ack
 }
 
 // Log is an open job log. Its methods are safe for concurrent use.
@@ -84,6 +93,8 @@ type Log struct {
 	wake      *sync.Cond // signals the committer: queue non-empty or closing
 	reserved  *sync.Cond // signals NextSeq waiters: durableSeq moved
 	queue     []op
+	buf       []byte // the encoded records of queue's Puts
+	spareBuf  []byte // the previous batch's buf, reused
 	closing   bool
 	closed    bool
 	seq       uint64            // last sequence number issued
@@ -229,30 +240,32 @@ func (l *Log) NextSeq() uint64 {
 	return l.seq
 }
 
-// Put queues r for the next batch; done(nil) runs once it is durable, done(err) if it could
-// not be written. done always runs on the log's acknowledging goroutine, in Put order, never inside
-// Put, and must not block. r must not change until done runs. After Close, Put returns
-// ErrClosed and done never runs.
-func (l *Log) Put(r *Record, done func(error)) error {
+// Put queues r for the next batch; ack.Acked(nil) runs once it is durable, Acked(err) if it
+// could not be written. Acks run on the log's acknowledging goroutine, in Put order, never
+// inside Put, and must not block. r is encoded before Put returns. After Close, Put returns
+// ErrClosed and ack is never told.
+func (l *Log) Put(r Record, ack Ack) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closing {
 		return ErrClosed
 	}
-	l.queue = append(l.queue, op{seq: r.Seq, rec: r, done: done})
+	start := len(l.buf)
+	l.buf = appendRecord(l.buf, &r)
+	l.queue = append(l.queue, op{seq: r.Seq, put: true, start: start, end: len(l.buf), ack: ack})
 	l.wake.Signal()
 	return nil
 }
 
-// Barrier calls done once every Put queued before it is durable, with the same guarantees
-// and the same callback rules as Put; it writes nothing itself.
-func (l *Log) Barrier(done func(error)) error {
+// Barrier tells ack once every Put queued before it is durable, with the same guarantees and
+// the same rules as Put; it writes nothing itself.
+func (l *Log) Barrier(ack Ack) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closing {
 		return ErrClosed
 	}
-	l.queue = append(l.queue, op{done: done})
+	l.queue = append(l.queue, op{ack: ack})
 	l.wake.Signal()
 	return nil
 }
@@ -309,22 +322,29 @@ func (l *Log) commitLoop() {
 		for len(l.queue) == 0 && l.asked == written && !l.closing {
 			l.wake.Wait()
 		}
-		ops, asked, closing := l.queue, l.asked, l.closing
-		l.queue = nil
+		ops, buf, asked, closing := l.queue, l.buf, l.asked, l.closing
+		l.queue, l.buf = nil, l.spareBuf[:0]
 		l.mu.Unlock()
 
 		a := appliedBatch{batch: l.db.NewBatch(), ops: ops, asked: asked, refuse: l.diskFull()}
 		for _, o := range ops {
 			switch {
-			case o.rec == nil && o.done != nil:
-				// a barrier: nothing to write
-			case o.rec == nil:
+			case o.put && a.refuse == nil:
+				_ = a.batch.Set(jobKey(scratch[:0], o.seq), buf[o.start:o.end], nil)
+			case o.put:
+			case o.ack == nil:
 				_ = a.batch.Delete(jobKey(scratch[:0], o.seq), nil)
-			case a.refuse == nil:
-				scratch = appendRecord(jobKey(scratch[:0], o.seq), o.rec)
-				_ = a.batch.Set(scratch[:9], scratch[9:], nil)
 			}
+			// a barrier writes nothing
 		}
+		// The batch holds copies now: the buffer can take the next batch's records, unless a
+		// burst of large jobs grew it past what is worth keeping.
+		if cap(buf) > maxSpareBuf {
+			buf = nil
+		}
+		l.mu.Lock()
+		l.spareBuf = buf
+		l.mu.Unlock()
 		_ = a.batch.Set(metaSeqKey, binary.BigEndian.AppendUint64(scratch[:0], asked), nil)
 		// With --sync always the batch is applied now and its fsync awaited by ackLoop, so
 		// the next batch is built and written while this one syncs: Pebble shares the fsync.
@@ -374,11 +394,11 @@ func (l *Log) ackLoop() {
 		}
 		for _, o := range a.ops {
 			switch {
-			case o.done == nil:
+			case o.ack == nil:
 			case a.refuse != nil:
-				o.done(a.refuse) // a barrier too: the Puts it waits for were refused
+				o.ack.Acked(a.refuse) // a barrier too: the Puts it waits for were refused
 			default:
-				o.done(err)
+				o.ack.Acked(err)
 			}
 		}
 	}

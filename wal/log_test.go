@@ -28,11 +28,16 @@ func openLog(t *testing.T, dir string, mode SyncMode) (*Log, []Record) {
 	return l, recs
 }
 
+// ackFunc adapts a function to Ack.
+type ackFunc func(error)
+
+func (f ackFunc) Acked(err error) { f(err) }
+
 // putSync writes one record and waits for its acknowledgement.
 func putSync(t *testing.T, l *Log, r *Record) {
 	t.Helper()
 	done := make(chan error, 1)
-	if err := l.Put(r, func(err error) { done <- err }); err != nil {
+	if err := l.Put(*r, ackFunc(func(err error) { done <- err })); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
@@ -174,13 +179,13 @@ func TestGroupCommitAcknowledgesInOrderUnderConcurrency(t *testing.T) {
 			for i := 0; i < each; i++ {
 				mu.Lock() // take the number and queue under one lock so Put order == seq order
 				r := &Record{Seq: l.NextSeq(), Handle: "h", Function: "f"}
-				err := l.Put(r, func(err error) {
+				err := l.Put(*r, ackFunc(func(err error) {
 					if err != nil {
 						t.Error(err)
 					}
 					acked = append(acked, r.Seq) // runs on the committer: serial
 					done <- struct{}{}
-				})
+				}))
 				mu.Unlock()
 				if err != nil {
 					t.Error(err)
@@ -212,7 +217,7 @@ func TestDiskReserveRefusesPutsButNotDeletes(t *testing.T) {
 	l.opts.MinFreeBytes = 1 << 62 // no disk is that large: every Put is now refused
 	done := make(chan error, 1)
 	r2 := Record{Seq: l.NextSeq(), Handle: "h2", Function: "f"}
-	if err := l.Put(&r2, func(err error) { done <- err }); err != nil {
+	if err := l.Put(r2, ackFunc(func(err error) { done <- err })); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; !errors.Is(err, ErrDiskFull) || !strings.Contains(err.Error(), dir) {
@@ -234,7 +239,7 @@ func TestPutAfterCloseIsRefused(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Put(&Record{Seq: 1}, func(error) { t.Error("done ran after Close") }); !errors.Is(err, ErrClosed) {
+	if err := l.Put(Record{Seq: 1}, ackFunc(func(error) { t.Error("done ran after Close") })); !errors.Is(err, ErrClosed) {
 		t.Fatalf("put after close: %v", err)
 	}
 }
