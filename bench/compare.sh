@@ -10,6 +10,14 @@
 #   core     submit-bg, drain, roundtrip (16 B, 8 workers), echo: gearmand vs spurd -q builtin
 #   sizes    roundtrip with 1 KiB, 64 KiB and 1 MiB payloads: gearmand vs spurd -q builtin
 #   idle     submit-bg and roundtrip while 10000 idle connections are held open
+#   depth    drain with 20000 and with 1000000 jobs queued (N_DEPTH_SMALL, N_DEPTH_LARGE): does
+#            the drain rate hold up as the queue grows?
+#
+# gearmand runs with -t 0 (one thread for everything, its fastest setting) and spurd -q
+# builtin like it with one event loop on one OS thread (-t 1, GOMAXPROCS=1; SPURD_LOOPS and
+# SPURD_GOMAXPROCS change that): on a machine whose cores are shared with the load generator
+# a second server thread only adds context switches. The durable and memory comparisons run
+# spurd with its defaults.
 #   memory   memory workload (N_MEMORY jobs, default 1000000): spurd with its durable default vs
 #            gearmand; RSS per queued job, RSS and data-dir size after the drain and after
 #            -settle 5s (ROUNDS_MEMORY rounds, default 1)
@@ -38,21 +46,21 @@ while [ $# -gt 0 ]; do
 		shift 2
 		;;
 	-h | --help)
-		sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
-	durable | core | sizes | idle | memory)
+	durable | core | sizes | idle | memory | depth)
 		comparisons+=("$1")
 		shift
 		;;
 	*)
-		echo "compare.sh: unknown argument '$1' (comparisons: durable core sizes idle memory; -rounds N)" >&2
+		echo "compare.sh: unknown argument '$1' (comparisons: durable core sizes idle memory depth; -rounds N)" >&2
 		exit 2
 		;;
 	esac
 done
 if [ ${#comparisons[@]} -eq 0 ]; then
-	echo "usage: bench/compare.sh [-rounds N] durable|core|sizes|idle|memory ..." >&2
+	echo "usage: bench/compare.sh [-rounds N] durable|core|sizes|idle|memory|depth ..." >&2
 	exit 2
 fi
 if ! [[ $ROUNDS =~ ^[1-9][0-9]*$ ]]; then
@@ -74,6 +82,10 @@ N_1K=${N_1K:-50000}
 N_64K=${N_64K:-10000}
 N_1M=${N_1M:-1000}
 N_IDLE=${N_IDLE:-10000}
+N_DEPTH_SMALL=${N_DEPTH_SMALL:-20000}
+N_DEPTH_LARGE=${N_DEPTH_LARGE:-1000000}
+SPURD_LOOPS=${SPURD_LOOPS:-1}
+SPURD_GOMAXPROCS=${SPURD_GOMAXPROCS:-1}
 N_MEMORY=${N_MEMORY:-1000000}
 ROUNDS_MEMORY=${ROUNDS_MEMORY:-1}
 TIMEOUT=${TIMEOUT:-120}
@@ -120,7 +132,7 @@ label_of() {
 	gearmand-sqlite) echo "gearmand+sqlite" ;;
 	spurd) echo "spurd" ;;
 	spurd-always) echo "spurd --sync always" ;;
-	spurd-builtin) echo "spurd -q builtin" ;;
+	spurd-builtin) echo "spurd -q builtin -t $SPURD_LOOPS" ;;
 	esac
 }
 
@@ -145,7 +157,8 @@ start_server() {
 			bin/spurd -p "$PORT" -L 127.0.0.1 --data-dir "$dir/data" --sync always ${spurd_args[@]+"${spurd_args[@]}"} >"$dir/server.log" 2>&1 &
 			;;
 		spurd-builtin)
-			bin/spurd -p "$PORT" -L 127.0.0.1 -q builtin --data-dir "$dir/data" ${spurd_args[@]+"${spurd_args[@]}"} >"$dir/server.log" 2>&1 &
+			GOMAXPROCS=$SPURD_GOMAXPROCS bin/spurd -p "$PORT" -L 127.0.0.1 -q builtin -t "$SPURD_LOOPS" --data-dir "$dir/data" \
+				${spurd_args[@]+"${spurd_args[@]}"} >"$dir/server.log" 2>&1 &
 			;;
 		esac
 		SERVER_PID=$!
@@ -227,6 +240,10 @@ for cmp in "${comparisons[@]}"; do
 		;;
 	memory)
 		run_case memory/1M memory "-n $N_MEMORY -settle 5s" spurd gearmand
+		;;
+	depth)
+		run_case depth/drain-20k drain "-n $N_DEPTH_SMALL" gearmand spurd-builtin
+		run_case depth/drain-1M drain "-n $N_DEPTH_LARGE" gearmand spurd-builtin
 		;;
 	idle)
 		run_case idle/submit-bg submit-bg "-n $N_SUBMIT -idle $N_IDLE" gearmand spurd-builtin
