@@ -16,7 +16,8 @@
 # gearmand runs with -t 0 (one thread for everything, its fastest setting) and spurd -q
 # builtin with one event loop (-t 1; SPURD_LOOPS changes it): with the load generator on the
 # same two cores, a second loop only added server CPU per round trip (45 vs 37 µs) without
-# raising throughput. The durable and memory comparisons run spurd with its defaults.
+# raising throughput. SPURD_GOMAXPROCS, if set, is spurd's GOMAXPROCS (the generator keeps
+# its own). The durable and memory comparisons run spurd with its defaults.
 #   memory   memory workload (N_MEMORY jobs, default 1000000): spurd with its durable default vs
 #            gearmand; RSS per queued job, RSS and data-dir size after the drain and after
 #            -settle 5s (ROUNDS_MEMORY rounds, default 1)
@@ -84,6 +85,7 @@ N_IDLE=${N_IDLE:-10000}
 N_DEPTH_SMALL=${N_DEPTH_SMALL:-20000}
 N_DEPTH_LARGE=${N_DEPTH_LARGE:-1000000}
 SPURD_LOOPS=${SPURD_LOOPS:-1}
+SPURD_GOMAXPROCS=${SPURD_GOMAXPROCS:-}
 N_MEMORY=${N_MEMORY:-1000000}
 ROUNDS_MEMORY=${ROUNDS_MEMORY:-1}
 TIMEOUT=${TIMEOUT:-120}
@@ -155,8 +157,8 @@ start_server() {
 			bin/spurd -p "$PORT" -L 127.0.0.1 --data-dir "$dir/data" --sync always ${spurd_args[@]+"${spurd_args[@]}"} >"$dir/server.log" 2>&1 &
 			;;
 		spurd-builtin)
-			bin/spurd -p "$PORT" -L 127.0.0.1 -q builtin -t "$SPURD_LOOPS" --data-dir "$dir/data" \
-				${spurd_args[@]+"${spurd_args[@]}"} >"$dir/server.log" 2>&1 &
+			env ${SPURD_GOMAXPROCS:+GOMAXPROCS=$SPURD_GOMAXPROCS} bin/spurd -p "$PORT" -L 127.0.0.1 -q builtin \
+				-t "$SPURD_LOOPS" --data-dir "$dir/data" ${spurd_args[@]+"${spurd_args[@]}"} >"$dir/server.log" 2>&1 &
 			;;
 		esac
 		SERVER_PID=$!
