@@ -206,7 +206,7 @@ run_case() {
 				-timeout "${TIMEOUT}s" -json -label "$label" -case "$case" $args $n 2>&1) || rc=$?
 			stop_server
 			printf '%s\n' "$out" | grep -v '^{' | sed "s/^/   r$round /" || true
-			if printf '%s\n' "$out" | grep -q '^{'; then
+			if grep '^{' <<<"$out" >/dev/null; then
 				printf '%s\n' "$out" | grep '^{' >>"$OUT/results.jsonl"
 			else
 				echo "   r$round $label: spur-bench exited $rc without a result" >&2
