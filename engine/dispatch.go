@@ -149,12 +149,12 @@ func (s *Session) submit(p *codec.Packet, prio queue.Priority, background bool) 
 		Handle:     sh.CopyString(e.appendHandle(hbuf[:0], seq)),
 		Seq:        seq,
 		Unique:     sh.CopyString(unique),
-		Data:       sh.Copy(data),
 		Priority:   prio,
 		Background: background,
 		RunAt:      runAt,
 	}
 	j.SetReducer(sh.CopyString(reducer))
+	sh.SetData(j, data)
 	var t int64 // the clock is read only for a scheduled job: it was 8% of a submit burst
 	if runAt > 0 {
 		t = now()

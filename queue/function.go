@@ -191,6 +191,7 @@ func (f *Function) Forget(j *Job) {
 	f.unindex(j)
 	f.shard.reg.removeJob(j)
 	j.StopTimer()
+	j.releaseData() // after unindex: the coalescing index may key on the data
 }
 
 // Ignore flags a job as cancelled or abandoned: it stops coalescing at once, a delayed one is

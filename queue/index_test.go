@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"strconv"
 	"testing"
 	"unsafe"
@@ -103,5 +104,35 @@ func TestArenaCopiesAreIndependent(t *testing.T) {
 func TestJobStaysSmall(t *testing.T) {
 	if n := unsafe.Sizeof(Job{}); n > 128 {
 		t.Fatalf("Job is %d bytes, over the 128-byte size class", n)
+	}
+}
+
+// Data too large for the arena goes back to its pool when the job is forgotten, and a later
+// job's copy is not disturbed by it.
+func TestLargeDataReleasedOnForget(t *testing.T) {
+	fx := newFixture(t)
+	f := fx.fn("f")
+	big := bytes.Repeat([]byte("x"), arenaMaxItem+1)
+	sh := f.Shard()
+	a := fx.job("", "", Normal, 0)
+	sh.SetData(a, big)
+	if a.dataBuf == nil || !bytes.Equal(a.Data, big) || cap(a.Data) != len(big) {
+		t.Fatalf("large data: pooled=%v equal=%v cap=%d", a.dataBuf != nil, bytes.Equal(a.Data, big), cap(a.Data))
+	}
+	f.Enqueue(a, 0)
+	f.Forget(f.Pop(0))
+	if a.Data != nil || a.dataBuf != nil {
+		t.Fatal("a forgotten job keeps its pooled data")
+	}
+	b := fx.job("", "", Normal, 0)
+	sh.SetData(b, bytes.Repeat([]byte("y"), arenaMaxItem+1))
+	f.Enqueue(b, 0)
+	if b.Data[0] != 'y' || b.Data[len(b.Data)-1] != 'y' {
+		t.Fatal("reused buffer holds stale data")
+	}
+	small := fx.job("", "", Normal, 0)
+	sh.SetData(small, []byte("tiny"))
+	if small.dataBuf != nil || string(small.Data) != "tiny" {
+		t.Fatal("small data should come from the arena")
 	}
 }

@@ -26,6 +26,8 @@ package queue
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/valyala/bytebufferpool"
 )
 
 // Priority of a job; lower values run first.
@@ -80,8 +82,9 @@ type Job struct {
 	RunAt  int64  // unix seconds; 0 = as soon as possible
 	Seq    uint64 // the handle's number: submission order, unique across restarts
 
-	Worker Peer // holder while Running
-	more   *jobMore
+	Worker  Peer // holder while Running
+	more    *jobMore
+	dataBuf *bytebufferpool.ByteBuffer // Data's pooled buffer, if it has one (see SetData)
 
 	heapIndex int32 // position in the delay heap while Delayed
 	Priority  Priority
