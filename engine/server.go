@@ -21,6 +21,9 @@ type ListenConfig struct {
 	KeepCount int
 }
 
+// readBufferCap is the bytes each event loop reads at once (see Run).
+const readBufferCap = 1 << 20
+
 // Server runs the engine behind gnet's epoll event loops.
 type Server struct {
 	gnet.BuiltinEventEngine
@@ -99,6 +102,10 @@ func (srv *Server) Run() error {
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(srv.cfg.Loops),
 		gnet.WithReuseAddr(true),
+		// One read buffer per loop. gnet's default 64 KiB splits every large packet across
+		// reads, and what one read leaves behind is copied to the connection's ring buffer
+		// and back out again when the packet is whole.
+		gnet.WithReadBufferCap(readBufferCap),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithLogger(gnetLogger{srv.e}),
 	}
