@@ -10,8 +10,8 @@
 #   core     submit-bg, drain, roundtrip (16 B, 8 workers), echo: gearmand vs spurd -q builtin
 #   sizes    roundtrip with 1 KiB, 64 KiB and 1 MiB payloads: gearmand vs spurd -q builtin
 #   idle     submit-bg and roundtrip while 10000 idle connections are held open
-#   depth    drain with 20000 and with 1000000 jobs queued (N_DEPTH_SMALL, N_DEPTH_LARGE): does
-#            the drain rate hold up as the queue grows?
+#   depth    drain with 20000 and with 1000000 jobs queued (N_DEPTH_SMALL, N_DEPTH_LARGE), and
+#            submit-bg of N_DEPTH_SUBMIT (2000000) jobs: do the rates hold up as the queue grows?
 #
 # gearmand runs with -t 0 (one thread for everything, its fastest setting) and spurd -q
 # builtin with one event loop (-t 1; SPURD_LOOPS changes it): with the load generator on the
@@ -84,6 +84,7 @@ N_1M=${N_1M:-1000}
 N_IDLE=${N_IDLE:-10000}
 N_DEPTH_SMALL=${N_DEPTH_SMALL:-20000}
 N_DEPTH_LARGE=${N_DEPTH_LARGE:-1000000}
+N_DEPTH_SUBMIT=${N_DEPTH_SUBMIT:-2000000}
 SPURD_LOOPS=${SPURD_LOOPS:-1}
 SPURD_GOMAXPROCS=${SPURD_GOMAXPROCS:-}
 N_MEMORY=${N_MEMORY:-1000000}
@@ -244,6 +245,7 @@ for cmp in "${comparisons[@]}"; do
 	depth)
 		run_case depth/drain-20k drain "-n $N_DEPTH_SMALL" gearmand spurd-builtin
 		run_case depth/drain-1M drain "-n $N_DEPTH_LARGE" gearmand spurd-builtin
+		run_case depth/submit-bg-2M submit-bg "-n $N_DEPTH_SUBMIT" gearmand spurd-builtin
 		;;
 	idle)
 		run_case idle/submit-bg submit-bg "-n $N_SUBMIT -idle $N_IDLE" gearmand spurd-builtin
