@@ -212,7 +212,11 @@ func (e *Engine) checkFunction(f *queue.Function, indexed []*queue.Job) error {
 	}
 
 	// The coalescing index.
-	f.EachUnique(func(key string, byData bool, j *queue.Job) {
+	f.EachUnique(func(h uint64, byData bool, j *queue.Job) {
+		key := j.Unique
+		if byData {
+			key = string(j.Data)
+		}
 		switch {
 		case err != nil:
 		case j.Fn != f:
@@ -221,10 +225,10 @@ func (e *Engine) checkFunction(f *queue.Function, indexed []*queue.Job) error {
 			err = fail("unique key %q points at finished job %s", key, j.Handle)
 		case j.Ignore:
 			err = fail("unique key %q points at ignored job %s", key, j.Handle)
-		case byData && (j.Unique != "-" || string(j.Data) != key):
+		case byData && j.Unique != "-":
 			err = fail("data key %q points at job %s (unique %q)", key, j.Handle, j.Unique)
-		case !byData && j.Unique != key:
-			err = fail("unique key %q points at job %s whose unique is %q", key, j.Handle, j.Unique)
+		case f.KeyHash([]byte(key)) != h:
+			err = fail("key %q of job %s is filed under another key's hash", key, j.Handle)
 		case e.reg.Lookup([]byte(j.Handle)) != j:
 			err = fail("unique key %q points at job %s, which is not in the handle index", key, j.Handle)
 		}

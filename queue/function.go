@@ -3,7 +3,6 @@ package queue
 import (
 	"fmt"
 	"time"
-	"unsafe"
 )
 
 // Function is everything the server knows about one function name: its queued jobs by
@@ -15,8 +14,8 @@ type Function struct {
 
 	ready   [NumPriorities]fifo
 	delayed delayHeap
-	uniques map[string]*Job // unique id -> live job; "-" jobs are keyed by data in byData
-	byData  map[string]*Job
+	uniques keyIndex // unique id -> live job; "-" jobs are keyed by data in byData
+	byData  keyIndex
 
 	// Workers holds one entry per registration (CAN_DO twice counts twice, as in gearmand), in
 	// registration order; WakeCursor rotates NOOPs across them (-w).
@@ -45,15 +44,15 @@ func (f *Function) Coalesce(unique, data []byte) *Job {
 	case len(unique) == 0:
 		return nil
 	case len(unique) == 1 && unique[0] == '-':
-		if len(data) == 0 || f.byData == nil {
+		if len(data) == 0 || f.byData.len() == 0 {
 			return nil
 		}
-		return f.byData[string(data)]
+		return f.byData.find(f.KeyHash(data), data)
 	default:
-		if f.uniques == nil {
+		if f.uniques.len() == 0 {
 			return nil
 		}
-		return f.uniques[string(unique)]
+		return f.uniques.find(f.KeyHash(unique), unique)
 	}
 }
 
@@ -68,17 +67,10 @@ func (f *Function) Enqueue(j *Job, now int64) {
 	case j.Unique == "":
 	case j.Unique == "-":
 		if len(j.Data) > 0 {
-			if f.byData == nil {
-				f.byData = make(map[string]*Job)
-			}
-			// The key shares the job's immutable data instead of copying it.
-			f.byData[unsafe.String(unsafe.SliceData(j.Data), len(j.Data))] = j
+			f.byData.add(f.KeyHash(j.Data), j)
 		}
 	default:
-		if f.uniques == nil {
-			f.uniques = make(map[string]*Job)
-		}
-		f.uniques[j.Unique] = j
+		f.uniques.add(f.KeyHash([]byte(j.Unique)), j)
 	}
 }
 
@@ -211,13 +203,11 @@ func (f *Function) unindex(j *Job) {
 	switch {
 	case j.Unique == "":
 	case j.Unique == "-":
-		if k := unsafe.String(unsafe.SliceData(j.Data), len(j.Data)); f.byData[k] == j {
-			delete(f.byData, k)
+		if len(j.Data) > 0 {
+			f.byData.remove(f.KeyHash(j.Data), j)
 		}
 	default:
-		if f.uniques[j.Unique] == j {
-			delete(f.uniques, j.Unique)
-		}
+		f.uniques.remove(f.KeyHash([]byte(j.Unique)), j)
 	}
 }
 
@@ -282,13 +272,9 @@ func (f *Function) CheckHeap() error {
 	return nil
 }
 
-// EachUnique calls fn for every entry of f's coalescing index: key is the unique id, or for
-// "-" jobs (byData true) the job's data.
-func (f *Function) EachUnique(fn func(key string, byData bool, j *Job)) {
-	for k, j := range f.uniques {
-		fn(k, false, j)
-	}
-	for k, j := range f.byData {
-		fn(k, true, j)
-	}
+// EachUnique calls fn for every entry of f's coalescing index: the hash the job is filed
+// under, and whether it is filed by its data ("-" jobs) rather than its unique id.
+func (f *Function) EachUnique(fn func(filedUnder uint64, byData bool, j *Job)) {
+	f.uniques.each(func(h uint64, j *Job) { fn(h, false, j) })
+	f.byData.each(func(h uint64, j *Job) { fn(h, true, j) })
 }

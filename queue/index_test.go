@@ -136,3 +136,46 @@ func TestLargeDataReleasedOnForget(t *testing.T) {
 		t.Fatal("small data should come from the arena")
 	}
 }
+
+// Keys whose hashes collide share a chain; each is still found by its own key and removed on
+// its own.
+func TestKeyIndexCollisions(t *testing.T) {
+	var x keyIndex
+	a, b, c := &Job{Unique: "a"}, &Job{Unique: "b"}, &Job{Unique: "c"}
+	const h = 42
+	for _, j := range []*Job{a, b, c} {
+		x.add(h, j)
+	}
+	for _, j := range []*Job{a, b, c} {
+		if got := x.find(h, []byte(j.Unique)); got != j {
+			t.Fatalf("find(%q) = %v", j.Unique, got)
+		}
+	}
+	if x.find(h, []byte("d")) != nil || x.find(h+1, []byte("a")) != nil {
+		t.Fatal("found a key that is not there")
+	}
+	x.remove(h, b) // middle of the chain c -> b -> a
+	if x.find(h, []byte("b")) != nil || x.find(h, []byte("a")) != a || x.find(h, []byte("c")) != c {
+		t.Fatal("removing the middle of a chain broke it")
+	}
+	x.remove(h, c) // head
+	if x.find(h, []byte("c")) != nil || x.find(h, []byte("a")) != a {
+		t.Fatal("removing the head of a chain broke it")
+	}
+	x.remove(h+1, a) // filed elsewhere: no-op
+	x.remove(h, a)
+	if x.len() != 0 {
+		t.Fatalf("%d hashes left", x.len())
+	}
+	// A refused job's successor with the same key is filed in front of it and found first.
+	old, fresh := &Job{Unique: "u"}, &Job{Unique: "u"}
+	x.add(7, old)
+	x.add(7, fresh)
+	if x.find(7, []byte("u")) != fresh {
+		t.Fatal("the newer job with a key is not the one found")
+	}
+	x.remove(7, old)
+	if x.find(7, []byte("u")) != fresh {
+		t.Fatal("removing the older job lost the newer one")
+	}
+}

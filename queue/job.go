@@ -109,6 +109,7 @@ type jobMore struct {
 	num, den  uint64 // last WORK_STATUS; reset on requeue
 	retries   uint32 // assignments that ended without a result (worker gone, timeout)
 	timer     *time.Timer
+	sameHash  *Job // next job filed under the same coalescing-key hash (see keyIndex)
 }
 
 func (j *Job) moreFields() *jobMore {

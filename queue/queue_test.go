@@ -1133,8 +1133,8 @@ func runModel(t *testing.T, seed int64, steps int) {
 	if f.Total != 0 || f.Running != 0 || f.Queued != [NumPriorities]int{} || len(m.live) != 0 {
 		t.Fatalf("after drain: Total=%d Running=%d Queued=%v model live=%d", f.Total, f.Running, f.Queued, len(m.live))
 	}
-	if len(fx.reg.Jobs()) != 0 || len(f.uniques) != 0 || len(f.byData) != 0 {
-		t.Fatalf("after drain: %d indexed handles, %d uniques, %d data keys", len(fx.reg.Jobs()), len(f.uniques), len(f.byData))
+	if len(fx.reg.Jobs()) != 0 || f.uniques.len() != 0 || f.byData.len() != 0 {
+		t.Fatalf("after drain: %d indexed handles, %d uniques, %d data keys", len(fx.reg.Jobs()), f.uniques.len(), f.byData.len())
 	}
 }
 

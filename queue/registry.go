@@ -66,7 +66,7 @@ func (s *Shard) Ensure(name []byte) *Function {
 	if f := s.funcs[string(name)]; f != nil {
 		return f
 	}
-	f := &Function{Name: string(name), shard: s}
+	f := &Function{Name: string(name), shard: s, byData: keyIndex{byData: true}}
 	s.funcs[f.Name] = f
 	return f
 }
