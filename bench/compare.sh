@@ -11,7 +11,8 @@
 #   sizes    roundtrip with 1 KiB, 64 KiB and 1 MiB payloads: gearmand vs spurd -q builtin
 #   idle     submit-bg and roundtrip while 10000 idle connections are held open
 #   depth    drain with 20000 and with 1000000 jobs queued (N_DEPTH_SMALL, N_DEPTH_LARGE), and
-#            submit-bg of N_DEPTH_SUBMIT (2000000) jobs: do the rates hold up as the queue grows?
+#            submit-bg of N_DEPTH_SUBMIT (2000000) jobs, and of N_SUBMIT jobs with a distinct unique
+#            id each (as libgearman clients send): do the rates hold up as the queue grows?
 #
 # gearmand runs with -t 0 (one thread for everything, its fastest setting) and spurd -q
 # builtin with one event loop (-t 1; SPURD_LOOPS changes it): with the load generator on the
@@ -246,6 +247,7 @@ for cmp in "${comparisons[@]}"; do
 		run_case depth/drain-20k drain "-n $N_DEPTH_SMALL" gearmand spurd-builtin
 		run_case depth/drain-1M drain "-n $N_DEPTH_LARGE" gearmand spurd-builtin
 		run_case depth/submit-bg-2M submit-bg "-n $N_DEPTH_SUBMIT" gearmand spurd-builtin
+		run_case depth/submit-bg-unique submit-bg "-n $N_SUBMIT -unique" gearmand spurd-builtin
 		;;
 	idle)
 		run_case idle/submit-bg submit-bg "-n $N_SUBMIT -idle $N_IDLE" gearmand spurd-builtin
