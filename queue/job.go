@@ -69,8 +69,9 @@ const (
 type Peer interface{ PeerID() uint64 }
 
 // Job is one unit of work. Its fields are guarded by its function's shard lock, except the
-// immutable identity fields (Handle, Seq, Fn, Unique, Data, Priority, RunAt and the reducer),
-// which may be read without it.
+// immutable identity fields (Handle, Seq, Fn, Unique, Priority, RunAt and the reducer), which
+// may be read without it. Data is immutable too but only while the job is live: once it is
+// Done, a pooled data buffer goes back to its pool and Data is nil.
 //
 // A server may hold millions of queued jobs, so the struct is kept small: fields most jobs
 // never use live in a separate jobMore allocated on first use.
