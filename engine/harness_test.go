@@ -21,6 +21,12 @@ import (
 // its address. The server stops when the test ends.
 func startServer(t testing.TB, cfg Config) string {
 	t.Helper()
+	return startServerLoops(t, cfg, 2)
+}
+
+// startServerLoops is startServer with the given number of event loops.
+func startServerLoops(t testing.TB, cfg Config, loops int) string {
+	t.Helper()
 	if cfg.Logger == nil {
 		level := slog.LevelError
 		if os.Getenv("SPUR_TEST_LOG") != "" {
@@ -34,7 +40,7 @@ func startServer(t testing.TB, cfg Config) string {
 	e := New(cfg)
 	for attempt := 0; ; attempt++ {
 		addr := freeAddr(t)
-		srv := NewServer(e, ListenConfig{Addrs: []string{addr}, Loops: 2})
+		srv := NewServer(e, ListenConfig{Addrs: []string{addr}, Loops: loops})
 		errc := make(chan error, 1)
 		go func() { errc <- srv.Run() }()
 		select {

@@ -1777,3 +1777,37 @@ func TestProtoIdleConnectionsHelper(t *testing.T) {
 		fmt.Println("ECHO OK")
 	}
 }
+
+// With one event loop every packet one connection causes for another is written at the end
+// of the first one's callback rather than through a loop wake-up: the NOOP a submit causes,
+// the WORK_COMPLETE a worker sends, and the NOOP a dying worker's requeue causes (sent from
+// inside gnet's OnClose).
+func TestSameLoopDelivery(t *testing.T) {
+	addr := startServerLoops(t, Config{}, 1)
+	w1, w2, c := dial(t, addr), dial(t, addr), dial(t, addr)
+	for _, w := range []*client{w1, w2} {
+		w.send(codec.CanDo, "f")
+		w.send(codec.PreSleep)
+	}
+	c.send(codec.EchoReq, "sync") // the sleeps above are registered once this comes back
+	c.expect(codec.EchoRes, "sync")
+
+	c.send(codec.SubmitJob, "f", "", "data")
+	h := c.expect(codec.JobCreated).args[0]
+	w1.expect(codec.Noop)
+	w2.expect(codec.Noop)
+	w1.send(codec.GrabJob)
+	w1.expect(codec.JobAssign, h, "f", "data")
+	w2.send(codec.GrabJob)
+	w2.expect(codec.NoJob)
+	w2.send(codec.PreSleep)
+	w2.send(codec.EchoReq, "sync")
+	w2.expect(codec.EchoRes, "sync")
+
+	w1.conn.Close() // holding the job: it is requeued and w2 woken
+	w2.expect(codec.Noop)
+	w2.send(codec.GrabJob)
+	w2.expect(codec.JobAssign, h, "f", "data")
+	w2.send(codec.WorkComplete, h, "result")
+	c.expect(codec.WorkComplete, h, "result")
+}
