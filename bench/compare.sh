@@ -7,7 +7,8 @@
 #   durable  submit-bg: gearmand + libsqlite3 vs spurd --sync always, plus spurd -q builtin;
 #            once with empty uniques (gearmand then keeps overwriting one SQLite row) and once
 #            with -unique (a row per job, as libgearman clients' UUIDs give)
-#   core     submit-bg, drain, roundtrip (16 B, 8 workers), echo: gearmand vs spurd -q builtin
+#   core     submit-bg (64 and 256 requests in flight per connection), drain, roundtrip (16 B,
+#            8 workers), echo: gearmand vs spurd -q builtin
 #   sizes    roundtrip with 1 KiB, 64 KiB and 1 MiB payloads: gearmand vs spurd -q builtin
 #   idle     submit-bg and roundtrip while 10000 idle connections are held open
 #   depth    drain with 20000 and with 1000000 jobs queued (N_DEPTH_SMALL, N_DEPTH_LARGE), and
@@ -231,6 +232,7 @@ for cmp in "${comparisons[@]}"; do
 		;;
 	core)
 		run_case core/submit-bg submit-bg "-n $N_SUBMIT" gearmand spurd-builtin
+		run_case core/submit-bg-w256 submit-bg "-n $N_SUBMIT -window 256" gearmand spurd-builtin
 		run_case core/drain drain "-n $N_DRAIN" gearmand spurd-builtin
 		run_case core/roundtrip-16B-8w roundtrip "-n $N_ROUNDTRIP -size 16 -workers 8" gearmand spurd-builtin
 		run_case core/echo echo "-n $N_ECHO" gearmand spurd-builtin
