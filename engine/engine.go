@@ -150,23 +150,15 @@ func (e *Engine) Restore(recs []wal.Record) {
 // graceful shutdown. Jobs still queued stay in the store for the next start.
 func (e *Engine) Drain() { e.draining.Store(true) }
 
-// Jobs returns how many jobs the engine holds: queued, scheduled and running.
-func (e *Engine) Jobs() int { return e.sumFunctions(func(f *queue.Function) int { return f.Total }) }
-
 // PeakJobs returns (an upper bound of) the most jobs the engine held at once since the last
 // call, and how many it holds now.
 func (e *Engine) PeakJobs() (peak, now int) { return e.reg.PeakJobs() }
 
 // Running returns how many jobs are assigned to workers.
 func (e *Engine) Running() int {
-	return e.sumFunctions(func(f *queue.Function) int { return f.Running })
-}
-
-// sumFunctions adds count(f) over every function, one shard lock at a time.
-func (e *Engine) sumFunctions(count func(*queue.Function) int) int {
 	n := 0
 	e.reg.EachShard(func(sh *queue.Shard) {
-		sh.EachFunction(func(f *queue.Function) { n += count(f) })
+		sh.EachFunction(func(f *queue.Function) { n += f.Running })
 	})
 	return n
 }

@@ -227,7 +227,7 @@ func (e *Engine) checkFunction(f *queue.Function, indexed []*queue.Job) error {
 			err = fail("unique key %q points at ignored job %s", key, j.Handle)
 		case byData && j.Unique != "-":
 			err = fail("data key %q points at job %s (unique %q)", key, j.Handle, j.Unique)
-		case f.KeyHash([]byte(key)) != h:
+		case f.KeyHash(key) != h:
 			err = fail("key %q of job %s is filed under another key's hash", key, j.Handle)
 		case e.reg.Lookup([]byte(j.Handle)) != j:
 			err = fail("unique key %q points at job %s, which is not in the handle index", key, j.Handle)

@@ -35,11 +35,8 @@ func (a *arena) copy(b []byte) []byte {
 	return a.buf[start : start+n : start+n] // capped: an append by the holder cannot reach a neighbour
 }
 
-// Copy returns a private copy of b for a job of one of the shard's functions; it is never
-// nil. The copy must not be modified. Call with the shard locked.
-func (s *Shard) Copy(b []byte) []byte { return s.arena.copy(b) }
-
-// CopyString is Copy as a string.
+// CopyString returns a private copy of b, as a string, for a job of one of the shard's
+// functions. Call with the shard locked.
 func (s *Shard) CopyString(b []byte) string {
 	c := s.arena.copy(b)
 	return unsafe.String(unsafe.SliceData(c), len(c))

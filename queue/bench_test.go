@@ -34,7 +34,7 @@ func newCycleBench(unique bool) *cycleBench {
 		j.Priority = Priority(i % int(NumPriorities))
 		j.State = Done
 		if unique {
-			j.Unique = fmt.Sprintf("u%d", i)
+			j.Unique = fmt.Sprintf("%036d", i) // UUID-sized, as libgearman clients send
 		}
 	}
 	for range benchBacklog {

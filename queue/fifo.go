@@ -22,9 +22,6 @@ type fifoBlock struct {
 	next *fifoBlock
 }
 
-// fifoKeepCap bounds what an emptied delay heap keeps of its backing array (see heap.go).
-const fifoKeepCap = 1024
-
 func (q *fifo) len() int { return q.n }
 
 func (q *fifo) push(j *Job) {

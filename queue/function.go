@@ -3,6 +3,7 @@ package queue
 import (
 	"fmt"
 	"time"
+	"unsafe"
 )
 
 // Function is everything the server knows about one function name: its queued jobs by
@@ -40,20 +41,33 @@ func (f *Function) Shard() *Shard { return f.shard }
 // makes a new job: an empty unique never coalesces, "-" coalesces on identical non-empty data,
 // anything else on the same unique.
 func (f *Function) Coalesce(unique, data []byte) *Job {
-	switch {
-	case len(unique) == 0:
+	// Views, not copies: the key is only compared and hashed.
+	x, key := f.keyIndexFor(unsafe.String(unsafe.SliceData(unique), len(unique)), unsafe.String(unsafe.SliceData(data), len(data)))
+	if x == nil || x.len() == 0 {
 		return nil
-	case len(unique) == 1 && unique[0] == '-':
-		if len(data) == 0 || f.byData.len() == 0 {
-			return nil
-		}
-		return f.byData.find(f.KeyHash(data), data)
-	default:
-		if f.uniques.len() == 0 {
-			return nil
-		}
-		return f.uniques.find(f.KeyHash(unique), unique)
 	}
+	return x.find(f.KeyHash(key), key)
+}
+
+// keyIndexFor returns the coalescing index a job with this unique id and data belongs in,
+// and its key there; nil when such a job never coalesces.
+func (f *Function) keyIndexFor(unique, data string) (*keyIndex, string) {
+	switch {
+	case unique == "":
+		return nil, ""
+	case unique == "-":
+		if data == "" {
+			return nil, ""
+		}
+		return &f.byData, data
+	}
+	return &f.uniques, unique
+}
+
+// jobKey is keyIndexFor for a job: its data is viewed, not copied (it is immutable while the
+// job is indexed).
+func (f *Function) jobKey(j *Job) (*keyIndex, string) {
+	return f.keyIndexFor(j.Unique, unsafe.String(unsafe.SliceData(j.Data), len(j.Data)))
 }
 
 // Enqueue adds a new job, ready or scheduled, and indexes its handle and unique id.
@@ -63,14 +77,8 @@ func (f *Function) Enqueue(j *Job, now int64) {
 	f.Total++
 	f.Queued[j.Priority]++
 	f.place(j, now)
-	switch {
-	case j.Unique == "":
-	case j.Unique == "-":
-		if len(j.Data) > 0 {
-			f.byData.add(f.KeyHash(j.Data), j)
-		}
-	default:
-		f.uniques.add(f.KeyHash([]byte(j.Unique)), j)
+	if x, key := f.jobKey(j); x != nil {
+		x.add(f.KeyHash(key), j)
 	}
 }
 
@@ -200,14 +208,8 @@ func (f *Function) Ignore(j *Job) bool {
 }
 
 func (f *Function) unindex(j *Job) {
-	switch {
-	case j.Unique == "":
-	case j.Unique == "-":
-		if len(j.Data) > 0 {
-			f.byData.remove(f.KeyHash(j.Data), j)
-		}
-	default:
-		f.uniques.remove(f.KeyHash([]byte(j.Unique)), j)
+	if x, key := f.jobKey(j); x != nil {
+		x.remove(f.KeyHash(key), j)
 	}
 }
 

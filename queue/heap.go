@@ -4,6 +4,9 @@ package queue
 // index, so a cancelled job is removed in O(log n).
 type delayHeap []*Job
 
+// heapKeepCap bounds what an emptied delay heap keeps of its backing array.
+const heapKeepCap = 1024
+
 func (h delayHeap) less(a, b int) bool {
 	if h[a].RunAt != h[b].RunAt {
 		return h[a].RunAt < h[b].RunAt
@@ -44,7 +47,7 @@ func (h *delayHeap) remove(i int) *Job {
 			h.up(i)
 		}
 	}
-	if len(*h) == 0 && cap(*h) > fifoKeepCap {
+	if len(*h) == 0 && cap(*h) > heapKeepCap {
 		*h = nil
 	}
 	j.heapIndex = -1

@@ -19,9 +19,9 @@ func (x *keyIndex) keyOf(j *Job) string {
 	return j.Unique
 }
 
-func (x *keyIndex) find(h uint64, key []byte) *Job {
+func (x *keyIndex) find(h uint64, key string) *Job {
 	for j := x.m[h]; j != nil; j = j.sameHash() {
-		if x.keyOf(j) == string(key) {
+		if x.keyOf(j) == key {
 			return j
 		}
 	}
@@ -82,4 +82,4 @@ func (j *Job) sameHash() *Job {
 }
 
 // KeyHash is the hash a coalescing key is filed under in f's index.
-func (f *Function) KeyHash(key []byte) uint64 { return maphash.Bytes(f.shard.reg.seed, key) }
+func (f *Function) KeyHash(key string) uint64 { return maphash.String(f.shard.reg.seed, key) }

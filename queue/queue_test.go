@@ -696,7 +696,7 @@ func TestWorkersAndListeners(t *testing.T) {
 func TestFIFOMemoryReleasedAfterDrain(t *testing.T) {
 	fx := newFixture(t)
 	f := fx.fn("f")
-	const n = 20 * fifoKeepCap
+	const n = 20 * heapKeepCap
 	for i := 0; i < n; i++ {
 		fx.add(f, "", "x", Normal, 0, 0)
 	}
@@ -718,7 +718,7 @@ func TestFIFOMemoryReleasedAfterDrain(t *testing.T) {
 	for j := f.Pop(1000); j != nil; j = f.Pop(1000) {
 		f.Forget(j)
 	}
-	if c := cap(f.delayed); c > fifoKeepCap {
+	if c := cap(f.delayed); c > heapKeepCap {
 		t.Fatalf("drained delay heap keeps cap %d", c)
 	}
 	if b := f.ready[Low].blocks(); b > 2 {
@@ -762,7 +762,7 @@ func TestFIFOSteadyStateDoesNotGrow(t *testing.T) {
 // peak's memory is held for as long as the function stays busy (gearman/gearmand#284).
 func TestFIFOReleasesMemoryWhenBacklogShrinks(t *testing.T) {
 	var q fifo
-	const peak = 100 * fifoKeepCap
+	const peak = 1600 * fifoBlockLen // 102,400 jobs
 	for i := 0; i < peak; i++ {
 		q.push(&Job{})
 	}

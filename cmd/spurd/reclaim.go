@@ -26,7 +26,7 @@ func reclaimMemory(e *engine.Engine, store *wal.Log, every time.Duration, logger
 			return
 		case <-t.C:
 		}
-		p, n := e.PeakJobs() // not a sample of Jobs: a backlog may fill and drain within a tick
+		p, n := e.PeakJobs() // a high-water mark: a backlog may fill and drain within a tick
 		peak = max(peak, p)
 		if peak-n >= minDrop && n <= peak/2 {
 			start := time.Now()
