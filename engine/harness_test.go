@@ -93,11 +93,16 @@ func dial(t testing.TB, addr string) *client {
 // send writes a request packet with args joined by NUL.
 func (c *client) send(typ codec.Type, args ...string) {
 	c.t.Helper()
+	c.write(request(typ, args...))
+}
+
+// request encodes a request packet with string arguments.
+func request(typ codec.Type, args ...string) []byte {
 	bs := make([][]byte, len(args))
 	for i, a := range args {
 		bs[i] = []byte(a)
 	}
-	c.write(codec.AppendRequest(nil, typ, bs...))
+	return codec.AppendRequest(nil, typ, bs...)
 }
 
 func (c *client) write(b []byte) {
@@ -129,8 +134,13 @@ func (c *client) recv() packet {
 func (c *client) tryRecv(timeout time.Duration) (packet, error) {
 	_ = c.conn.SetReadDeadline(time.Now().Add(timeout))
 	defer c.conn.SetReadDeadline(time.Time{})
+	return readPacket(c.r)
+}
+
+// readPacket reads one response packet from r and splits its body by the type's layout.
+func readPacket(r *bufio.Reader) (packet, error) {
 	var hdr [codec.HeaderSize]byte
-	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return packet{}, err
 	}
 	if !bytes.Equal(hdr[:4], codec.MagicRes[:]) {
@@ -138,7 +148,7 @@ func (c *client) tryRecv(timeout time.Duration) (packet, error) {
 	}
 	typ := codec.Type(binary.BigEndian.Uint32(hdr[4:8]))
 	body := make([]byte, binary.BigEndian.Uint32(hdr[8:12]))
-	if _, err := io.ReadFull(c.r, body); err != nil {
+	if _, err := io.ReadFull(r, body); err != nil {
 		return packet{}, err
 	}
 	p := packet{typ: typ, body: body}

@@ -2,9 +2,7 @@ package engine
 
 import (
 	"bufio"
-	"encoding/binary"
 	"fmt"
-	"io"
 	"math/rand"
 	"net"
 	"strconv"
@@ -1003,32 +1001,13 @@ func dialRaw(addr string) (*rawConn, error) {
 }
 
 func (c *rawConn) send(typ codec.Type, args ...string) error {
-	bs := make([][]byte, len(args))
-	for i, a := range args {
-		bs[i] = []byte(a)
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, err := c.conn.Write(codec.AppendRequest(nil, typ, bs...))
+	_, err := c.conn.Write(request(typ, args...))
 	return err
 }
 
-func (c *rawConn) recv() (packet, error) {
-	var hdr [codec.HeaderSize]byte
-	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
-		return packet{}, err
-	}
-	typ := codec.Type(binary.BigEndian.Uint32(hdr[4:8]))
-	body := make([]byte, binary.BigEndian.Uint32(hdr[8:12]))
-	if _, err := io.ReadFull(c.r, body); err != nil {
-		return packet{}, err
-	}
-	p := packet{typ: typ, body: body}
-	if spec, ok := codec.Spec(typ); ok && spec.Args > 0 {
-		p.args = strings.SplitN(string(body), "\x00", spec.Args)
-	}
-	return p, nil
-}
+func (c *rawConn) recv() (packet, error) { return readPacket(c.r) }
 
 func TestConcurrentClientsAndWorkers(t *testing.T) {
 	const (
