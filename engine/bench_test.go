@@ -35,6 +35,17 @@ func newBenchEngine() *Engine {
 	return New(Config{HandlePrefix: "H:bench", Logger: slog.New(slog.DiscardHandler)})
 }
 
+// newClientAndWorker opens a client session and a worker session registered for "bench" on
+// a fresh engine; both close when the benchmark ends.
+func newClientAndWorker(b *testing.B) (c, w *Session) {
+	e := newBenchEngine()
+	c = e.NewSession(&benchTransport{}, 1, nil)
+	w = e.NewSession(&benchTransport{}, 2, nil)
+	b.Cleanup(func() { c.Close(); w.Close() })
+	roundTrip(b, w, codec.AppendRequest(nil, codec.CanDo, []byte("bench")))
+	return c, w
+}
+
 // roundTrip feeds one request to s and takes what it answered; the reply's bytes are valid
 // until the next call.
 func roundTrip(b testing.TB, s *Session, req []byte) []byte {
@@ -101,12 +112,7 @@ func TestEchoAllocatesNothing(t *testing.T) {
 // BenchmarkSubmitBackground: one SUBMIT_JOB_BG in, one JOB_CREATED out. The queue is drained
 // by a worker (outside the timer) every drainEvery jobs so that memory stays bounded.
 func BenchmarkSubmitBackground(b *testing.B) {
-	e := newBenchEngine()
-	c := e.NewSession(&benchTransport{}, 1, nil)
-	w := e.NewSession(&benchTransport{}, 2, nil)
-	defer c.Close()
-	defer w.Close()
-	roundTrip(b, w, codec.AppendRequest(nil, codec.CanDo, []byte("bench")))
+	c, w := newClientAndWorker(b)
 	req := codec.AppendRequest(nil, codec.SubmitJobBg, []byte("bench"), nil, []byte("a payload of some 32 bytes......"))
 	const drainEvery = 1 << 14
 	queued := 0
@@ -146,12 +152,7 @@ var (
 // BenchmarkGrabCompleteCycle: one op is one whole foreground job: the client submits (JOB_CREATED),
 // the worker grabs (JOB_ASSIGN) and completes it, and the client receives WORK_COMPLETE.
 func BenchmarkGrabCompleteCycle(b *testing.B) {
-	e := newBenchEngine()
-	c := e.NewSession(&benchTransport{}, 1, nil)
-	w := e.NewSession(&benchTransport{}, 2, nil)
-	defer c.Close()
-	defer w.Close()
-	roundTrip(b, w, codec.AppendRequest(nil, codec.CanDo, []byte("bench")))
+	c, w := newClientAndWorker(b)
 	submit := codec.AppendRequest(nil, codec.SubmitJob, []byte("bench"), nil, []byte("a payload of some 32 bytes......"))
 	cycle := func() {
 		if created := roundTrip(b, c, submit); len(created) == 0 {
