@@ -10,21 +10,14 @@ import (
 	"github.com/spur-gearman/spur/queue"
 )
 
-// Error codes and texts, as gearmand sends them.
-const (
-	errInvalidCommand = "Command not expected"
-	errJobNotFound    = "Job does not exist on server"
-	errWorkNotFound   = "Job given in work result not found"
-	errExcNotFound    = "An exception was received for a job that does not exist"
-	errUniqueTooLarge = "Unique value too large"
-	errQueueFull      = "Job queue is full"
-	errUnknownOption  = "Server does not recognize given option"
-)
-
 // dispatch executes one binary packet.
 func (s *Session) dispatch(p *codec.Packet) {
 	if p.Response {
-		s.sendError("INVALID_MAGIC", "Request magic expected")
+		s.sendReply(codec.ReplyInvalidMagic)
+		return
+	}
+	if r := codec.CheckArgs(p); r != nil {
+		s.sendReply(r)
 		return
 	}
 	switch p.Type {
@@ -65,7 +58,7 @@ func (s *Session) dispatch(p *codec.Packet) {
 			s.exceptions.Store(true)
 			s.sendPacket(codec.OptionRes, name)
 		} else {
-			s.sendError("UNKNOWN_OPTION", errUnknownOption)
+			s.sendReply(codec.ReplyUnknownOption)
 		}
 	case codec.SetClientID:
 		id := p.Args[0]
@@ -77,7 +70,7 @@ func (s *Session) dispatch(p *codec.Packet) {
 		s.mu.Unlock()
 	default:
 		// Response-only types, ALL_YOURS, the unused type 5 and SUBMIT_JOB_SCHED.
-		s.sendError("INVALID_COMMAND", errInvalidCommand)
+		s.sendReply(codec.ReplyInvalidCommand)
 	}
 }
 
@@ -90,24 +83,16 @@ func (s *Session) submit(p *codec.Packet, prio queue.Priority, background bool) 
 	case codec.SubmitJobEpoch:
 		var ok bool
 		if runAt, ok = parseEpoch(p.Args[2]); !ok {
-			s.sendError("INVALID_ARGUMENT", "Epoch time out of range")
+			s.sendReply(codec.ReplyEpochOutOfRange)
 			return
 		}
 	case codec.SubmitReduceJob, codec.SubmitReduceJobBackground:
 		reducer = p.Args[2]
 	}
-	if len(unique) > codec.MaxUniqueSize {
-		s.sendError("ARGUMENT_TOO_LARGE", errUniqueTooLarge)
-		return
-	}
-	if len(reducer) > codec.MaxUniqueSize {
-		s.sendError("ARGUMENT_TOO_LARGE", "Reducer name too large")
-		return
-	}
 
 	e := s.e
 	if e.draining.Load() {
-		s.sendError("QUEUE_ERROR", "Server is shutting down")
+		s.sendReply(codec.ReplyShuttingDown)
 		return
 	}
 	sh := e.reg.ShardFor(fn)
@@ -140,7 +125,7 @@ func (s *Session) submit(p *codec.Packet, prio queue.Priority, background bool) 
 		return
 	}
 	if limit := f.MaxQueue[prio]; limit > 0 && f.Total >= limit {
-		s.sendError("QUEUE_ERROR", errQueueFull)
+		s.sendReply(codec.ReplyQueueFull)
 		return
 	}
 	seq := e.nextSeq()
@@ -348,7 +333,11 @@ func (s *Session) work(p *codec.Packet) {
 	h := p.Args[0]
 	j := s.assignedJob(h)
 	if j == nil {
-		s.sendError("JOB_NOT_FOUND", workNotFoundText(p.Type))
+		if s.heldBefore(h) {
+			s.lateResult(p)
+			return
+		}
+		s.sendReply(codec.WorkNotFound(p.Type))
 		return
 	}
 	e := s.e
@@ -356,7 +345,7 @@ func (s *Session) work(p *codec.Packet) {
 	sh.Lock()
 	defer sh.Unlock()
 	if j.State != queue.Running || j.Worker != queue.Peer(s) {
-		s.sendError("JOB_NOT_FOUND", workNotFoundText(p.Type))
+		s.lateResult(p)
 		return
 	}
 	switch p.Type {
@@ -385,14 +374,13 @@ func (s *Session) work(p *codec.Packet) {
 	}
 }
 
-func workNotFoundText(t codec.Type) string {
-	switch t {
-	case codec.WorkData, codec.WorkWarning:
-		return errJobNotFound
-	case codec.WorkException:
-		return errExcNotFound
-	}
-	return errWorkNotFound
+// lateResult drops a WORK_* packet about a job this worker held once but no longer does: it
+// ended (a WORK_FAIL after the worker's own WORK_EXCEPTION, as Perl's Gearman::Worker sends
+// for a function that dies), timed out, was requeued or cancelled. The worker had every
+// right to send it, and many worker libraries die on an ERROR they did not expect.
+func (s *Session) lateResult(p *codec.Packet) {
+	s.e.log.Debug("dropped a result for a job this worker no longer holds", "conn", s.id,
+		"type", p.Type.String(), "handle", string(p.Args[0]))
 }
 
 func (s *Session) getStatus(h []byte) {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -53,6 +54,7 @@ type Session struct {
 	clientID    string
 	regs        []registration        // newest first, like gearmand; replaced, never mutated
 	assigned    map[uint64]*queue.Job // by Seq
+	released    *releasedJobs         // jobs this worker held last, for late results
 	listening   map[*queue.Job]struct{}
 }
 
@@ -110,9 +112,9 @@ func (s *Session) Feed(buf []byte) (consumed int, closeConn bool) {
 func (s *Session) protocolError(p *codec.Packet, err error) {
 	switch err {
 	case codec.ErrTooLarge:
-		s.sendError("ARGUMENT_TOO_LARGE", "Packet exceeds the maximum packet size")
+		s.sendReply(codec.ReplyPacketTooLarge)
 	case codec.ErrMissingArgs:
-		s.sendError("INVALID_PACKET", "Packet body has fewer arguments than "+p.Type.String()+" requires")
+		s.sendError(codec.CodeInvalidPacket, "Packet body has fewer arguments than "+p.Type.String()+" requires")
 	}
 	s.e.log.Info("closing connection after protocol error", "conn", s.id, "remote", s.ip, "type", p.Type.String(), "error", err)
 }
@@ -219,6 +221,10 @@ func (s *Session) sendError(code, text string) {
 	s.send(func(b []byte) []byte { return codec.AppendError(b, code, text) })
 }
 
+func (s *Session) sendReply(r *codec.Reply) {
+	s.send(func(b []byte) []byte { return codec.AppendReply(b, r) })
+}
+
 func (s *Session) sendText(text string) {
 	s.send(func(b []byte) []byte { return append(b, text...) })
 }
@@ -269,12 +275,52 @@ func (s *Session) assign(j *queue.Job) {
 	s.mu.Unlock()
 }
 
+// unassign records that the worker no longer holds j: it finished, timed out, was requeued.
 func (s *Session) unassign(j *queue.Job) {
 	s.mu.Lock()
 	if s.assigned[j.Seq] == j {
 		delete(s.assigned, j.Seq)
+		if s.released == nil {
+			s.released = &releasedJobs{}
+		}
+		s.released.add(j.Seq)
 	}
 	s.mu.Unlock()
+}
+
+// releasedJobs remembers the job numbers of the last jobs a worker held, so that a result it
+// sends for one of them after the job was taken from it is recognised as late, not unknown.
+// A ring: a worker that sends its result after more than len(seqs) newer jobs left it gets
+// gearmand's JOB_NOT_FOUND.
+type releasedJobs struct {
+	seqs [64]uint64
+	next int
+}
+
+func (r *releasedJobs) add(seq uint64) {
+	r.seqs[r.next] = seq
+	r.next = (r.next + 1) % len(r.seqs)
+}
+
+func (r *releasedJobs) has(seq uint64) bool {
+	for _, v := range r.seqs {
+		if v == seq {
+			return true
+		}
+	}
+	return false
+}
+
+// heldBefore reports whether handle names a job this worker held and lost (see releasedJobs).
+func (s *Session) heldBefore(handle []byte) bool {
+	seq, ok := queue.HandleSeq(handle)
+	var b [codec.MaxHandleSize + 1]byte
+	if !ok || seq == 0 || !bytes.Equal(s.e.appendHandle(b[:0], seq), handle) {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.released != nil && s.released.has(seq)
 }
 
 func (s *Session) assignedJob(handle []byte) *queue.Job {
