@@ -27,6 +27,13 @@ func startServer(t testing.TB, cfg Config) string {
 // startServerLoops is startServer with the given number of event loops.
 func startServerLoops(t testing.TB, cfg Config, loops int) string {
 	t.Helper()
+	_, addr := startEngine(t, cfg, loops)
+	return addr
+}
+
+// startEngine is startServerLoops returning the engine too.
+func startEngine(t testing.TB, cfg Config, loops int) (*Engine, string) {
+	t.Helper()
 	if cfg.Logger == nil {
 		level := slog.LevelError
 		if os.Getenv("SPUR_TEST_LOG") != "" {
@@ -59,7 +66,7 @@ func startServerLoops(t testing.TB, cfg Config, loops int) string {
 			_ = srv.Stop(ctx)
 			<-errc
 		})
-		return addr
+		return e, addr
 	}
 }
 
@@ -297,5 +304,24 @@ func waitAdmin(t testing.TB, c *client, cmd, want string) {
 			t.Fatalf("%s: got %q, want %q (waited 5s)", cmd, got, want)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// floodThenEcho writes pkts followed by an ECHO_REQ in one stream (from another goroutine,
+// so that the replies can be read meanwhile) and reads, discarding every other reply, until
+// that ECHO_RES is back: everything before it has been processed.
+func (c *client) floodThenEcho(pkts []byte) {
+	c.t.Helper()
+	data := fmt.Sprintf("flood-%d\x00%p", time.Now().UnixNano(), c)
+	stream := append(pkts, request(codec.EchoReq, data)...)
+	go func() { _, _ = c.conn.Write(stream) }()
+	for {
+		p, err := c.tryRecv(60 * time.Second)
+		if err != nil {
+			c.t.Fatalf("waiting for the ECHO behind a flood: %v", err)
+		}
+		if p.typ == codec.EchoRes && string(p.body) == data {
+			return
+		}
 	}
 }

@@ -241,16 +241,16 @@ type gnetTransport struct {
 
 // Wake flushes c at the end of its loop's current callback if the loop is in one, and
 // otherwise wakes the loop.
-func (t *gnetTransport) Wake() {
+func (t *gnetTransport) Wake() error {
 	l := t.loop
 	l.mu.Lock()
 	if l.active {
 		l.pending = append(l.pending, t.c)
 		l.mu.Unlock()
-		return
+		return nil
 	}
 	l.mu.Unlock()
-	_ = t.c.Wake(nil)
+	return t.c.Wake(nil)
 }
 
 // gnetLogger routes gnet's own log lines into the engine's slog logger.
