@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spur-gearman/spur/codec"
+	"github.com/spur-gearman/spur/engine/tcpserver"
 )
 
 // startServer runs an engine with cfg behind gnet on an ephemeral loopback port and returns
@@ -47,7 +48,8 @@ func startEngine(t testing.TB, cfg Config, loops int) (*Engine, string) {
 	e := New(cfg)
 	for attempt := 0; ; attempt++ {
 		addr := freeAddr(t)
-		srv := NewServer(e, ListenConfig{Addrs: []string{addr}, Loops: loops})
+		srv := tcpserver.New(openSessions(e), tcpserver.Config{Addrs: []string{addr}, Loops: loops,
+			MaxPacketSize: e.cfg.MaxPacketSize, Logger: e.log})
 		errc := make(chan error, 1)
 		go func() { errc <- srv.Run() }()
 		select {
@@ -324,4 +326,9 @@ func (c *client) floodThenEcho(pkts []byte) {
 			return
 		}
 	}
+}
+
+// openSessions is the engine's side of the TCP transport, as cmd/spurd wires it.
+func openSessions(e *Engine) tcpserver.Open {
+	return func(w tcpserver.Waker, fd int, remote net.Addr) tcpserver.Session { return e.NewSession(w, fd, remote) }
 }

@@ -269,6 +269,12 @@ func ReleaseOutput(out *bytebufferpool.ByteBuffer) {
 	}
 }
 
+// ReleaseOutput is the package's ReleaseOutput, for transports that know only the session.
+func (s *Session) ReleaseOutput(out *bytebufferpool.ByteBuffer) { ReleaseOutput(out) }
+
+// LogAttrs names the connection in a transport's log lines.
+func (s *Session) LogAttrs() []any { return []any{"conn", s.id, "remote", s.ip} }
+
 // MaxOutbound is the outbound cap a transport enforces on bytes it has queued itself.
 func (s *Session) MaxOutbound() int { return s.e.cfg.MaxOutbound }
 
