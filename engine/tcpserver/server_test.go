@@ -54,9 +54,9 @@ func (s *echoSession) TakeOutput() (*bytebufferpool.ByteBuffer, bool) {
 }
 
 func (s *echoSession) ReleaseOutput(*bytebufferpool.ByteBuffer) {}
-func (s *echoSession) MaxOutbound() int                        { return 1 << 20 }
-func (s *echoSession) Close()                                  {}
-func (s *echoSession) LogAttrs() []any                         { return nil }
+func (s *echoSession) MaxOutbound() int                         { return 1 << 20 }
+func (s *echoSession) Close()                                   {}
+func (s *echoSession) LogAttrs() []any                          { return nil }
 
 func startEcho(t *testing.T, cfg Config) (*Server, string) {
 	t.Helper()
