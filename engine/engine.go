@@ -41,6 +41,9 @@ type Config struct {
 	OnShutdown func(graceful bool)
 	// Store makes background jobs durable; nil keeps every job in memory only (-q builtin).
 	Store Store
+	// Authorizer decides what each connection may do; nil allows what gearmand allows
+	// (everything, and `shutdown` only from a loopback connection).
+	Authorizer Authorizer
 }
 
 // Store is the durable job log behind background jobs; *wal.Log implements it. Put and
@@ -63,6 +66,7 @@ type Engine struct {
 	reg *queue.Registry
 
 	store     Store
+	auth      Authorizer
 	handleSeq atomic.Uint64 // last job number issued when there is no store
 	sessionID atomic.Uint64
 	draining  atomic.Bool // shutting down: no new jobs are accepted or handed out
@@ -95,9 +99,13 @@ func New(cfg Config) *Engine {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Authorizer == nil {
+		cfg.Authorizer = gearmandRules{}
+	}
 	return &Engine{
 		cfg:      cfg,
 		store:    cfg.Store,
+		auth:     cfg.Authorizer,
 		log:      cfg.Logger,
 		reg:      queue.NewRegistry(),
 		sessions: make(map[uint64]*Session),
