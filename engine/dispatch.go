@@ -143,7 +143,11 @@ func (s *Session) submit(p *codec.Packet, prio queue.Priority, background bool) 
 		s.sendError("QUEUE_ERROR", errQueueFull)
 		return
 	}
-	seq := e.nextSeq()
+	seq, err := e.nextSeq()
+	if err != nil {
+		s.sendError("QUEUE_ERROR", err.Error())
+		return
+	}
 	var hbuf [64]byte
 	j := &queue.Job{
 		Handle:     sh.CopyString(e.appendHandle(hbuf[:0], seq)),

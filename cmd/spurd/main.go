@@ -297,7 +297,7 @@ func serve(o *options, logger *slog.Logger) error {
 	raiseFileLimit(logger)
 	var (
 		store     *wal.Log
-		recovered []wal.Record
+		recovered = &wal.Recovered{}
 		where     = "jobs are kept in memory only"
 	)
 	if o.queueType == "pebble" {
@@ -318,7 +318,10 @@ func serve(o *options, logger *slog.Logger) error {
 				logger.Error("closing the job log", "error", err)
 			}
 		}()
-		where = fmt.Sprintf("data in %s (sync %s), %d jobs recovered", o.dataDir, o.syncMode, len(recovered))
+		where = fmt.Sprintf("data in %s (sync %s), %d jobs recovered", o.dataDir, o.syncMode, len(recovered.Jobs))
+		if n := len(recovered.Other); n > 0 {
+			logger.Warn("the job log holds records of kinds this version does not use; they are kept", "records", n)
+		}
 	}
 	shutdown := make(chan bool, 1)
 	cfg := engine.Config{
@@ -341,7 +344,7 @@ func serve(o *options, logger *slog.Logger) error {
 		cfg.Store = store
 	}
 	e := engine.New(cfg)
-	e.Restore(recovered)
+	e.Restore(recovered.Jobs) // TODO: recovered.Functions, once the engine restores function settings
 	stopReclaim := make(chan struct{})
 	defer close(stopReclaim)
 	go reclaimMemory(e, store, 2*time.Second, logger, stopReclaim)
