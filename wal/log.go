@@ -28,8 +28,11 @@ const (
 	// SyncBatch acknowledges once the batch is written to the log, and fsyncs the log every
 	// SyncInterval: a machine crash can lose the jobs acknowledged in the last interval.
 	SyncBatch
-	// SyncNone never fsyncs; the operating system writes the log when it chooses. A crash of
-	// the machine can lose whatever it had not written yet (typically up to ~30 s).
+	// SyncNone never fsyncs jobs; the operating system writes the log when it chooses. A
+	// crash of the machine can lose whatever it had not written yet (typically up to ~30 s).
+	//
+	// In every mode the sequence reservation is fsynced before numbers from it are issued,
+	// so a machine crash never makes a handle repeat.
 	SyncNone
 )
 
@@ -278,9 +281,10 @@ func (l *Log) NextSeq() (uint64, error) {
 }
 
 // Put queues r for the next batch; ack.Acked(nil) runs once it is durable, Acked(err) if it
-// could not be written (a nil ack: nobody is told). Acks run on the log's acknowledging goroutine, in the order of the
-// calls, never inside Put, and must not block. r is encoded before Put returns. After Close,
-// Put returns ErrClosed, and after a failed commit that failure; ack is then never told.
+// could not be written (a nil ack: nobody is told). Acks run on the log's acknowledging
+// goroutine, in the order of the calls, never inside Put, and must not block. r is encoded
+// before Put returns. After Close, Put returns ErrClosed, and after a failed commit that
+// failure; ack is then never told.
 func (l *Log) Put(r Record, ack Ack) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
