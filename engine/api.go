@@ -72,7 +72,10 @@ func (e *Engine) place(f *queue.Function, req *SubmitRequest) (*queue.Job, place
 			return nil, refused, err
 		}
 	}
-	seq := e.nextSeq()
+	seq, err := e.nextSeq()
+	if err != nil {
+		return nil, refused, err
+	}
 	sh := f.Shard()
 	var hbuf [64]byte
 	j := &queue.Job{

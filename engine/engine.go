@@ -56,10 +56,10 @@ type Config struct {
 type Store interface {
 	// Writable reports why new records would be refused now (a nearly full disk), or nil.
 	Writable() error
-	NextSeq() uint64
+	NextSeq() (uint64, error)
 	Put(r wal.Record, ack wal.Ack) error
 	Barrier(ack wal.Ack) error
-	Delete(seq uint64)
+	Delete(seq uint64) error
 }
 
 // Engine owns all jobs, functions and sessions. Its methods are safe for concurrent use.
@@ -117,11 +117,11 @@ func New(cfg Config) *Engine {
 
 // nextSeq returns a job number never issued before: by this engine, or with a store, by any
 // earlier run on the same data.
-func (e *Engine) nextSeq() uint64 {
+func (e *Engine) nextSeq() (uint64, error) {
 	if e.store != nil {
 		return e.store.NextSeq()
 	}
-	return e.handleSeq.Add(1)
+	return e.handleSeq.Add(1), nil
 }
 
 // appendHandle appends the handle of job number seq: HandlePrefix:seq.

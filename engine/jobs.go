@@ -186,7 +186,9 @@ func (e *Engine) withdraw(j *queue.Job) {
 // unpersist deletes j's record from the store, if it has one.
 func (e *Engine) unpersist(j *queue.Job) {
 	if j.Persisted && e.store != nil {
-		e.store.Delete(j.Seq)
+		if err := e.store.Delete(j.Seq); err != nil {
+			e.log.Error("cannot delete a finished job from the job log", "handle", j.Handle, "error", err)
+		}
 	}
 	j.Persisted = false
 }

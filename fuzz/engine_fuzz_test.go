@@ -170,11 +170,11 @@ func (s *fakeStore) Writable() error {
 	return nil
 }
 
-func (s *fakeStore) NextSeq() uint64 {
+func (s *fakeStore) NextSeq() (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.seq++
-	return s.seq
+	return s.seq, nil
 }
 
 func (s *fakeStore) Put(r wal.Record, ack wal.Ack) error {
@@ -183,7 +183,7 @@ func (s *fakeStore) Put(r wal.Record, ack wal.Ack) error {
 
 func (s *fakeStore) Barrier(ack wal.Ack) error { return s.add(storeOp{done: ack.Acked}) }
 
-func (s *fakeStore) Delete(seq uint64) { _ = s.add(storeOp{seq: seq}) }
+func (s *fakeStore) Delete(seq uint64) error { return s.add(storeOp{seq: seq}) }
 
 func (s *fakeStore) add(o storeOp) error {
 	s.mu.Lock()

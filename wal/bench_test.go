@@ -11,13 +11,13 @@ import (
 // commit), so throughput grows with the number of submitters while each still waits for a
 // sync. jobs/s is acknowledged Puts per second of wall time.
 func benchPut(b *testing.B, mode SyncMode) {
-	l, recs, err := Open(Options{Dir: b.TempDir(), Sync: mode, Logger: slog.New(slog.DiscardHandler), MinFreeBytes: 1})
+	l, rec, err := Open(Options{Dir: b.TempDir(), Sync: mode, Logger: slog.New(slog.DiscardHandler), MinFreeBytes: 1})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer l.Close()
-	if len(recs) != 0 {
-		b.Fatalf("fresh log holds %d records", len(recs))
+	if len(rec.Jobs) != 0 {
+		b.Fatalf("fresh log holds %d records", len(rec.Jobs))
 	}
 	data := make([]byte, 64)
 	// 32 submitters per CPU: enough concurrent jobs for batches to form even on small machines.
@@ -26,14 +26,19 @@ func benchPut(b *testing.B, mode SyncMode) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		// One acknowledgement per submitter, reused: the submitter waits for it each time.
-		var rec Record
+		var r Record
 		acked := make(chan error, 1)
 		done := ackFunc(func(err error) { acked <- err })
 		for pb.Next() {
 			// The key is the sequence number; a fixed handle keeps the benchmark's own
 			// allocations out of the figures.
-			rec = Record{Seq: l.NextSeq(), Handle: "H:bench", Function: "bench", Data: data}
-			if err := l.Put(rec, done); err != nil {
+			seq, err := l.NextSeq()
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			r = Record{Seq: seq, Handle: "H:bench", Function: "bench", Data: data}
+			if err := l.Put(r, done); err != nil {
 				b.Error(err)
 				return
 			}

@@ -20,7 +20,7 @@ func buildDataDir(t *testing.T, n int, flush bool) (string, []Record) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	var recs []Record
 	for i := 0; i < n; i++ {
-		r := sampleRecord(l.NextSeq(), rng)
+		r := sampleRecord(mustSeq(t, l), rng)
 		putSync(t, l, &r)
 		if len(r.Data) == 0 {
 			r.Data = []byte{}
@@ -88,7 +88,7 @@ func filesWithSuffix(t *testing.T, dir, suffix string) []string {
 // that are exactly ones that were written, in order — never garbled ones, never a panic.
 func checkRecovered(t *testing.T, dir string, written []Record) (ok bool, n int) {
 	t.Helper()
-	l, got, err := Open(Options{Dir: dir, Logger: quietLogger(), MinFreeBytes: 1})
+	l, rec, err := Open(Options{Dir: dir, Logger: quietLogger(), MinFreeBytes: 1})
 	if err != nil {
 		if strings.TrimSpace(err.Error()) == "" {
 			t.Fatal("empty error")
@@ -96,6 +96,7 @@ func checkRecovered(t *testing.T, dir string, written []Record) (ok bool, n int)
 		return false, 0
 	}
 	defer l.Close()
+	got := rec.Jobs
 	bySeq := map[uint64]Record{}
 	for _, r := range written {
 		bySeq[r.Seq] = r
@@ -113,7 +114,7 @@ func checkRecovered(t *testing.T, dir string, written []Record) (ok bool, n int)
 		last = r.Seq
 	}
 	// New numbers must stay above everything recovered.
-	if s := l.NextSeq(); s <= last {
+	if s := mustSeq(t, l); s <= last {
 		t.Fatalf("NextSeq %d not above recovered %d", s, last)
 	}
 	return true, len(got)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/record"
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // SyncMode is how durable a commit is before its Puts are acknowledged.
@@ -27,8 +28,11 @@ const (
 	// SyncBatch acknowledges once the batch is written to the log, and fsyncs the log every
 	// SyncInterval: a machine crash can lose the jobs acknowledged in the last interval.
 	SyncBatch
-	// SyncNone never fsyncs; the operating system writes the log when it chooses. A crash of
-	// the machine can lose whatever it had not written yet (typically up to ~30 s).
+	// SyncNone never fsyncs jobs; the operating system writes the log when it chooses. A
+	// crash of the machine can lose whatever it had not written yet (typically up to ~30 s).
+	//
+	// In every mode the sequence reservation is fsynced before numbers from it are issued,
+	// so a machine crash never makes a handle repeat.
 	SyncNone
 )
 
@@ -55,61 +59,90 @@ type Options struct {
 	// (which Pebble treats as fatal). Deletes still go through. Default 64 MiB.
 	MinFreeBytes uint64
 	Logger       *slog.Logger
+
+	// fs replaces the disk in tests: a crashable in-memory file system, or one that fails
+	// writes on demand. nil = the disk.
+	fs vfs.FS
+	// seqBlock replaces the reservation block in tests, to cross blocks quickly.
+	seqBlock uint64
 }
 
 // ErrDiskFull refuses a Put when the disk is nearly full.
 var ErrDiskFull = errors.New("disk nearly full")
 
-// ErrClosed refuses a Put after Close.
+// ErrClosed refuses every call after Close.
 var ErrClosed = errors.New("job log closed")
 
 // maxSpareBuf caps the record buffer kept from one batch to the next.
 const maxSpareBuf = 4 << 20
 
-// seqBlock is how many sequence numbers one durable reservation covers.
+// seqBlock is how many sequence numbers one durable reservation covers. A reservation is
+// fsynced whatever the sync mode, once per block: its cost vanishes.
 const seqBlock = 1 << 20
 
-// Ack is told the outcome of a Put or Barrier: Acked(nil) once it is durable, Acked(err) if
+// Ack is told the outcome of a write or Barrier: Acked(nil) once it is durable, Acked(err) if
 // it could not be written. An interface rather than a callback so that the caller can hand
 // over an object it allocates anyway, instead of a closure per job.
 type Ack interface{ Acked(err error) }
 
-// op is one queued item: a Put (put set; its record is buf[start:end] of the queue's
-// buffer), a Delete (ack nil) or a Barrier (ack set, put not).
+// opKind is what a queued op does.
+type opKind uint8
+
+const (
+	opPut     opKind = iota // writes the job record seq; its value is buf[start:end]
+	opDelete                // removes the job record seq
+	opBarrier               // writes nothing; acknowledged once everything before it is
+	opTxn                   // buf[start:end] is an encoded Txn (see Txn.buf)
+)
+
+// op is one queued item; start and end index the queue's buffer.
 type op struct {
+	kind       opKind
+	sets       bool // an opTxn that writes, not only deletes: refused on a nearly full disk
 	seq        uint64
-	put        bool
 	start, end int
-	ack        Ack
+	ack        Ack // nil for a Delete and a fire-and-forget Apply
+}
+
+// refusable reports whether a nearly full disk refuses o: whatever writes a record, and a
+// barrier (the writes it waits for may have been refused). Deletes always go through.
+func (o *op) refusable() bool {
+	return o.kind == opPut || o.kind == opBarrier || (o.kind == opTxn && o.sets)
 }
 
 // Log is an open job log. Its methods are safe for concurrent use.
 type Log struct {
-	db   *pebble.DB
-	opts Options
-	log  *slog.Logger
+	db    *pebble.DB
+	opts  Options
+	log   *slog.Logger
+	block uint64 // sequence numbers per reservation
 
-	mu        sync.Mutex
-	wake      *sync.Cond // signals the committer: queue non-empty or closing
-	reserved  *sync.Cond // signals NextSeq waiters: durableSeq moved
-	queue     []op
-	buf       []byte // the encoded records of queue's Puts
-	spareBuf  []byte // the previous batch's buf, reused
-	closing   bool
-	closed    bool
-	seq       uint64            // last sequence number issued
-	asked     uint64            // reservation requested (written by the next batch)
-	durable   uint64            // reservation known to be on disk
-	committer sync.WaitGroup    // commitLoop and ackLoop
-	applied   chan appliedBatch // commitLoop -> ackLoop, in commit order
-	syncStop  chan struct{}
-	space     atomic.Pointer[spaceCheck] // last Writable answer
+	mu       sync.Mutex
+	wake     *sync.Cond // signals the committer: queue non-empty, reservation asked, or closing
+	reserved *sync.Cond // signals NextSeq waiters: durable moved, or the log failed or closes
+	queue    []op
+	buf      []byte // the encoded values and Txns of queue's ops
+	spareBuf []byte // the previous batch's buf, reused
+	closing  bool   // Close began: every call is refused with ErrClosed
+	failed   error  // the first commit that failed: every later call is refused with it
+	seq      uint64 // last sequence number issued
+	asked    uint64 // reservation requested (written by the next batch)
+	durable  uint64 // reservation known to be fsynced
+
+	committer  sync.WaitGroup    // commitLoop and ackLoop
+	applied    chan appliedBatch // commitLoop -> ackLoop, in commit order
+	syncer     sync.WaitGroup    // syncLoop
+	syncStop   chan struct{}
+	compacting sync.WaitGroup // Compact calls under way; Close waits for them
+	closeCtx   context.Context
+	stopAll    context.CancelFunc         // cancels closeCtx when Close begins: a Compact gives up
+	space      atomic.Pointer[spaceCheck] // last Writable answer
 }
 
-// Open opens (or creates) the log in opts.Dir and returns it with every job record it holds,
-// in submission order. A directory another process has open, or one that is unreadable or
-// corrupt, is an error that says so; nothing is dropped silently.
-func Open(opts Options) (*Log, []Record, error) {
+// Open opens (or creates) the log in opts.Dir and returns it with everything it holds. A
+// directory another process has open, or one that is unreadable or corrupt, is an error that
+// says so; nothing is dropped silently.
+func Open(opts Options) (*Log, *Recovered, error) {
 	if opts.SyncInterval <= 0 {
 		opts.SyncInterval = 100 * time.Millisecond
 	}
@@ -119,10 +152,18 @@ func Open(opts Options) (*Log, []Record, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+	if opts.seqBlock == 0 {
+		opts.seqBlock = seqBlock
+	}
+	fs := opts.fs
+	if fs == nil {
+		fs = vfs.Default
+	}
+	if err := fs.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("data dir: %w", err)
 	}
 	db, err := pebble.Open(opts.Dir, &pebble.Options{
+		FS: fs,
 		// FormatNewest writes sync offsets into the write-ahead log, which lets recovery tell
 		// a torn tail (tolerated: those writes were never acknowledged) from corruption in
 		// the middle of the log (refused: acknowledged jobs would be lost silently).
@@ -147,10 +188,11 @@ func Open(opts Options) (*Log, []Record, error) {
 		}
 		return nil, nil, fmt.Errorf("cannot open the job log in %s: %w", opts.Dir, err)
 	}
-	l := &Log{db: db, opts: opts, log: opts.Logger, syncStop: make(chan struct{})}
+	l := &Log{db: db, opts: opts, log: opts.Logger, block: opts.seqBlock, syncStop: make(chan struct{})}
 	l.wake = sync.NewCond(&l.mu)
 	l.reserved = sync.NewCond(&l.mu)
-	recs, err := l.recover()
+	l.closeCtx, l.stopAll = context.WithCancel(context.Background())
+	rec, err := l.recover()
 	if err != nil {
 		db.Close()
 		return nil, nil, err
@@ -161,133 +203,183 @@ func Open(opts Options) (*Log, []Record, error) {
 		db.Close()
 		return nil, nil, fmt.Errorf("cannot write to the job log in %s: %w", opts.Dir, err)
 	}
-	// Reserve the first block synchronously: handles issued from now on are above anything
-	// this directory has ever issued.
-	l.asked = l.seq + seqBlock
-	if err := db.Set(metaSeqKey, binary.BigEndian.AppendUint64(nil, l.asked), pebble.Sync); err != nil {
+	// Reserve the first block, fsynced: handles issued from now on are above anything this
+	// directory has ever issued.
+	l.asked = l.seq + l.block
+	b := db.NewBatch()
+	_ = b.Set(metaSeqKey, binary.BigEndian.AppendUint64(nil, l.asked), nil)
+	if err := l.commitSynced(b); err != nil {
 		db.Close()
 		return nil, nil, fmt.Errorf("cannot write to the job log in %s: %w", opts.Dir, err)
 	}
 	l.durable = l.asked
 	l.applied = make(chan appliedBatch, 4)
 	l.committer.Add(2)
-	go l.commitLoop()
+	go l.commitLoop(l.asked) // read here: NextSeq may move l.asked before the loop starts
 	go l.ackLoop()
 	if opts.Sync == SyncBatch {
+		l.syncer.Add(1)
 		go l.syncLoop()
 	}
-	return l, recs, nil
+	return l, rec, nil
 }
 
-// recover reads the reservation and every job record.
-func (l *Log) recover() ([]Record, error) {
-	v, closer, err := l.db.Get(metaSeqKey)
-	switch {
-	case err == nil:
-		if len(v) != 8 {
-			closer.Close()
-			return nil, fmt.Errorf("%w: sequence reservation has %d bytes", ErrCorrupt, len(v))
-		}
-		l.seq = binary.BigEndian.Uint64(v)
-		closer.Close()
-	case errors.Is(err, pebble.ErrNotFound):
-	default:
-		return nil, fmt.Errorf("cannot read the job log: %w", err)
+// commitSynced commits b with an fsync and closes it. It goes through ApplyNoSyncWait and
+// SyncWait because that is the path on which Pebble returns a failed fsync as an error
+// rather than treating it as fatal.
+func (l *Log) commitSynced(b *pebble.Batch) error {
+	err := l.db.ApplyNoSyncWait(b, pebble.Sync)
+	if err == nil {
+		err = b.SyncWait()
 	}
-	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: []byte{jobPrefix}, UpperBound: []byte{jobPrefix + 1}})
-	if err != nil {
-		return nil, fmt.Errorf("cannot read the job log: %w", err)
+	_ = b.Close()
+	return err
+}
+
+// refusal is why the log takes nothing more, or nil: ErrClosed once Close began, the failure
+// once a commit failed. Call with mu held.
+func (l *Log) refusal() error {
+	if l.closing {
+		return ErrClosed
 	}
-	defer it.Close()
-	var recs []Record
-	for ok := it.First(); ok; ok = it.Next() {
-		k := it.Key()
-		if len(k) != 9 {
-			return nil, fmt.Errorf("%w: key %x", ErrCorrupt, k)
-		}
-		seq := binary.BigEndian.Uint64(k[1:])
-		v, err := it.ValueAndErr()
-		if err != nil {
-			return nil, fmt.Errorf("cannot read job %d from the job log: %w", seq, err)
-		}
-		r, err := decodeRecord(seq, v)
-		if err != nil {
-			return nil, err
-		}
-		recs = append(recs, r)
-		l.seq = max(l.seq, seq)
+	return l.failed
+}
+
+// fail marks the log failed by err, unless it already is, and releases NextSeq's waiters.
+// It returns the log's failure. Call with mu held.
+func (l *Log) fail(err error) error {
+	if l.failed == nil {
+		l.failed = fmt.Errorf("job log failed, nothing more is written: %w", err)
+		l.log.Error("job log commit failed: the log accepts no more writes", "error", err)
+		l.reserved.Broadcast()
 	}
-	if err := it.Error(); err != nil {
-		return nil, fmt.Errorf("cannot read the job log: %w", err)
-	}
-	return recs, nil
+	return l.failed
 }
 
 // NextSeq issues a sequence number never issued before in this directory. It waits only in
 // the unlikely case that half a reservation block was used up before the next block became
-// durable.
-func (l *Log) NextSeq() uint64 {
+// durable. It returns ErrClosed after Close and the log's failure after a failed commit,
+// also to a call that was waiting: nothing waits forever.
+func (l *Log) NextSeq() (uint64, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.refusal(); err != nil {
+		return 0, err
+	}
 	l.seq++
-	if l.seq+seqBlock/2 > l.asked {
-		l.asked += seqBlock
+	if l.seq+l.block/2 > l.asked {
+		l.asked += l.block
 		l.wake.Signal()
 	}
-	for l.seq > l.durable && !l.closed {
+	for l.seq > l.durable {
 		l.reserved.Wait()
+		if err := l.refusal(); err != nil {
+			return 0, err // l.seq stays taken: a gap, never a repeat
+		}
 	}
-	return l.seq
+	return l.seq, nil
 }
 
 // Put queues r for the next batch; ack.Acked(nil) runs once it is durable, Acked(err) if it
-// could not be written. Acks run on the log's acknowledging goroutine, in Put order, never
-// inside Put, and must not block. r is encoded before Put returns. After Close, Put returns
-// ErrClosed and ack is never told.
+// could not be written (a nil ack: nobody is told). Acks run on the log's acknowledging
+// goroutine, in the order of the calls, never inside Put, and must not block. r is encoded
+// before Put returns. After Close, Put returns ErrClosed, and after a failed commit that
+// failure; ack is then never told.
 func (l *Log) Put(r Record, ack Ack) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closing {
-		return ErrClosed
+	if err := l.refusal(); err != nil {
+		return err
 	}
 	start := len(l.buf)
 	l.buf = appendRecord(l.buf, &r)
-	l.queue = append(l.queue, op{seq: r.Seq, put: true, start: start, end: len(l.buf), ack: ack})
+	l.queue = append(l.queue, op{kind: opPut, seq: r.Seq, start: start, end: len(l.buf), ack: ack})
 	l.wake.Signal()
 	return nil
 }
 
-// Barrier tells ack once every Put queued before it is durable, with the same guarantees and
-// the same rules as Put; it writes nothing itself.
+// Barrier tells ack once every write queued before it is durable, with the same guarantees
+// and the same rules as Put; it writes nothing itself.
 func (l *Log) Barrier(ack Ack) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closing {
-		return ErrClosed
+	if err := l.refusal(); err != nil {
+		return err
 	}
-	l.queue = append(l.queue, op{ack: ack})
+	l.queue = append(l.queue, op{kind: opBarrier, ack: ack})
 	l.wake.Signal()
 	return nil
 }
 
-// Delete queues the removal of the record with this sequence number.
-func (l *Log) Delete(seq uint64) {
+// Delete queues the removal of the job record with this sequence number. Nobody waits for
+// it, so a failed commit is only logged; after Close it returns ErrClosed and after a failed
+// commit that failure, so that the caller knows the record stays.
+func (l *Log) Delete(seq uint64) error {
 	l.mu.Lock()
-	if !l.closing {
-		l.queue = append(l.queue, op{seq: seq})
-		l.wake.Signal()
+	defer l.mu.Unlock()
+	if err := l.refusal(); err != nil {
+		return err
 	}
-	l.mu.Unlock()
+	l.queue = append(l.queue, op{kind: opDelete, seq: seq})
+	l.wake.Signal()
+	return nil
+}
+
+// Apply queues t's writes to be committed together, in one batch; ack (which may be nil:
+// fire and forget, a failure is then logged) is told as Put's is. t is encoded before Apply
+// returns and may be Reset and reused at once. A Txn that writes anything is refused as a
+// whole on a nearly full disk; one that only deletes goes through. Apply returns t's misuse
+// (see Txn.Put), ErrClosed after Close or the log's failure; ack is then never told.
+func (l *Log) Apply(t *Txn, ack Ack) error {
+	if t.err != nil {
+		return t.err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.refusal(); err != nil {
+		return err
+	}
+	start := len(l.buf)
+	l.buf = append(l.buf, t.buf...)
+	l.queue = append(l.queue, op{kind: opTxn, sets: t.sets, start: start, end: len(l.buf), ack: ack})
+	l.wake.Signal()
+	return nil
+}
+
+// Err returns the log's failure: non-nil once a commit failed, after which the log writes
+// nothing more and every call returns it (a restart recovers what was acknowledged).
+func (l *Log) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.failed
 }
 
 // Compact rewrites the job key range so that the space of deleted jobs is reclaimed now
 // rather than whenever Pebble's own heuristics get to it. It blocks while it runs; call it
-// from a background goroutine when a backlog has drained.
+// from a background goroutine when a backlog has drained. Close interrupts it and waits for
+// it to return; after (or while) Close it returns ErrClosed.
 func (l *Log) Compact(ctx context.Context) error {
-	return l.db.Compact(ctx, []byte{jobPrefix}, []byte{jobPrefix + 1}, false)
+	l.mu.Lock()
+	if l.closing {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	l.compacting.Add(1) // under mu, before Close can wait
+	l.mu.Unlock()
+	defer l.compacting.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(l.closeCtx, cancel)
+	defer stop()
+	err := l.db.Compact(ctx, []byte{byte(KindJob)}, []byte{byte(KindJob) + 1}, false)
+	if err != nil && l.closeCtx.Err() != nil {
+		return ErrClosed
+	}
+	return err
 }
 
-// Close commits what is queued, syncs and closes the database.
+// Close commits what is queued, syncs and closes the database. It returns the log's failure
+// if a commit failed, or what closing the database reported.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	if l.closing {
@@ -296,47 +388,64 @@ func (l *Log) Close() error {
 	}
 	l.closing = true
 	l.wake.Signal()
+	l.reserved.Broadcast() // NextSeq waiters give up
 	l.mu.Unlock()
+	l.stopAll()
 	l.committer.Wait()
-	if l.opts.Sync == SyncBatch {
-		close(l.syncStop)
+	close(l.syncStop)
+	l.syncer.Wait()
+	l.compacting.Wait()
+	// Nothing else touches the database now.
+	err := l.Err()
+	if err == nil {
+		b := l.db.NewBatch()
+		_ = b.LogData(nil, nil)
+		err = l.commitSynced(b)
 	}
-	err := l.db.LogData(nil, pebble.Sync)
-	l.mu.Lock()
-	l.closed = true
-	l.reserved.Broadcast()
-	l.mu.Unlock()
 	if cerr := l.db.Close(); err == nil {
 		err = cerr
 	}
 	return err
 }
 
-func (l *Log) commitLoop() {
+// commitLoop builds and commits the batches. written is the reservation already committed.
+func (l *Log) commitLoop(written uint64) {
 	defer l.committer.Done()
 	defer close(l.applied)
-	var scratch []byte
-	written := l.asked // reservation already in the last batch handed to Pebble
+	var key []byte
 	for {
 		l.mu.Lock()
 		for len(l.queue) == 0 && l.asked == written && !l.closing {
 			l.wake.Wait()
 		}
-		ops, buf, asked, closing := l.queue, l.buf, l.asked, l.closing
+		ops, buf, asked, closing, failed := l.queue, l.buf, l.asked, l.closing, l.failed
 		l.queue, l.buf = nil, l.spareBuf[:0]
 		l.mu.Unlock()
 
-		a := appliedBatch{batch: l.db.NewBatch(), ops: ops, asked: asked, refuse: l.diskFull()}
-		for _, o := range ops {
-			switch {
-			case o.put && a.refuse == nil:
-				_ = a.batch.Set(jobKey(scratch[:0], o.seq), buf[o.start:o.end], nil)
-			case o.put:
-			case o.ack == nil:
-				_ = a.batch.Delete(jobKey(scratch[:0], o.seq), nil)
+		// After a failed commit nothing goes to Pebble again (its next write to the broken
+		// log would be fatal); the ops only collect the failure, in ackLoop.
+		a := appliedBatch{ops: ops, asked: asked, err: failed}
+		if failed == nil {
+			a.batch = l.db.NewBatch()
+			a.refuse = l.diskFull()
+			key = fillBatch(a.batch, ops, buf, a.refuse != nil, key)
+			// A new reservation is fsynced whatever the mode, or a machine crash could
+			// take it back while handles of its block are out: they would be issued again.
+			// It happens once per block.
+			reserve := asked != written
+			if reserve {
+				_ = a.batch.Set(metaSeqKey, binary.BigEndian.AppendUint64(key[:0], asked), nil)
 			}
-			// a barrier writes nothing
+			// A synced batch is applied now and its fsync awaited by ackLoop, so the next
+			// batch is built and written while this one syncs: Pebble shares the fsync.
+			if l.opts.Sync == SyncAlways || reserve {
+				a.synced = true
+				a.err = l.db.ApplyNoSyncWait(a.batch, pebble.Sync)
+			} else {
+				a.err = a.batch.Commit(pebble.NoSync)
+			}
 		}
+		written = asked
 		// The batch holds copies now: the buffer can take the next batch's records, unless a
 		// burst of large jobs grew it past what is worth keeping.
 		if cap(buf) > maxSpareBuf {
@@ -345,15 +454,6 @@ func (l *Log) commitLoop() {
 		l.mu.Lock()
 		l.spareBuf = buf
 		l.mu.Unlock()
-		_ = a.batch.Set(metaSeqKey, binary.BigEndian.AppendUint64(scratch[:0], asked), nil)
-		// With --sync always the batch is applied now and its fsync awaited by ackLoop, so
-		// the next batch is built and written while this one syncs: Pebble shares the fsync.
-		if l.opts.Sync == SyncAlways {
-			a.err = l.db.ApplyNoSyncWait(a.batch, pebble.Sync)
-		} else {
-			a.err = a.batch.Commit(pebble.NoSync)
-		}
-		written = asked
 		l.applied <- a
 		if closing {
 			l.mu.Lock()
@@ -366,39 +466,83 @@ func (l *Log) commitLoop() {
 	}
 }
 
-// appliedBatch is a batch handed to Pebble, waiting in ackLoop for its durability.
+// fillBatch writes ops into b; with refuse (a nearly full disk) only their deletions. key is
+// scratch space, returned for reuse.
+func fillBatch(b *pebble.Batch, ops []op, buf []byte, refuse bool, key []byte) []byte {
+	for i := range ops {
+		o := &ops[i]
+		if refuse && o.refusable() {
+			continue
+		}
+		switch o.kind {
+		case opPut:
+			key = jobKey(key[:0], o.seq)
+			_ = b.Set(key, buf[o.start:o.end], nil)
+		case opDelete:
+			key = jobKey(key[:0], o.seq)
+			_ = b.Delete(key, nil)
+		case opTxn:
+			for t := buf[o.start:o.end]; len(t) > 0; {
+				var w txnWrite
+				w, t = nextTxnWrite(t)
+				if w.set {
+					_ = b.Set(w.key, w.value, nil)
+				} else {
+					_ = b.Delete(w.key, nil)
+				}
+			}
+		}
+	}
+	return key
+}
+
+// appliedBatch is a batch handed to Pebble (or, after a failure, not), waiting in ackLoop
+// for its durability.
 type appliedBatch struct {
-	batch  *pebble.Batch
+	batch  *pebble.Batch // nil when the log had failed already
+	synced bool          // applied with an fsync that ackLoop awaits
 	ops    []op
 	asked  uint64
-	refuse error // the disk reserve refused its Puts
+	refuse error // the disk reserve refused its writes
 	err    error
 }
 
-// ackLoop waits for each applied batch to be durable, in order, and runs its callbacks.
+// ackLoop waits for each applied batch to be durable, in order, and runs its callbacks. The
+// first batch that fails marks the log failed; every later one fails with it, since nothing
+// written after a failed write-ahead log write is durable.
 func (l *Log) ackLoop() {
 	defer l.committer.Done()
 	for a := range l.applied {
 		err := a.err
-		if err == nil && l.opts.Sync == SyncAlways {
+		if err == nil && a.synced {
 			err = a.batch.SyncWait()
 		}
-		_ = a.batch.Close()
-		if err != nil {
-			l.log.Error("job log commit failed", "error", err)
-		} else {
-			l.mu.Lock()
+		if a.batch != nil {
+			_ = a.batch.Close()
+		}
+		l.mu.Lock()
+		switch {
+		case l.failed != nil:
+			err = l.failed
+		case err != nil:
+			err = l.fail(err)
+		default:
 			l.durable = max(l.durable, a.asked)
 			l.reserved.Broadcast()
-			l.mu.Unlock()
 		}
-		for _, o := range a.ops {
+		l.mu.Unlock()
+		for i := range a.ops {
+			o := &a.ops[i]
+			oerr := err
+			if oerr == nil && a.refuse != nil && o.refusable() {
+				oerr = a.refuse
+			}
 			switch {
-			case o.ack == nil:
-			case a.refuse != nil:
-				o.ack.Acked(a.refuse) // a barrier too: the Puts it waits for were refused
-			default:
-				o.ack.Acked(err)
+			case o.ack != nil:
+				o.ack.Acked(oerr)
+			case oerr != nil && o.kind == opTxn && err == nil:
+				// fire and forget, refused by the disk reserve (a failure is logged once)
+				l.log.Error("job log write refused", "error", oerr)
 			}
 		}
 	}
@@ -427,6 +571,9 @@ type spaceCheck struct {
 // diskFull returns ErrDiskFull (with the figures) when the data dir's file system has less
 // free space than the reserve.
 func (l *Log) diskFull() error {
+	if l.opts.fs != nil {
+		return nil // a test's file system has no free-space figure
+	}
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(l.opts.Dir, &st); err != nil {
 		return nil // cannot tell; let the write decide
@@ -439,6 +586,7 @@ func (l *Log) diskFull() error {
 }
 
 func (l *Log) syncLoop() {
+	defer l.syncer.Done()
 	t := time.NewTicker(l.opts.SyncInterval)
 	defer t.Stop()
 	for {
@@ -446,15 +594,21 @@ func (l *Log) syncLoop() {
 		case <-l.syncStop:
 			return
 		case <-t.C:
-			if err := l.db.LogData(nil, pebble.Sync); err != nil {
-				l.log.Error("job log sync failed", "error", err)
-			}
+		}
+		b := l.db.NewBatch()
+		_ = b.LogData(nil, nil)
+		if err := l.commitSynced(b); err != nil {
+			l.mu.Lock()
+			l.fail(err)
+			l.mu.Unlock()
+			return // nothing goes to Pebble after a failure
 		}
 	}
 }
 
 // pebbleLogger routes Pebble's messages into slog. Pebble calls Fatalf when it cannot go on
-// (a failed log write); spurd then exits, and a restart recovers every acknowledged job.
+// (a failed write to its log; a failed fsync it returns instead, see commitSynced); spurd
+// then exits, and a restart recovers every acknowledged job.
 type pebbleLogger struct{ l *slog.Logger }
 
 func (p pebbleLogger) Infof(format string, args ...any) {

@@ -21,11 +21,29 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 
 func openLog(t *testing.T, dir string, mode SyncMode) (*Log, []Record) {
 	t.Helper()
-	l, recs, err := Open(Options{Dir: dir, Sync: mode, Logger: quietLogger(), MinFreeBytes: 1})
+	l, rec, err := Open(Options{Dir: dir, Sync: mode, Logger: quietLogger(), MinFreeBytes: 1})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}
-	return l, recs
+	return l, rec.Jobs
+}
+
+// mustSeq issues a sequence number; the log must not refuse it.
+func mustSeq(t testing.TB, l *Log) uint64 {
+	t.Helper()
+	s, err := l.NextSeq()
+	if err != nil {
+		t.Fatalf("NextSeq: %v", err)
+	}
+	return s
+}
+
+// mustDelete queues a deletion; the log must take it.
+func mustDelete(t testing.TB, l *Log, seq uint64) {
+	t.Helper()
+	if err := l.Delete(seq); err != nil {
+		t.Fatalf("Delete(%d): %v", seq, err)
+	}
 }
 
 // ackFunc adapts a function to Ack.
@@ -119,10 +137,10 @@ func TestPutDeleteRecoverInSubmissionOrder(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	var want []Record
 	for i := 0; i < 300; i++ {
-		r := sampleRecord(l.NextSeq(), rng)
+		r := sampleRecord(mustSeq(t, l), rng)
 		putSync(t, l, &r)
 		if i%3 == 0 {
-			l.Delete(r.Seq)
+			mustDelete(t, l, r.Seq)
 		} else {
 			want = append(want, r)
 		}
@@ -151,7 +169,7 @@ func TestSequenceNeverRepeatsAcrossRestarts(t *testing.T) {
 	for restart := 0; restart < 3; restart++ {
 		l, _ := openLog(t, dir, SyncAlways)
 		for i := 0; i < 100; i++ {
-			s := l.NextSeq()
+			s := mustSeq(t, l)
 			if seen[s] {
 				t.Fatalf("sequence %d issued twice (restart %d)", s, restart)
 			}
@@ -178,8 +196,14 @@ func TestGroupCommitAcknowledgesInOrderUnderConcurrency(t *testing.T) {
 			done := make(chan struct{}, each)
 			for i := 0; i < each; i++ {
 				mu.Lock() // take the number and queue under one lock so Put order == seq order
-				r := &Record{Seq: l.NextSeq(), Handle: "h", Function: "f"}
-				err := l.Put(*r, ackFunc(func(err error) {
+				seq, err := l.NextSeq()
+				if err != nil {
+					mu.Unlock()
+					t.Error(err)
+					return
+				}
+				r := &Record{Seq: seq, Handle: "h", Function: "f"}
+				err = l.Put(*r, ackFunc(func(err error) {
 					if err != nil {
 						t.Error(err)
 					}
@@ -212,18 +236,18 @@ func TestDiskReserveRefusesPutsButNotDeletes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := Record{Seq: l.NextSeq(), Handle: "h1", Function: "f"}
+	r := Record{Seq: mustSeq(t, l), Handle: "h1", Function: "f"}
 	putSync(t, l, &r)
 	l.opts.MinFreeBytes = 1 << 62 // no disk is that large: every Put is now refused
 	done := make(chan error, 1)
-	r2 := Record{Seq: l.NextSeq(), Handle: "h2", Function: "f"}
+	r2 := Record{Seq: mustSeq(t, l), Handle: "h2", Function: "f"}
 	if err := l.Put(r2, ackFunc(func(err error) { done <- err })); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; !errors.Is(err, ErrDiskFull) || !strings.Contains(err.Error(), dir) {
 		t.Fatalf("put on a full disk: %v", err)
 	}
-	l.Delete(r.Seq)
+	mustDelete(t, l, r.Seq)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -248,7 +272,7 @@ func TestSyncModes(t *testing.T) {
 	for _, mode := range []SyncMode{SyncAlways, SyncBatch, SyncNone} {
 		dir := t.TempDir()
 		l, _ := openLog(t, dir, mode)
-		r := Record{Seq: l.NextSeq(), Handle: "h", Function: "f", Data: []byte("x")}
+		r := Record{Seq: mustSeq(t, l), Handle: "h", Function: "f", Data: []byte("x")}
 		putSync(t, l, &r)
 		if err := l.Close(); err != nil {
 			t.Fatal(err)

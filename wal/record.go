@@ -1,37 +1,88 @@
-// Package wal is Spur's durable job log: every background job is written to a Pebble database
-// before its JOB_CREATED is sent, and deleted when it ends. One committer goroutine groups the
-// writes of all connections into one Pebble batch per commit (group commit), so the event
-// loops never wait for a disk and an fsync is shared by every job that arrived meanwhile.
+// Package wal is Spur's durable store: every background job is written to a Pebble database
+// before its JOB_CREATED is sent, and deleted when it ends; a function's own settings live
+// beside the jobs. One committer goroutine groups the writes of all connections into one
+// Pebble batch per commit (group commit), so the event loops never wait for a disk and an
+// fsync is shared by every write that arrived meanwhile.
 //
-// # Keys and values
+// # Keys
 //
-// Two kinds of key live in the database:
+// The first byte of a key is its kind (type Kind); what follows identifies the record:
 //
-//	"j" + seq (8 bytes, big-endian)  -> a job record; seq is the job's submission number,
-//	                                    so a key-order scan replays jobs in submission order
-//	"m" + "seq"                      -> the highest sequence number reserved (8 bytes, BE);
-//	                                    numbers are handed out in blocks below it, so a
-//	                                    restart never reuses one, even for jobs since deleted
+//	+------+-------------------------------+-----------------------------------------------+
+//	| kind | rest of the key               | value                                         |
+//	+------+-------------------------------+-----------------------------------------------+
+//	| 'j'  | seq, 8 bytes big-endian       | job record (below); seq is the job's          |
+//	|      |                               | submission number, so a key-order scan        |
+//	|      |                               | replays jobs in submission order              |
+//	| 'f'  | function name (its raw bytes) | function settings (below)                     |
+//	| 's'  | reserved: recurring schedules | first byte a format version of that kind      |
+//	| 'r'  | reserved: stored results      | first byte a format version of that kind      |
+//	| 'd'  | reserved: dead-letter entries | first byte a format version of that kind      |
+//	| 'm'  | "seq"                         | the highest sequence number reserved, 8 bytes |
+//	|      |                               | big-endian; numbers are handed out below it,  |
+//	|      |                               | so a restart never reuses one, even for jobs  |
+//	|      |                               | since deleted                                 |
+//	+------+-------------------------------+-----------------------------------------------+
 //
-// A job record's value:
+// # Values
+//
+// Every value but the meta one starts with the version of its kind's format, so that a
+// later release can change a format and still read the old one.
+//
+// Job record, version 1:
 //
 //	+---------+----------+-------+----------------+----------------------------------+------+
 //	| version | priority | flags | run-at (varint)| handle, function, unique, reducer | data |
 //	| 1 byte  | 1 byte   | 1 byte| if flags&1     | each uvarint length + bytes       | rest |
 //	+---------+----------+-------+----------------+----------------------------------+------+
 //
+//	priority 0 high, 1 normal, 2 low; flags bit 0: run-at present (unix seconds, signed)
+//
+// Function settings, version 1:
+//
+//	+---------+-------+----------------------------------------------+
+//	| version | flags | max queue: high, normal, low                 |
+//	| 1 byte  | 1 byte| each a signed varint; 0 = unlimited          |
+//	+---------+-------+----------------------------------------------+
+//
+//	flags bit 0: declared (made by admin `create function`); nothing may follow the three
+//	limits
+//
 // # Invariants
 //
-//   - A Put's done callback runs only after the batch holding it is committed with the
-//     configured durability, and callbacks run in the order the Puts were made.
-//   - A Delete is applied after every earlier Put of the same key (one queue, one committer).
-//   - Sequence numbers issued by NextSeq are below the durable reservation, or NextSeq waits.
+//   - An acknowledgement (Ack.Acked(nil)) runs only after the batch holding the write is
+//     committed with the configured durability, and acknowledgements run in the order the
+//     writes were queued.
+//   - Writes are applied in the order they were queued (one queue, one committer): a Delete
+//     after a Put of the same key removes it; a Txn is applied whole or not at all.
+//   - A sequence number issued by NextSeq is below a reservation that has been fsynced,
+//     whatever the sync mode: handles never repeat for one data dir, even after a crash of
+//     the machine.
+//   - Once a commit fails the log is failed: every write in that batch and every later one
+//     is told the error, NextSeq returns it, and nothing more is written.
+//   - Recovery reads every key. A record of a kind this version interprets that does not
+//     decode is an error naming it; a kind it does not interpret is handed back as it is
+//     (Recovered.Other), never dropped.
 package wal
 
 import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+)
+
+// Kind is the first byte of every key: what the record is.
+type Kind byte
+
+const (
+	KindJob      Kind = 'j' // key "j"+seq(8 BE)      value: job record (version 1)
+	KindFunction Kind = 'f' // key "f"+function name  value: FunctionSettings (version 1)
+	KindSchedule Kind = 's' // reserved for recurring schedules
+	KindResult   Kind = 'r' // reserved: stored results of background jobs
+	KindDead     Kind = 'd' // reserved: dead-letter entries
+
+	// kindMeta is the log's own bookkeeping (the sequence reservation); not for callers.
+	kindMeta Kind = 'm'
 )
 
 // Record is one durable job.
@@ -46,22 +97,41 @@ type Record struct {
 	Data     []byte
 }
 
-const (
-	recordVersion = 1
-	flagRunAt     = 1
+// FunctionSettings are a function's own durable settings (they survive a restart).
+type FunctionSettings struct {
+	Name     string
+	MaxQueue [3]int // per priority, 0 = unlimited (admin `maxqueue`)
+	Declared bool   // made by admin `create function`
+}
 
-	jobPrefix  = 'j'
-	metaPrefix = 'm'
+// Entry is one recovered record of a kind other than jobs: its key (without the kind byte) and
+// its raw value (versioned: first byte is the value format version of that kind).
+type Entry struct {
+	Kind  Kind
+	Key   []byte
+	Value []byte
+}
+
+const (
+	recordVersion   = 1
+	flagRunAt       = 1
+	functionVersion = 1
+	flagDeclared    = 1
 )
 
-var metaSeqKey = []byte{metaPrefix, 's', 'e', 'q'}
+var metaSeqKey = []byte{byte(kindMeta), 's', 'e', 'q'}
 
-// ErrCorrupt reports a record that cannot be decoded.
-var ErrCorrupt = errors.New("wal: corrupt job record")
+// ErrCorrupt reports a record that cannot be decoded; the error wrapping it names the record.
+var ErrCorrupt = errors.New("wal: corrupt record")
 
 func jobKey(dst []byte, seq uint64) []byte {
-	dst = append(dst, jobPrefix)
+	dst = append(dst, byte(KindJob))
 	return binary.BigEndian.AppendUint64(dst, seq)
+}
+
+func functionKey(dst []byte, name string) []byte {
+	dst = append(dst, byte(KindFunction))
+	return append(dst, name...)
 }
 
 // appendRecord encodes r's value (everything but the key) onto dst.
@@ -84,7 +154,7 @@ func appendRecord(dst []byte, r *Record) []byte {
 // decodeRecord parses a record stored under seq. The result does not alias value.
 func decodeRecord(seq uint64, value []byte) (Record, error) {
 	bad := func(what string) (Record, error) {
-		return Record{}, fmt.Errorf("%w: seq %d: %s", ErrCorrupt, seq, what)
+		return Record{}, fmt.Errorf("%w: job seq %d: %s", ErrCorrupt, seq, what)
 	}
 	if len(value) < 3 || value[0] != recordVersion {
 		return bad("unknown version")
@@ -117,4 +187,44 @@ func decodeRecord(seq uint64, value []byte) (Record, error) {
 	r.Handle, r.Function, r.Unique, r.Reducer = fields[0], fields[1], fields[2], fields[3]
 	r.Data = append([]byte{}, rest...)
 	return r, nil
+}
+
+// appendFunction encodes s's value (everything but the name, which is the key) onto dst.
+func appendFunction(dst []byte, s *FunctionSettings) []byte {
+	var flags byte
+	if s.Declared {
+		flags |= flagDeclared
+	}
+	dst = append(dst, functionVersion, flags)
+	for _, m := range s.MaxQueue {
+		dst = binary.AppendVarint(dst, int64(m))
+	}
+	return dst
+}
+
+// decodeFunction parses the settings stored under a function's name. The result does not
+// alias value.
+func decodeFunction(name string, value []byte) (FunctionSettings, error) {
+	bad := func(what string) (FunctionSettings, error) {
+		return FunctionSettings{}, fmt.Errorf("%w: settings of function %q: %s", ErrCorrupt, name, what)
+	}
+	if len(value) < 2 || value[0] != functionVersion {
+		return bad("unknown version")
+	}
+	s := FunctionSettings{Name: name, Declared: value[1]&flagDeclared != 0}
+	if value[1]&^flagDeclared != 0 {
+		return bad("unknown flags")
+	}
+	rest := value[2:]
+	for i := range s.MaxQueue {
+		v, n := binary.Varint(rest)
+		if n <= 0 || int64(int(v)) != v {
+			return bad("bad max queue")
+		}
+		s.MaxQueue[i], rest = int(v), rest[n:]
+	}
+	if len(rest) != 0 {
+		return bad("trailing bytes")
+	}
+	return s, nil
 }

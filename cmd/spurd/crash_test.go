@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,11 +22,18 @@ import (
 
 var crashCycles = flag.Int("crash.cycles", 20, "SIGKILL/restart cycles of TestCrashLosesNoAcknowledgedJob")
 
-// TestCrashLosesNoAcknowledgedJob is the durability invariant: background submitters and
-// workers run against a real spurd that is killed with SIGKILL at random moments and
-// restarted on the same data dir; every job whose JOB_CREATED reached a submitter must
-// eventually reach a worker. Jobs delivered more than once are counted, not failed: delivery
-// is at least once (a job whose WORK_COMPLETE was not yet durable runs again).
+// TestCrashLosesNoAcknowledgedJob is the durability invariant: clients and workers run
+// against a real spurd that is killed with SIGKILL at random moments and restarted on the
+// same data dir; every job whose background JOB_CREATED reached a submitter must eventually
+// reach a worker, unless an admin `cancel job` of it may have succeeded. And no handle is
+// ever given to two different jobs, across all the restarts. Jobs delivered more than once
+// are counted, not failed: delivery is at least once (a job whose WORK_COMPLETE was not yet
+// durable runs again, and so does one whose worker overran its CAN_DO_TIMEOUT).
+//
+// The traffic mixes plain background submits with the paths that touch the log differently:
+// coalescing submits (the same unique twice: one job, two acknowledgements), scheduled jobs
+// (SUBMIT_JOB_EPOCH a few seconds ahead or behind), foreground jobs turned background by a
+// background submit of the same unique, cancellations, and timeout requeues.
 func TestCrashLosesNoAcknowledgedJob(t *testing.T) {
 	dataDir := t.TempDir()
 	port := freePort(t)
@@ -51,58 +60,55 @@ func TestCrashLosesNoAcknowledgedJob(t *testing.T) {
 		}
 	}
 
-	var (
-		mu        sync.Mutex
-		acked     = map[string]bool{}
-		delivered = map[string]int{}
-		stop      atomic.Bool
-		wg        sync.WaitGroup
-	)
 	const fn = "crash"
 	const maxBacklog = 20000
-	var ackedN, deliveredN atomic.Int64 // distinct ids, for the backlog
-	backlog := func() int64 { return ackedN.Load() - deliveredN.Load() }
-	for g := 0; g < 4; g++ {
+	led := newLedger()
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	client := func(body func(rng *rand.Rand)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; !stop.Load(); {
+			rng := rand.New(rand.NewPCG(rand.Uint64(), 2))
+			for !stop.Load() {
 				// Keep the backlog bounded so that workers can drain it at the end: the test
 				// is about losing jobs, not about out-running the workers.
-				for backlog() > maxBacklog && !stop.Load() {
+				for led.backlog() > maxBacklog && !stop.Load() {
 					time.Sleep(5 * time.Millisecond)
 				}
-				i = submitBatch(addr, fn, g, i, func(id string) {
-					mu.Lock()
-					if !acked[id] {
-						acked[id] = true
-						ackedN.Add(1)
-					}
-					mu.Unlock()
-				})
+				body(rng)
 				time.Sleep(5 * time.Millisecond)
 			}
 		}()
 	}
+	for g := 0; g < 4; g++ {
+		next := 0
+		client(func(rng *rand.Rand) { next = submitBatch(addr, fn, g, next, rng, led) })
+	}
+	promoted := 0
+	client(func(*rand.Rand) {
+		promote(addr, fn, fmt.Sprintf("p-%d", promoted), led)
+		promoted++
+	})
+	client(func(rng *rand.Rand) {
+		cancelOne(addr, rng, led)
+		time.Sleep(20 * time.Millisecond)
+	})
+
 	workersDone := make(chan struct{})
 	var workerWG sync.WaitGroup
-	for w := 0; w < 3; w++ {
+	for w := 0; w < 4; w++ {
 		workerWG.Add(1)
 		go func() {
 			defer workerWG.Done()
+			rng := rand.New(rand.NewPCG(rand.Uint64(), 3))
 			for {
 				select {
 				case <-workersDone:
 					return
 				default:
 				}
-				work(addr, fn, workersDone, func(id string) {
-					mu.Lock()
-					if delivered[id]++; delivered[id] == 1 {
-						deliveredN.Add(1)
-					}
-					mu.Unlock()
-				})
+				work(addr, fn, w == 0, rng, workersDone, led)
 				time.Sleep(5 * time.Millisecond)
 			}
 		}()
@@ -119,18 +125,12 @@ func TestCrashLosesNoAcknowledgedJob(t *testing.T) {
 	stop.Store(true)
 	wg.Wait()
 
-	// Let the workers drain everything that was acknowledged.
+	// Let the workers drain everything that was acknowledged (scheduled jobs included: they
+	// are due a few seconds after their submit at most).
 	deadline := time.Now().Add(60 * time.Second)
 	var missing []string
 	for {
-		mu.Lock()
-		missing = missing[:0]
-		for id := range acked {
-			if delivered[id] == 0 {
-				missing = append(missing, id)
-			}
-		}
-		mu.Unlock()
+		missing = led.missing()
 		if len(missing) == 0 || time.Now().After(deadline) {
 			break
 		}
@@ -141,65 +141,250 @@ func TestCrashLosesNoAcknowledgedJob(t *testing.T) {
 	_ = cmd.Process.Kill()
 	_ = cmd.Wait()
 
-	mu.Lock()
-	defer mu.Unlock()
+	led.mu.Lock()
+	defer led.mu.Unlock()
 	dups := 0
-	for _, n := range delivered {
+	for _, n := range led.delivered {
 		if n > 1 {
 			dups++
 		}
 	}
-	t.Logf("%d crash cycles: %d jobs acknowledged, %d delivered, %d delivered more than once, %d lost",
-		*crashCycles, len(acked), len(delivered), dups, len(missing))
-	if len(acked) < 100 {
-		t.Fatalf("only %d jobs acknowledged: the test did not exercise the server", len(acked))
+	t.Logf("%d crash cycles: %d jobs acknowledged, %d delivered, %d delivered more than once, %d lost; "+
+		"%d cancelled (or maybe), %d handles seen; traffic %v",
+		*crashCycles, len(led.acked), len(led.delivered), dups, len(missing),
+		len(led.cancelled), len(led.idOf), led.counts)
+	if len(led.acked) < 100 {
+		t.Fatalf("only %d jobs acknowledged: the test did not exercise the server", len(led.acked))
+	}
+	if len(led.reused) > 0 {
+		t.Errorf("handles given to two different jobs: %v", led.reused[:min(10, len(led.reused))])
 	}
 	if len(missing) > 0 {
-		if len(missing) > 10 {
-			missing = missing[:10]
+		t.Errorf("acknowledged jobs never delivered after restarts: %v", missing[:min(10, len(missing))])
+	}
+	// The mix must really have happened, or the test proves less than it says.
+	for _, kind := range []string{"plain", "coalesced", "epoch", "promoted", "cancelled", "overran timeout"} {
+		if led.counts[kind] == 0 {
+			t.Errorf("no %q traffic happened in %d cycles (traffic %v)", kind, *crashCycles, led.counts)
 		}
-		t.Fatalf("acknowledged jobs never delivered after restarts: %v", missing)
 	}
 }
 
-// submitBatch connects and pipelines background submits of ids "g-i", acknowledging each id
-// whose JOB_CREATED arrives, until the connection breaks or a batch is done. It returns the
-// next i to use.
-func submitBatch(addr, fn string, g, i int, ack func(string)) int {
+// ledger is what the crash test's clients and workers saw, across every restart.
+type ledger struct {
+	mu        sync.Mutex
+	acked     map[string]bool   // ids whose background JOB_CREATED arrived
+	ackOrder  []string          // acked ids, oldest first: candidates for cancellation
+	handleOf  map[string]string // id -> the handle its JOB_CREATED named
+	delivered map[string]int    // id -> JOB_ASSIGNs carrying it
+	cancelled map[string]bool   // ids a `cancel job` may have removed (OK, or no answer)
+	idOf      map[string]string // handle -> id, from every JOB_CREATED and JOB_ASSIGN
+	reused    []string          // handles seen for two different ids
+	counts    map[string]int    // traffic of each kind
+
+	ackedN, deliveredN atomic.Int64 // distinct ids, for the backlog
+}
+
+func newLedger() *ledger {
+	return &ledger{
+		acked: map[string]bool{}, handleOf: map[string]string{}, delivered: map[string]int{},
+		cancelled: map[string]bool{}, idOf: map[string]string{}, counts: map[string]int{},
+	}
+}
+
+func (l *ledger) backlog() int64 { return l.ackedN.Load() - l.deliveredN.Load() }
+
+// sawHandle records that handle h names the job of id. Call with mu held.
+func (l *ledger) sawHandle(h, id string) {
+	if prev, ok := l.idOf[h]; ok && prev != id {
+		l.reused = append(l.reused, fmt.Sprintf("%s: %s and %s", h, prev, id))
+	}
+	l.idOf[h] = id
+}
+
+func (l *ledger) count(kind string) {
+	l.mu.Lock()
+	l.counts[kind]++
+	l.mu.Unlock()
+}
+
+// created records a JOB_CREATED: a background one acknowledges id.
+func (l *ledger) created(id, handle, kind string, background bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sawHandle(handle, id)
+	l.counts[kind]++
+	if background && !l.acked[id] {
+		l.acked[id] = true
+		l.ackOrder = append(l.ackOrder, id)
+		l.handleOf[id] = handle
+		l.ackedN.Add(1)
+	}
+}
+
+func (l *ledger) deliver(handle, id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sawHandle(handle, id)
+	if l.delivered[id]++; l.delivered[id] == 1 {
+		l.deliveredN.Add(1)
+	}
+}
+
+// missing lists the acknowledged ids not delivered and not (maybe) cancelled.
+func (l *ledger) missing() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for id := range l.acked {
+		if l.delivered[id] == 0 && !l.cancelled[id] {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// submitBatch connects and pipelines background submits of ids "g-i": mostly plain ones,
+// some coalescing pairs (the same unique twice, so two JOB_CREATED for one job) and some
+// scheduled a few seconds ahead or behind; each JOB_CREATED that arrives acknowledges its id.
+// It stops when the connection breaks or a batch is done, and returns the next i to use.
+func submitBatch(addr, fn string, g, i int, rng *rand.Rand, led *ledger) int {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return i
 	}
 	defer c.Close()
 	r := bufio.NewReader(c)
+	type request struct{ id, kind string }
 	for batch := 0; batch < 20; batch++ {
-		ids := make([]string, 10)
+		var reqs []request
 		var out []byte
-		for k := range ids {
-			ids[k] = fmt.Sprintf("%d-%d", g, i)
+		for k := 0; k < 10; k++ {
+			id := fmt.Sprintf("%d-%d", g, i)
 			i++
-			out = codec.AppendRequest(out, codec.SubmitJobBg, []byte(fn), nil, []byte(ids[k]))
+			switch rng.IntN(10) {
+			case 0:
+				u := []byte("c-" + id)
+				out = codec.AppendRequest(out, codec.SubmitJobBg, []byte(fn), u, []byte(id))
+				out = codec.AppendRequest(out, codec.SubmitJobBg, []byte(fn), u, []byte(id))
+				reqs = append(reqs, request{id, "coalesced"}, request{id, "coalesced"})
+			case 1:
+				at := time.Now().Unix() + int64(rng.IntN(9)) - 5
+				out = codec.AppendRequest(out, codec.SubmitJobEpoch, []byte(fn), nil, strconv.AppendInt(nil, at, 10), []byte(id))
+				reqs = append(reqs, request{id, "epoch"})
+			default:
+				out = codec.AppendRequest(out, codec.SubmitJobBg, []byte(fn), nil, []byte(id))
+				reqs = append(reqs, request{id, "plain"})
+			}
 		}
 		_ = c.SetDeadline(time.Now().Add(3 * time.Second))
 		if _, err := c.Write(out); err != nil {
 			return i
 		}
-		// Replies come in request order: the k-th JOB_CREATED acknowledges ids[k].
-		for k := range ids {
-			typ, _, err := readPacket(r)
+		// Replies come in request order: the k-th JOB_CREATED acknowledges reqs[k].
+		for _, q := range reqs {
+			typ, body, err := readPacket(r)
 			if err != nil {
 				return i
 			}
 			if typ == codec.JobCreated {
-				ack(ids[k])
+				led.created(q.id, string(body), q.kind, true)
 			}
 		}
 	}
 	return i
 }
 
+// promote submits id as a foreground job with unique id, then, while the foreground client
+// still waits, submits the same unique as a background job: the job becomes background and
+// must survive its foreground client, who then goes away.
+func promote(addr, fn, id string, led *ledger) {
+	fg, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return
+	}
+	defer fg.Close()
+	bg, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return
+	}
+	defer bg.Close()
+	deadline := time.Now().Add(3 * time.Second)
+	_ = fg.SetDeadline(deadline)
+	_ = bg.SetDeadline(deadline)
+	if _, err := fg.Write(codec.AppendRequest(nil, codec.SubmitJob, []byte(fn), []byte(id), []byte(id))); err != nil {
+		return
+	}
+	typ, fgHandle, err := readPacket(bufio.NewReader(fg))
+	if err != nil || typ != codec.JobCreated {
+		return
+	}
+	led.created(id, string(fgHandle), "foreground", false)
+	if _, err := bg.Write(codec.AppendRequest(nil, codec.SubmitJobBg, []byte(fn), []byte(id), []byte(id))); err != nil {
+		return
+	}
+	typ, bgHandle, err := readPacket(bufio.NewReader(bg))
+	if err != nil || typ != codec.JobCreated {
+		return
+	}
+	kind := "promoted"
+	if string(bgHandle) != string(fgHandle) {
+		kind = "promotion too late" // the foreground job had ended: a new background job
+	}
+	led.created(id, string(bgHandle), kind, true)
+}
+
+// cancelOne sends `cancel job` for a recently acknowledged job not delivered yet. The job
+// counts as cancelled (it may then never be delivered) unless the server says it refused:
+// a reply lost to a crash leaves the cancel possibly done.
+func cancelOne(addr string, rng *rand.Rand, led *ledger) {
+	led.mu.Lock()
+	n := len(led.ackOrder)
+	if n == 0 {
+		led.mu.Unlock()
+		return
+	}
+	id := led.ackOrder[n-1-rng.IntN(min(n, 2000))]
+	h := led.handleOf[id]
+	if led.delivered[id] > 0 || led.cancelled[id] {
+		led.mu.Unlock()
+		return
+	}
+	led.cancelled[id] = true // from the moment the request may reach the server
+	led.mu.Unlock()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		led.uncancel(id) // never sent
+		return
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("cancel job " + h + "\r\n")); err != nil {
+		return
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	switch {
+	case err != nil:
+		led.count("cancel unanswered")
+	case line == "OK\r\n":
+		led.count("cancelled")
+	default:
+		led.uncancel(id) // refused (the job had ended): it must have been delivered
+		led.count("cancel refused")
+	}
+}
+
+func (l *ledger) uncancel(id string) {
+	l.mu.Lock()
+	delete(l.cancelled, id)
+	l.mu.Unlock()
+}
+
 // work registers as a worker and completes jobs until the connection breaks or done closes.
-func work(addr, fn string, done <-chan struct{}, deliver func(string)) {
+// A timeout worker registers with CAN_DO_TIMEOUT (1 s) and overruns it now and then, so that
+// the job is requeued to another worker behind its back; its late WORK_COMPLETE is refused.
+func work(addr, fn string, timeout bool, rng *rand.Rand, done <-chan struct{}, led *ledger) {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return
@@ -210,7 +395,12 @@ func work(addr, fn string, done <-chan struct{}, deliver func(string)) {
 		_, err := c.Write(codec.AppendRequest(nil, t, args...))
 		return err
 	}
-	if send(codec.CanDo, []byte(fn)) != nil {
+	if timeout {
+		err = send(codec.CanDoTimeout, []byte(fn), []byte("1000"))
+	} else {
+		err = send(codec.CanDo, []byte(fn))
+	}
+	if err != nil {
 		return
 	}
 	for {
@@ -219,11 +409,14 @@ func work(addr, fn string, done <-chan struct{}, deliver func(string)) {
 			return
 		default:
 		}
-		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		_ = c.SetDeadline(time.Now().Add(4 * time.Second))
 		if send(codec.GrabJob) != nil {
 			return
 		}
 		typ, body, err := readPacket(r)
+		for err == nil && (typ == codec.Noop || typ == codec.Error) { // an ERROR answers a late WORK_COMPLETE
+			typ, body, err = readPacket(r)
+		}
 		if err != nil {
 			return
 		}
@@ -232,7 +425,11 @@ func work(addr, fn string, done <-chan struct{}, deliver func(string)) {
 			time.Sleep(10 * time.Millisecond)
 		case codec.JobAssign:
 			parts := strings.SplitN(string(body), "\x00", 3)
-			deliver(parts[2])
+			led.deliver(parts[0], parts[2])
+			if timeout && rng.IntN(4) == 0 {
+				time.Sleep(1300 * time.Millisecond)
+				led.count("overran timeout")
+			}
 			if send(codec.WorkComplete, []byte(parts[0]), nil) != nil {
 				return
 			}

@@ -294,7 +294,7 @@ func openLog(o *options, stderr io.Writer) (*slog.Logger, func(), error) {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), closer, nil
 }
 
-func serve(o *options, logger *slog.Logger) error {
+func serve(o *options, logger *slog.Logger) (err error) {
 	// Catch the signals first: one that arrives while the job log opens or the listeners
 	// start must still mean a clean shutdown, not the default abrupt exit.
 	sigs := make(chan os.Signal, 1)
@@ -303,12 +303,11 @@ func serve(o *options, logger *slog.Logger) error {
 	raiseFileLimit(logger)
 	var (
 		store     *wal.Log
-		recovered []wal.Record
+		recovered = &wal.Recovered{}
 		where     = "jobs are kept in memory only"
 	)
 	if o.queueType == "pebble" {
 		mode, _ := wal.ParseSyncMode(o.syncMode)
-		var err error
 		store, recovered, err = wal.Open(wal.Options{
 			Dir:          o.dataDir,
 			Sync:         mode,
@@ -319,12 +318,10 @@ func serve(o *options, logger *slog.Logger) error {
 		if err != nil {
 			return err
 		}
-		defer func() {
-			if err := store.Close(); err != nil {
-				logger.Error("closing the job log", "error", err)
-			}
-		}()
-		where = fmt.Sprintf("data in %s (sync %s), %d jobs recovered", o.dataDir, o.syncMode, len(recovered))
+		where = fmt.Sprintf("data in %s (sync %s), %d jobs recovered", o.dataDir, o.syncMode, len(recovered.Jobs))
+		if n := len(recovered.Other); n > 0 {
+			logger.Warn("the job log holds records of kinds this version does not use; they are kept", "records", n)
+		}
 	}
 	shutdown := make(chan bool, 1)
 	cfg := engine.Config{
@@ -347,10 +344,30 @@ func serve(o *options, logger *slog.Logger) error {
 		cfg.Store = store
 	}
 	e := engine.New(cfg)
-	e.Restore(recovered)
-	stopReclaim := make(chan struct{})
-	defer close(stopReclaim)
-	go reclaimMemory(e, store, 2*time.Second, logger, stopReclaim)
+	e.Restore(recovered.Jobs) // TODO: recovered.Functions, once the engine restores function settings
+	var (
+		compacted compactor    // an untyped nil without a store
+		closer    func() error // closes the store, if any
+	)
+	if store != nil {
+		compacted = store
+		closer = func() error {
+			if err := store.Close(); err != nil {
+				return fmt.Errorf("closing the job log in %s: %w", o.dataDir, err)
+			}
+			return nil
+		}
+	}
+	reclaim := startReclaimer(e, compacted, 2*time.Second, logger)
+	// On every way out: the reclaimer first, since it may be compacting the job log.
+	defer func() {
+		switch cerr := stopStorage(reclaim, closer); {
+		case err == nil:
+			err = cerr
+		case cerr != nil:
+			logger.Error("spurd stopped", "error", cerr) // err is returned; this one is logged
+		}
+	}()
 	listen := o.listen
 	if len(listen) == 0 {
 		listen = []string{""}
@@ -420,6 +437,17 @@ func serve(o *options, logger *slog.Logger) error {
 	}
 	<-runErr
 	return nil
+}
+
+// stopStorage stops the reclaimer and waits for it, then closes the job log (closeStore, nil
+// without one): a compaction under way must never meet a closed database. The error is
+// closeStore's.
+func stopStorage(r *reclaimer, closeStore func() error) error {
+	r.Stop()
+	if closeStore == nil {
+		return nil
+	}
+	return closeStore()
 }
 
 func secondsOr(v, def int) time.Duration {
