@@ -9,14 +9,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/spur-gearman/spur/codec"
 	"github.com/spur-gearman/spur/engine"
-	"github.com/spur-gearman/spur/wal"
+	"github.com/spur-gearman/spur/wal/waltest"
 )
 
 // FuzzEngine drives an in-process engine (no network) with a few sessions and checks the
@@ -113,195 +112,6 @@ type fakeTransport struct{ wakes atomic.Int64 }
 
 func (t *fakeTransport) Wake() error { t.wakes.Add(1); return nil }
 
-type storeMode uint8
-
-const (
-	storeOK     storeMode = iota // commits succeed
-	storeFull                    // the disk is nearly full: Writable says so, commits refuse Puts and Barriers
-	storeReject                  // Put and Barrier fail at once, as the log's do after Close
-)
-
-type storeOp struct {
-	rec  *wal.Record // a Put
-	seq  uint64      // a Delete, when rec and done are nil
-	done func(error) // a Barrier when rec is nil
-}
-
-// fakeStore is an in-memory engine.Store. Operations queue up until the store's own
-// goroutine commits them: when the harness asks (flush), or — in auto mode — as soon as it
-// notices them, concurrently with the engine. Callbacks run on that goroutine, in order,
-// after the batch's effects are applied, as wal.Log does.
-type fakeStore struct {
-	auto    bool
-	kick    chan struct{}
-	flushes chan chan struct{}
-	stop    chan struct{}
-	stopped chan struct{}
-
-	mu      sync.Mutex
-	seq     uint64
-	mode    storeMode
-	pending []storeOp
-	records map[uint64]string // committed records: seq -> handle
-	written map[string]bool   // handles whose record was committed at some point
-	refused int               // Puts refused since the last takeRefused
-}
-
-func newFakeStore(auto bool) *fakeStore {
-	s := &fakeStore{
-		auto:    auto,
-		kick:    make(chan struct{}, 1),
-		flushes: make(chan chan struct{}),
-		stop:    make(chan struct{}),
-		stopped: make(chan struct{}),
-		records: map[uint64]string{},
-		written: map[string]bool{},
-	}
-	go s.run()
-	return s
-}
-
-func (s *fakeStore) Writable() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.mode == storeFull {
-		return wal.ErrDiskFull
-	}
-	return nil
-}
-
-func (s *fakeStore) NextSeq() (uint64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.seq++
-	return s.seq, nil
-}
-
-func (s *fakeStore) Put(r wal.Record, ack wal.Ack) error {
-	return s.add(storeOp{rec: &r, done: ack.Acked})
-}
-
-func (s *fakeStore) Barrier(ack wal.Ack) error { return s.add(storeOp{done: ack.Acked}) }
-
-func (s *fakeStore) Delete(seq uint64) error { return s.add(storeOp{seq: seq}) }
-
-func (s *fakeStore) add(o storeOp) error {
-	s.mu.Lock()
-	if s.mode == storeReject && o.done != nil {
-		s.mu.Unlock()
-		return wal.ErrClosed
-	}
-	s.pending = append(s.pending, o)
-	s.mu.Unlock()
-	if s.auto {
-		select {
-		case s.kick <- struct{}{}:
-		default:
-		}
-	}
-	return nil
-}
-
-func (s *fakeStore) run() {
-	defer close(s.stopped)
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-s.kick:
-			s.commit()
-		case done := <-s.flushes:
-			s.commit()
-			close(done)
-		}
-	}
-}
-
-// commit applies every pending operation as one batch, then runs the callbacks.
-func (s *fakeStore) commit() {
-	s.mu.Lock()
-	ops := s.pending
-	s.pending = nil
-	full := s.mode == storeFull
-	for _, o := range ops {
-		switch {
-		case o.rec != nil && full:
-			s.refused++
-		case o.rec != nil:
-			s.records[o.rec.Seq] = o.rec.Handle
-			s.written[o.rec.Handle] = true
-		case o.done == nil:
-			delete(s.records, o.seq)
-		}
-	}
-	s.mu.Unlock()
-	for _, o := range ops {
-		switch {
-		case o.done == nil:
-		case full:
-			o.done(wal.ErrDiskFull) // a barrier too: the Puts it waits for may be refused
-		default:
-			o.done(nil)
-		}
-	}
-}
-
-// flush commits everything pending and waits for the callbacks to have run.
-func (s *fakeStore) flush() {
-	done := make(chan struct{})
-	s.flushes <- done
-	<-done
-}
-
-func (s *fakeStore) setMode(m storeMode) {
-	s.mu.Lock()
-	s.mode = m
-	s.mu.Unlock()
-}
-
-func (s *fakeStore) isWritten(handle string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.written[handle]
-}
-
-func (s *fakeStore) takeRefused() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := s.refused
-	s.refused = 0
-	return n
-}
-
-// intended returns the handles the store will hold once everything queued is committed
-// (pending Puts assumed to succeed; a refusal makes the engine withdraw the job).
-func (s *fakeStore) intended() map[string]bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	bySeq := make(map[uint64]string, len(s.records))
-	for seq, h := range s.records {
-		bySeq[seq] = h
-	}
-	for _, o := range s.pending {
-		switch {
-		case o.rec != nil:
-			bySeq[o.rec.Seq] = o.rec.Handle
-		case o.done == nil:
-			delete(bySeq, o.seq)
-		}
-	}
-	out := make(map[string]bool, len(bySeq))
-	for _, h := range bySeq {
-		out[h] = true
-	}
-	return out
-}
-
-func (s *fakeStore) close() {
-	close(s.stop)
-	<-s.stopped
-}
-
 // ---------------------------------------------------------------------------------------
 // The world: an engine, its sessions, and what the harness has learned.
 
@@ -328,7 +138,7 @@ type stepRecord struct {
 type world struct {
 	t     *testing.T
 	e     *engine.Engine
-	store *fakeStore
+	store *waltest.Store
 	sess  []*fuzzSess
 	obs   *fuzzSess       // the harness's own admin connection
 	known []string        // handles seen in replies
@@ -370,9 +180,9 @@ func newWorld(t *testing.T, in []byte) *world {
 	}
 	switch (c >> 1) & 3 {
 	case 1, 3:
-		w.store = newFakeStore(false)
+		w.store = waltest.New(false)
 	case 2:
-		w.store = newFakeStore(true)
+		w.store = waltest.New(true)
 	}
 	if w.store != nil {
 		cfg.Store = w.store
@@ -388,7 +198,7 @@ func newWorld(t *testing.T, in []byte) *world {
 
 func (w *world) close() {
 	if w.store != nil {
-		w.store.close()
+		w.store.Close()
 	}
 }
 
@@ -582,11 +392,11 @@ func (w *world) step(i, act int) {
 		if w.store == nil {
 			return
 		}
-		if m := storeMode(b & 3); m != 3 {
-			w.store.setMode(m)
+		if m := waltest.Mode(b & 3); m != 3 {
+			w.store.SetMode(m)
 		}
 		if b&4 != 0 {
-			w.store.flush()
+			w.store.Flush()
 		}
 	case actSplit:
 		fs.split = int(w.next())%16 + 1
@@ -771,7 +581,7 @@ func (w *world) drain(fs *fuzzSess) (overflow bool) {
 			h := string(p.Args[0])
 			w.learn(h)
 			w.answered(fs, false, func(bg bool) string {
-				if bg && w.store != nil && !w.store.isWritten(h) {
+				if bg && w.store != nil && !w.store.IsWritten(h) {
 					return "JOB_CREATED " + h + " answers a background submit before its record is durable"
 				}
 				return ""
@@ -907,11 +717,11 @@ func (w *world) status() []statusLine {
 
 // storeDiff compares the engine's persisted jobs with the store's records.
 func (w *world) storeDiff() string {
-	if w.store.auto {
-		w.store.flush()
+	if w.store.Auto() {
+		w.store.Flush()
 	}
 	jobs := w.jobs()
-	recs := w.store.intended()
+	recs := w.store.Intended()
 	for h, persisted := range jobs {
 		if persisted && !recs[h] {
 			return "job " + h + " is marked persisted but the store has no record of it"
@@ -932,7 +742,7 @@ func (w *world) checkStore() {
 	if w.store == nil {
 		return
 	}
-	refused := w.store.takeRefused() > 0
+	refused := w.store.TakeRefused() > 0
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		diff := w.storeDiff()
@@ -943,7 +753,7 @@ func (w *world) checkStore() {
 			w.fatalf("%s", diff)
 		}
 		time.Sleep(20 * time.Microsecond)
-		refused = refused || w.store.takeRefused() > 0
+		refused = refused || w.store.TakeRefused() > 0
 	}
 }
 
@@ -957,7 +767,7 @@ func (w *world) finish() {
 		w.deliver(i, nil)
 	}
 	if w.store != nil {
-		w.store.flush()
+		w.store.Flush()
 	}
 	w.afterStep()
 	for i, fs := range w.sess {
@@ -1024,7 +834,7 @@ func (w *world) finish() {
 	}
 	w.afterStep()
 	if w.store != nil {
-		if recs := w.store.intended(); len(recs) != 0 {
+		if recs := w.store.Intended(); len(recs) != 0 {
 			w.fatalf("the store still holds %d records after every job ended", len(recs))
 		}
 	}
