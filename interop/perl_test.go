@@ -35,9 +35,11 @@ func perlClient(t *testing.T, addr string, args ...string) []string {
 
 // TestPerlDoTask: do_task returns the Perl worker's result; a worker
 // returning undef (WORK_FAIL) makes do_task return undef.
-func TestPerlDoTask(t *testing.T) {
+func TestPerlDoTask(t *testing.T) { forEachMode(t, testPerlDoTask) }
+
+func testPerlDoTask(t *testing.T, srv serverMode) {
 	requirePerl(t)
-	addr, _ := startServer(t)
+	addr, _ := srv.start(t)
 	rev, fail := fnName(t, "reverse"), fnName(t, "fail")
 	w := perlWorker(t, addr, nil, 3, rev+"=reverse", fail+"=fail")
 	waitWorkers(t, addr, rev, 1)
@@ -61,9 +63,11 @@ func TestPerlDoTask(t *testing.T) {
 // TestPerlBackgroundStatus: dispatch_background returns "host:port//handle";
 // get_status reports known/not running while queued, known/running with the
 // worker's set_status(1,3) while it runs, and unknown once completed.
-func TestPerlBackgroundStatus(t *testing.T) {
+func TestPerlBackgroundStatus(t *testing.T) { forEachMode(t, testPerlBackgroundStatus) }
+
+func testPerlBackgroundStatus(t *testing.T, srv serverMode) {
 	requirePerl(t)
-	addr, _ := startServer(t)
+	addr, _ := srv.start(t)
 	fn := fnName(t, "status")
 	lines := perlClient(t, addr, "bg", fn, "job1")
 	prefix := "HANDLE " + addr + "//"
@@ -98,9 +102,11 @@ func TestPerlBackgroundStatus(t *testing.T) {
 // TestPerlTasksetCallbacks: one taskset with several tasks on one connection
 // gets on_complete with each task's own result and on_fail for the failing
 // one.
-func TestPerlTasksetCallbacks(t *testing.T) {
+func TestPerlTasksetCallbacks(t *testing.T) { forEachMode(t, testPerlTasksetCallbacks) }
+
+func testPerlTasksetCallbacks(t *testing.T, srv serverMode) {
 	requirePerl(t)
-	addr, _ := startServer(t)
+	addr, _ := srv.start(t)
 	rev, fail := fnName(t, "reverse"), fnName(t, "fail")
 	w := perlWorker(t, addr, nil, 4, rev+"=reverse", fail+"=fail")
 	waitWorkers(t, addr, rev, 1)
@@ -126,9 +132,11 @@ func TestPerlTasksetCallbacks(t *testing.T) {
 // worker runs once and every task's on_complete gets that one result
 // (the server sends one WORK_COMPLETE per submission, even on one
 // connection, and Gearman::Taskset hands them out in order).
-func TestPerlTasksetUniqueCoalescing(t *testing.T) {
+func TestPerlTasksetUniqueCoalescing(t *testing.T) { forEachMode(t, testPerlTasksetUniqueCoalescing) }
+
+func testPerlTasksetUniqueCoalescing(t *testing.T, srv serverMode) {
 	requirePerl(t)
-	addr, _ := startServer(t)
+	addr, _ := srv.start(t)
 	fn := fnName(t, "hold")
 	rel, release := releaseFile(t)
 	w := perlWorker(t, addr, []string{"RELEASE_FILE=" + rel}, 3, fn+"=hold")
