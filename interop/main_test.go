@@ -496,6 +496,18 @@ func (p *proc) waitLine(prefix string) string {
 	}
 }
 
+// requireRunning fails the test at once if the process has already exited
+// (a worker that should have lived on), instead of letting the next step
+// wait for it in vain.
+func (p *proc) requireRunning() {
+	p.t.Helper()
+	select {
+	case <-p.done:
+		p.t.Fatalf("%s exited (%v) while it should still be running\n%s", clip(p.name), p.err, p.output())
+	default:
+	}
+}
+
 // wait waits for the process to exit and returns its stdout lines.
 func (p *proc) wait() ([]string, error) {
 	p.t.Helper()
