@@ -91,6 +91,11 @@ const (
 	MaxHandleSize   = 63  // a job handle fits gearmand's 64-byte buffer with its NUL
 	MaxOptionSize   = 63  // an OPTION_REQ name
 	MaxClientIDSize = 127 // SET_CLIENT_ID is truncated to this
+	// MaxFunctionSize bounds a function name. gearmand has no limit of its own but closes the
+	// connection when a name does not fit its 8 KiB receive buffer; libgearman clients stop
+	// at 512.
+	MaxFunctionSize = 8192
+	MaxTimeoutSize  = 20 // CAN_DO_TIMEOUT's decimal value; gearmand closes above it
 	MaxTextLine     = 8192
 	MaxAdminWords   = 5
 )

@@ -87,6 +87,13 @@ func Parse(buf []byte, maxBody uint32) (pkt Packet, n int, err error) {
 	rest := body
 	for i := 0; i < terminated; i++ {
 		j := bytes.IndexByte(rest, 0)
+		if j < 0 && i == 0 && resultWithoutData(t) {
+			// The handle alone: real workers (Perl's Gearman::Worker for a function that
+			// returns "" or "0") send WORK_COMPLETE like this, meaning empty data.
+			pkt.Args[0], pkt.Args[1] = rest, rest[len(rest):]
+			pkt.NArgs = spec.Args
+			return pkt, total, nil
+		}
 		if j < 0 {
 			return pkt, 0, ErrMissingArgs
 		}
@@ -96,6 +103,16 @@ func Parse(buf []byte, maxBody uint32) (pkt Packet, n int, err error) {
 	pkt.Args[terminated] = rest
 	pkt.NArgs = spec.Args
 	return pkt, total, nil
+}
+
+// resultWithoutData reports whether t is a worker's result packet that may carry its handle
+// alone, with no NUL and no data: WORK_COMPLETE, WORK_EXCEPTION, WORK_DATA, WORK_WARNING.
+func resultWithoutData(t Type) bool {
+	switch t {
+	case WorkComplete, WorkException, WorkData, WorkWarning:
+		return true
+	}
+	return false
 }
 
 // parseLine reads one "\n"-terminated admin line.

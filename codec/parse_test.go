@@ -173,7 +173,12 @@ func TestParseArgs(t *testing.T) {
 		{"job_assign_all", codec.JobAssignAll, "H:h:1\x00fn\x00u\x00r\x00d", []string{"H:h:1", "fn", "u", "r", "d"}, nil},
 		{"work_complete", codec.WorkComplete, "H:h:1\x00result", []string{"H:h:1", "result"}, nil},
 		{"work_complete empty data", codec.WorkComplete, "H:h:1\x00", []string{"H:h:1", ""}, nil},
-		{"work_complete no NUL", codec.WorkComplete, "H:h:1", nil, codec.ErrMissingArgs},
+		// The handle alone means empty data (Perl's Gearman::Worker sends it for "" and "0").
+		{"work_complete handle only", codec.WorkComplete, "H:h:1", []string{"H:h:1", ""}, nil},
+		{"work_exception handle only", codec.WorkException, "H:h:1", []string{"H:h:1", ""}, nil},
+		{"work_data handle only", codec.WorkData, "H:h:1", []string{"H:h:1", ""}, nil},
+		{"work_warning handle only", codec.WorkWarning, "H:h:1", []string{"H:h:1", ""}, nil},
+		{"work_complete empty body", codec.WorkComplete, "", []string{"", ""}, nil},
 		{"work_status", codec.WorkStatus, "H:h:1\x001\x002", []string{"H:h:1", "1", "2"}, nil},
 		{"work_status remainder", codec.WorkStatus, "H:h:1\x001\x002\x003", []string{"H:h:1", "1", "2\x003"}, nil},
 		{"work_status missing", codec.WorkStatus, "H:h:1\x001", nil, codec.ErrMissingArgs},

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"os"
 	"sort"
 	"strconv"
@@ -121,7 +120,7 @@ func (s *Session) adminMaxQueue(w *codec.AdminWords) {
 func (e *Engine) statusText(byPriority bool) string {
 	var lines []string
 	e.reg.EachShard(func(sh *queue.Shard) {
-		for _, f := range sh.Functions() {
+		sh.EachFunction(func(f *queue.Function) {
 			var b strings.Builder
 			b.WriteString(f.Name)
 			if byPriority {
@@ -139,9 +138,9 @@ func (e *Engine) statusText(byPriority bool) string {
 			b.WriteString(strconv.Itoa(len(f.Workers)))
 			b.WriteByte('\n')
 			lines = append(lines, b.String())
-		}
+		})
 	})
-	sort.Strings(lines)
+	sort.Strings(lines) // once, here: no shard is sorted under its lock
 	return strings.Join(lines, "") + ".\n"
 }
 
@@ -156,10 +155,11 @@ func (e *Engine) workersText() string {
 		b.WriteByte(' ')
 		b.WriteString(s.clientID)
 		b.WriteString(" :")
-		for _, r := range s.regs {
+		s.abilities.newestFirst(func(r registration) bool {
 			b.WriteByte(' ')
 			b.WriteString(r.fn.Name)
-		}
+			return true
+		})
 		s.mu.Unlock()
 		b.WriteByte('\n')
 	}
@@ -221,29 +221,25 @@ func (e *Engine) cancelJob(h []byte) bool {
 	return true
 }
 
-// dropFunction is `drop function FN` (name matched case-insensitively). Unlike gearmand it
-// refuses while jobs are queued, which gearmand would orphan (spec weakness 11).
+// dropFunction is `drop function FN`: exactly the function of that name (gearmand matches
+// case-insensitively and drops every match). Unlike gearmand it refuses while jobs are
+// queued, which gearmand would orphan (spec weakness 11).
 func (e *Engine) dropFunction(name []byte) string {
-	reply := "ERR function not found\r\n"
-	e.reg.EachShard(func(sh *queue.Shard) {
-		for _, f := range sh.Functions() {
-			if !bytes.EqualFold([]byte(f.Name), name) {
-				continue
-			}
-			switch {
-			case len(f.Workers) > 0 || f.Running > 0:
-				reply = "ERR there are still connected workers or executing clients\r\n"
-			case f.Total > 0:
-				reply = "ERR there are still queued jobs for this function\r\n"
-			default:
-				if f.WakeTimer != nil {
-					f.WakeTimer.Stop()
-				}
-				sh.Delete(f)
-				reply = "OK\r\n"
-			}
-			return
-		}
-	})
-	return reply
+	sh := e.reg.ShardFor(name)
+	sh.Lock()
+	defer sh.Unlock()
+	f := sh.Get(name)
+	switch {
+	case f == nil:
+		return "ERR function not found\r\n"
+	case len(f.Workers) > 0 || f.Running > 0:
+		return "ERR there are still connected workers or executing clients\r\n"
+	case f.Total > 0:
+		return "ERR there are still queued jobs for this function\r\n"
+	}
+	if f.WakeTimer != nil {
+		f.WakeTimer.Stop()
+	}
+	sh.Delete(f)
+	return "OK\r\n"
 }

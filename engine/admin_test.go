@@ -43,7 +43,7 @@ func TestAdminStatusCountsAndOrder(t *testing.T) {
 	c, adm, w, w2 := dial(t, addr), dial(t, addr), dial(t, addr), dial(t, addr)
 	c.submit(codec.SubmitJobBg, "beta", "", "1")
 	c.submit(codec.SubmitJob, "beta", "", "2")
-	w.canDo("alpha", "alpha") // duplicate CAN_DO counts twice
+	w.canDo("alpha", "alpha") // a duplicate CAN_DO counts once (gearmand counts it twice)
 	c.submit(codec.SubmitJob, "alpha", "", "a")
 	c.submit(codec.SubmitJobLowBg, "alpha", "", "b")
 	w.grab()
@@ -52,7 +52,7 @@ func TestAdminStatusCountsAndOrder(t *testing.T) {
 	if got := adm.admin("create function delta"); got != "OK\r\n" {
 		t.Fatalf("create %q", got)
 	}
-	want := "alpha\t2\t1\t3\n" + "beta\t2\t0\t0\n" + "delta\t0\t0\t0\n" + "gamma\t0\t0\t1\n" + ".\n"
+	want := "alpha\t2\t1\t2\n" + "beta\t2\t0\t0\n" + "delta\t0\t0\t0\n" + "gamma\t0\t0\t1\n" + ".\n"
 	if got := adm.admin("status"); got != want {
 		t.Fatalf("status %q, want %q", got, want)
 	}
@@ -91,10 +91,10 @@ func TestAdminPriorityStatus(t *testing.T) {
 	c.submit(codec.SubmitJobLowBg, "g", "", "l1")
 	w.canDo("f", "f")
 	w.grab() // h1 is running: not counted
-	if got := adm.admin("prioritystatus"); got != "f\t1\t2\t1\t2\ng\t0\t0\t1\t0\n.\n" {
+	if got := adm.admin("prioritystatus"); got != "f\t1\t2\t1\t1\ng\t0\t0\t1\t0\n.\n" {
 		t.Fatalf("prioritystatus %q", got)
 	}
-	if got := adm.admin("status"); got != "f\t5\t1\t2\ng\t1\t0\t0\n.\n" {
+	if got := adm.admin("status"); got != "f\t5\t1\t1\ng\t1\t0\t0\n.\n" {
 		t.Fatalf("status %q", got)
 	}
 }
@@ -144,10 +144,11 @@ func TestAdminWorkers(t *testing.T) {
 	if lines := workersLines(t, got); strings.Join(lines, "|") != strings.Join(want, "|") {
 		t.Fatalf("workers %q, want lines %q (most recent registration first, admin connection with no functions)", got, want)
 	}
-	// Duplicate registrations are listed twice; CANT_DO removes all of them.
+	// A duplicate registration is listed once, in its first place (gearmand lists it twice);
+	// CANT_DO removes it.
 	w2.canDo("c", "d")
 	w2.syncEcho()
-	want = []string{"127.0.0.1 - :", "127.0.0.1 - : d c c", "127.0.0.1 worker-1 : b a"}
+	want = []string{"127.0.0.1 - :", "127.0.0.1 - : d c", "127.0.0.1 worker-1 : b a"}
 	if lines := workersLines(t, adm.admin("workers")); strings.Join(lines, "|") != strings.Join(want, "|") {
 		t.Fatalf("workers %q, want %q", lines, want)
 	}
@@ -324,8 +325,19 @@ func TestAdminDropFunction(t *testing.T) {
 	addr := startServer(t, Config{})
 	c, adm := dial(t, addr), dial(t, addr)
 	adm.admin("create function idle")
+	adm.admin("create function IDLE")
+	// Exactly the function named: gearmand matches without case and drops both.
 	if got := adm.admin("drop function IDLE"); got != "OK\r\n" {
-		t.Fatalf("drop (case-insensitive) %q", got)
+		t.Fatalf("drop %q", got)
+	}
+	if got := adm.admin("status"); got != "idle\t0\t0\t0\n.\n" {
+		t.Fatalf("status after drop IDLE %q: want only idle left", got)
+	}
+	if got := adm.admin("drop function Idle"); got != "ERR function not found\r\n" {
+		t.Fatalf("drop Idle %q", got)
+	}
+	if got := adm.admin("drop function idle"); got != "OK\r\n" {
+		t.Fatalf("drop idle %q", got)
 	}
 	if got := adm.admin("status"); got != ".\n" {
 		t.Fatalf("status after drop %q", got)

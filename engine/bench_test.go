@@ -29,7 +29,7 @@ import (
 // benchTransport is a Transport for a session driven by the benchmark itself.
 type benchTransport struct{ wakes int }
 
-func (t *benchTransport) Wake() { t.wakes++ }
+func (t *benchTransport) Wake() error { t.wakes++; return nil }
 
 func newBenchEngine() *Engine {
 	return New(Config{HandlePrefix: "H:bench", Logger: slog.New(slog.DiscardHandler)})

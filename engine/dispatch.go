@@ -10,21 +10,14 @@ import (
 	"github.com/spur-gearman/spur/queue"
 )
 
-// Error codes and texts, as gearmand sends them.
-const (
-	errInvalidCommand = "Command not expected"
-	errJobNotFound    = "Job does not exist on server"
-	errWorkNotFound   = "Job given in work result not found"
-	errExcNotFound    = "An exception was received for a job that does not exist"
-	errUniqueTooLarge = "Unique value too large"
-	errQueueFull      = "Job queue is full"
-	errUnknownOption  = "Server does not recognize given option"
-)
-
 // dispatch executes one binary packet.
 func (s *Session) dispatch(p *codec.Packet) {
 	if p.Response {
-		s.sendError("INVALID_MAGIC", "Request magic expected")
+		s.sendReply(codec.ReplyInvalidMagic)
+		return
+	}
+	if r := codec.CheckArgs(p); r != nil {
+		s.sendReply(r)
 		return
 	}
 	switch p.Type {
@@ -65,7 +58,7 @@ func (s *Session) dispatch(p *codec.Packet) {
 			s.exceptions.Store(true)
 			s.sendPacket(codec.OptionRes, name)
 		} else {
-			s.sendError("UNKNOWN_OPTION", errUnknownOption)
+			s.sendReply(codec.ReplyUnknownOption)
 		}
 	case codec.SetClientID:
 		id := p.Args[0]
@@ -77,7 +70,7 @@ func (s *Session) dispatch(p *codec.Packet) {
 		s.mu.Unlock()
 	default:
 		// Response-only types, ALL_YOURS, the unused type 5 and SUBMIT_JOB_SCHED.
-		s.sendError("INVALID_COMMAND", errInvalidCommand)
+		s.sendReply(codec.ReplyInvalidCommand)
 	}
 }
 
@@ -90,35 +83,21 @@ func (s *Session) submit(p *codec.Packet, prio queue.Priority, background bool) 
 	case codec.SubmitJobEpoch:
 		var ok bool
 		if runAt, ok = parseEpoch(p.Args[2]); !ok {
-			s.sendError("INVALID_ARGUMENT", "Epoch time out of range")
+			s.sendReply(codec.ReplyEpochOutOfRange)
 			return
 		}
 	case codec.SubmitReduceJob, codec.SubmitReduceJobBackground:
 		reducer = p.Args[2]
 	}
-	if len(unique) > codec.MaxUniqueSize {
-		s.sendError("ARGUMENT_TOO_LARGE", errUniqueTooLarge)
-		return
-	}
-	if len(reducer) > codec.MaxUniqueSize {
-		s.sendError("ARGUMENT_TOO_LARGE", "Reducer name too large")
-		return
-	}
 
 	e := s.e
 	if e.draining.Load() {
-		s.sendError("QUEUE_ERROR", "Server is shutting down")
+		s.sendReply(codec.ReplyShuttingDown)
 		return
 	}
 	sh := e.reg.ShardFor(fn)
 	sh.Lock()
 	defer sh.Unlock()
-	if e.store != nil && background {
-		if err := e.store.Writable(); err != nil {
-			s.sendError("QUEUE_ERROR", err.Error())
-			return
-		}
-	}
 	f := sh.Ensure(fn)
 	if j := f.Coalesce(unique, data); j != nil && !j.Refused.Load() {
 		switch {
@@ -128,11 +107,15 @@ func (s *Session) submit(p *codec.Packet, prio queue.Priority, background bool) 
 			// A background submit joining a foreground job makes it a background job: it
 			// must now outlive its foreground clients, and be durable before this
 			// submitter is told it exists.
+			if !s.writable() {
+				return
+			}
 			j.Background = true
 			e.persist(s, j)
 			return
 		case j.Persisted && e.store != nil:
-			// The job's own record may still be on its way to disk: answer after it.
+			// The job's own record may still be on its way to disk: answer after it. No
+			// new write, so a nearly full disk does not refuse it.
 			e.answerWhenDurable(s, j)
 			return
 		}
@@ -140,7 +123,10 @@ func (s *Session) submit(p *codec.Packet, prio queue.Priority, background bool) 
 		return
 	}
 	if limit := f.MaxQueue[prio]; limit > 0 && f.Total >= limit {
-		s.sendError("QUEUE_ERROR", errQueueFull)
+		s.sendReply(codec.ReplyQueueFull)
+		return
+	}
+	if background && !s.writable() {
 		return
 	}
 	seq := e.nextSeq()
@@ -171,6 +157,19 @@ func (s *Session) submit(p *codec.Packet, prio queue.Priority, background bool) 
 	e.jobQueued(f, j)
 }
 
+// writable checks, for a submit that needs a new record, that the store takes one now; if not
+// the submitter is told why.
+func (s *Session) writable() bool {
+	if s.e.store == nil {
+		return true
+	}
+	if err := s.e.store.Writable(); err != nil {
+		s.send(queueError(err))
+		return false
+	}
+	return true
+}
+
 func (s *Session) sendJobCreated(j *queue.Job) {
 	s.send(func(b []byte) []byte { return appendJobCreated(b, j) })
 }
@@ -180,14 +179,17 @@ func (s *Session) sendJobCreated(j *queue.Job) {
 func (s *Session) grab(kind codec.Type) {
 	s.sleeping.Store(false)
 	s.noopSent.Store(false)
-	regs := s.snapshotRegs()
 	if s.e.draining.Load() {
-		regs = nil // shutting down: queued jobs stay queued for the next start
+		// Shutting down: queued jobs stay queued for the next start.
+		s.send(func(b []byte) []byte { return codec.AppendEmpty(b, codec.NoJob) })
+		return
 	}
 	var t int64 // read only when a function has scheduled jobs
-	for i, r := range regs {
+	var served *queue.Function
+	s.abilities.newestFirst(func(r registration) bool {
 		sh := r.fn.Shard()
 		sh.Lock()
+		defer sh.Unlock()
 		if t == 0 && r.fn.HasDelayed() {
 			t = now()
 		}
@@ -202,8 +204,7 @@ func (s *Session) grab(kind codec.Type) {
 			j = r.fn.Pop(t)
 		}
 		if j == nil {
-			sh.Unlock()
-			continue
+			return true
 		}
 		r.fn.Start(j, s)
 		s.assign(j)
@@ -211,26 +212,18 @@ func (s *Session) grab(kind codec.Type) {
 		if r.timeout > 0 {
 			s.e.armTimeout(j, s, r.timeout)
 		}
-		sh.Unlock()
-		if s.e.cfg.RoundRobin && len(regs) > 1 {
-			s.rotate(i)
-		}
+		served = r.fn
+		return false
+	})
+	if served == nil {
+		s.send(func(b []byte) []byte { return codec.AppendEmpty(b, codec.NoJob) })
 		return
 	}
-	s.send(func(b []byte) []byte { return codec.AppendEmpty(b, codec.NoJob) })
-}
-
-// rotate moves registration i to the end of the list (-R).
-func (s *Session) rotate(i int) {
-	regs := s.snapshotRegs()
-	if i >= len(regs) {
-		return
+	if s.e.cfg.RoundRobin && s.abilities.len() > 1 {
+		s.mu.Lock()
+		s.abilities.toBack(served)
+		s.mu.Unlock()
 	}
-	next := make([]registration, 0, len(regs))
-	next = append(next, regs[:i]...)
-	next = append(next, regs[i+1:]...)
-	next = append(next, regs[i])
-	s.setRegs(next)
 }
 
 func (s *Session) sendAssign(kind codec.Type, j *queue.Job) {
@@ -246,10 +239,10 @@ func (s *Session) sendAssign(kind codec.Type, j *queue.Job) {
 }
 
 // preSleep answers NOOP at once when one of the worker's functions has a ready job (the
-// race gearmand also closes); otherwise the worker sleeps until a job arrives.
+// race gearmand also closes); otherwise the worker sleeps until a job arrives. While the
+// server drains for shutdown nothing is handed out, so nothing wakes the worker either.
 func (s *Session) preSleep() {
-	regs := s.snapshotRegs()
-	if len(regs) == 0 {
+	if s.abilities.len() == 0 {
 		return
 	}
 	// Each PRE_SLEEP may earn one NOOP, even if one went out since the last grab: the worker
@@ -258,21 +251,23 @@ func (s *Session) preSleep() {
 	// compare-and-swap lets only one of the two send it.
 	s.noopSent.Store(false)
 	s.sleeping.Store(true)
+	if s.e.draining.Load() {
+		return
+	}
 	var t int64 // read only when a function has scheduled jobs
-	for _, r := range regs {
+	ready := false
+	s.abilities.newestFirst(func(r registration) bool {
 		sh := r.fn.Shard()
 		sh.Lock()
 		if t == 0 && r.fn.HasDelayed() {
 			t = now()
 		}
-		ready := r.fn.HasReady(t)
+		ready = r.fn.HasReady(t)
 		sh.Unlock()
-		if ready {
-			if s.noopSent.CompareAndSwap(false, true) {
-				s.send(appendNoop)
-			}
-			return
-		}
+		return !ready
+	})
+	if ready && s.noopSent.CompareAndSwap(false, true) {
+		s.send(appendNoop)
 	}
 }
 
@@ -280,12 +275,13 @@ func (s *Session) canDo(fn []byte, timeout time.Duration) {
 	sh := s.e.reg.ShardFor(fn)
 	sh.Lock()
 	f := sh.Ensure(fn)
-	f.AddWorker(s)
+	if _, again := s.abilities.index[f]; !again {
+		f.AddWorker(s)
+	}
 	sh.Unlock()
-	old := s.snapshotRegs()
-	regs := make([]registration, 0, len(old)+1)
-	regs = append(regs, registration{fn: f, timeout: timeout})
-	s.setRegs(append(regs, old...))
+	s.mu.Lock()
+	s.abilities.add(f, timeout)
+	s.mu.Unlock()
 }
 
 func (s *Session) cantDo(fn []byte) {
@@ -293,31 +289,25 @@ func (s *Session) cantDo(fn []byte) {
 	sh.Lock()
 	f := sh.Get(fn)
 	sh.Unlock()
-	if f == nil {
-		return
+	if f != nil {
+		s.dropAbilities([]*queue.Function{f})
 	}
-	s.dropRegistrations(func(r registration) bool { return r.fn == f })
 }
 
 func (s *Session) resetAbilities() {
-	s.dropRegistrations(func(registration) bool { return true })
+	s.dropAbilities(s.abilities.functions())
 }
 
-// dropRegistrations removes the registrations matching drop and requeues the jobs of those
-// functions that the worker holds.
-func (s *Session) dropRegistrations(drop func(registration) bool) {
-	old := s.snapshotRegs()
-	kept := make([]registration, 0, len(old))
-	dropped := map[*queue.Function]bool{}
-	for _, r := range old {
-		if drop(r) {
-			dropped[r.fn] = true
-		} else {
-			kept = append(kept, r)
+// dropAbilities unregisters fns and requeues the jobs of those functions that the worker
+// holds.
+func (s *Session) dropAbilities(fns []*queue.Function) {
+	for _, f := range fns {
+		s.mu.Lock()
+		registered := s.abilities.remove(f)
+		s.mu.Unlock()
+		if !registered {
+			continue
 		}
-	}
-	s.setRegs(kept)
-	for f := range dropped {
 		sh := f.Shard()
 		sh.Lock()
 		f.RemoveWorker(s)
@@ -348,7 +338,11 @@ func (s *Session) work(p *codec.Packet) {
 	h := p.Args[0]
 	j := s.assignedJob(h)
 	if j == nil {
-		s.sendError("JOB_NOT_FOUND", workNotFoundText(p.Type))
+		if s.heldBefore(h) {
+			s.lateResult(p)
+			return
+		}
+		s.sendReply(codec.WorkNotFound(p.Type))
 		return
 	}
 	e := s.e
@@ -356,7 +350,7 @@ func (s *Session) work(p *codec.Packet) {
 	sh.Lock()
 	defer sh.Unlock()
 	if j.State != queue.Running || j.Worker != queue.Peer(s) {
-		s.sendError("JOB_NOT_FOUND", workNotFoundText(p.Type))
+		s.lateResult(p)
 		return
 	}
 	switch p.Type {
@@ -385,14 +379,13 @@ func (s *Session) work(p *codec.Packet) {
 	}
 }
 
-func workNotFoundText(t codec.Type) string {
-	switch t {
-	case codec.WorkData, codec.WorkWarning:
-		return errJobNotFound
-	case codec.WorkException:
-		return errExcNotFound
-	}
-	return errWorkNotFound
+// lateResult drops a WORK_* packet about a job this worker held once but no longer does: it
+// ended (a WORK_FAIL after the worker's own WORK_EXCEPTION, as Perl's Gearman::Worker sends
+// for a function that dies), timed out, was requeued or cancelled. The worker had every
+// right to send it, and many worker libraries die on an ERROR they did not expect.
+func (s *Session) lateResult(p *codec.Packet) {
+	s.e.log.Debug("dropped a result for a job this worker no longer holds", "conn", s.id,
+		"type", p.Type.String(), "handle", string(p.Args[0]))
 }
 
 func (s *Session) getStatus(h []byte) {

@@ -66,6 +66,9 @@ type Engine struct {
 	handleSeq atomic.Uint64 // last job number issued when there is no store
 	sessionID atomic.Uint64
 	draining  atomic.Bool // shutting down: no new jobs are accepted or handed out
+	// lastRefusal is the store's latest refusal of a job record, told to submitters that
+	// coalesced onto that job before it was refused.
+	lastRefusal atomic.Pointer[error]
 
 	sessMu   sync.Mutex // guards sessions; never held while taking another lock
 	sessions map[uint64]*Session

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/spur-gearman/spur/codec"
+	"github.com/spur-gearman/spur/engine/tcpserver"
 )
 
 // startServer runs an engine with cfg behind gnet on an ephemeral loopback port and returns
@@ -26,6 +27,13 @@ func startServer(t testing.TB, cfg Config) string {
 
 // startServerLoops is startServer with the given number of event loops.
 func startServerLoops(t testing.TB, cfg Config, loops int) string {
+	t.Helper()
+	_, addr := startEngine(t, cfg, loops)
+	return addr
+}
+
+// startEngine is startServerLoops returning the engine too.
+func startEngine(t testing.TB, cfg Config, loops int) (*Engine, string) {
 	t.Helper()
 	if cfg.Logger == nil {
 		level := slog.LevelError
@@ -40,7 +48,8 @@ func startServerLoops(t testing.TB, cfg Config, loops int) string {
 	e := New(cfg)
 	for attempt := 0; ; attempt++ {
 		addr := freeAddr(t)
-		srv := NewServer(e, ListenConfig{Addrs: []string{addr}, Loops: loops})
+		srv := tcpserver.New(openSessions(e), tcpserver.Config{Addrs: []string{addr}, Loops: loops,
+			MaxPacketSize: e.cfg.MaxPacketSize, Logger: e.log})
 		errc := make(chan error, 1)
 		go func() { errc <- srv.Run() }()
 		select {
@@ -59,7 +68,7 @@ func startServerLoops(t testing.TB, cfg Config, loops int) string {
 			_ = srv.Stop(ctx)
 			<-errc
 		})
-		return addr
+		return e, addr
 	}
 }
 
@@ -298,4 +307,28 @@ func waitAdmin(t testing.TB, c *client, cmd, want string) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// floodThenEcho writes pkts followed by an ECHO_REQ in one stream (from another goroutine,
+// so that the replies can be read meanwhile) and reads, discarding every other reply, until
+// that ECHO_RES is back: everything before it has been processed.
+func (c *client) floodThenEcho(pkts []byte) {
+	c.t.Helper()
+	data := fmt.Sprintf("flood-%d\x00%p", time.Now().UnixNano(), c)
+	stream := append(pkts, request(codec.EchoReq, data)...)
+	go func() { _, _ = c.conn.Write(stream) }()
+	for {
+		p, err := c.tryRecv(60 * time.Second)
+		if err != nil {
+			c.t.Fatalf("waiting for the ECHO behind a flood: %v", err)
+		}
+		if p.typ == codec.EchoRes && string(p.body) == data {
+			return
+		}
+	}
+}
+
+// openSessions is the engine's side of the TCP transport, as cmd/spurd wires it.
+func openSessions(e *Engine) tcpserver.Open {
+	return func(w tcpserver.Waker, fd int, remote net.Addr) tcpserver.Session { return e.NewSession(w, fd, remote) }
 }

@@ -281,18 +281,35 @@ func checkSession(sh *queue.Shard, s *Session) error {
 				j.Fn.Name, s.id, j.Handle, stateName(j.State))
 		}
 	}
-	for _, r := range s.regs {
-		if r.fn.Shard() != sh {
+	if len(s.abilities.index) != len(s.abilities.list)-s.abilities.holes {
+		return fmt.Errorf("session %d: %d registrations indexed, %d listed with %d holes", s.id,
+			len(s.abilities.index), len(s.abilities.list), s.abilities.holes)
+	}
+	for _, f := range s.abilities.functions() {
+		if r := s.abilities.list[s.abilities.index[f]]; r.fn != f {
+			return fmt.Errorf("function %q: session %d indexes it at a slot holding another", f.Name, s.id)
+		}
+		if f.Shard() != sh {
 			continue
 		}
-		if sh.Get([]byte(r.fn.Name)) != r.fn {
-			return fmt.Errorf("function %q: session %d is registered for it but it is no longer registered", r.fn.Name, s.id)
+		if sh.Get([]byte(f.Name)) != f {
+			return fmt.Errorf("function %q: session %d is registered for it but it is no longer registered", f.Name, s.id)
 		}
-		if !slices.Contains(r.fn.Workers, queue.Peer(s)) {
-			return fmt.Errorf("function %q: session %d is registered for it but not among its workers", r.fn.Name, s.id)
+		if n := countPeer(f.Workers, s); n != 1 {
+			return fmt.Errorf("function %q: session %d is registered for it and among its workers %d times", f.Name, s.id, n)
 		}
 	}
 	return nil
+}
+
+func countPeer(ps []queue.Peer, p queue.Peer) int {
+	n := 0
+	for _, q := range ps {
+		if q == p {
+			n++
+		}
+	}
+	return n
 }
 
 func stateName(s queue.State) string {

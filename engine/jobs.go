@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/spur-gearman/spur/codec"
@@ -25,8 +26,7 @@ func (e *Engine) detach(j *queue.Job, s *Session) {
 	if j.State == queue.Done {
 		return
 	}
-	for j.RemoveListener(s) {
-	}
+	j.RemoveListenerAll(s)
 	if len(j.Listeners()) == 0 && !j.Background && !j.Ignore {
 		j.Fn.Ignore(j)
 	}
@@ -102,6 +102,12 @@ type createdReply struct {
 // Acked runs on the store's goroutine when the record (or barrier) is durable or refused.
 func (r *createdReply) Acked(err error) {
 	s, j := r.s, r.j
+	if err == nil && !r.own && j.Refused.Load() {
+		// A barrier behind the job's own record, which was refused (its acknowledgement ran
+		// first, in store order): this submitter gets the same error, not a JOB_CREATED for
+		// a job that is being withdrawn.
+		err = s.e.refusal(j)
+	}
 	if err == nil {
 		s.fillReply(&r.slot, func(b []byte) []byte { return appendJobCreated(b, j) })
 		return
@@ -115,6 +121,7 @@ func (r *createdReply) Acked(err error) {
 // refused takes back a job whose record the store could not write.
 func (e *Engine) refused(j *queue.Job, err error) {
 	e.log.Error("background job refused: cannot write it to the job log", "handle", j.Handle, "error", err)
+	e.lastRefusal.Store(&err)
 	j.Refused.Store(true) // before the reply: a retry must not coalesce onto it
 	// Store callbacks must not take a shard lock (see Store).
 	go func() {
@@ -126,6 +133,14 @@ func (e *Engine) refused(j *queue.Job, err error) {
 			e.withdraw(j)
 		}
 	}()
+}
+
+// refusal is the error a refused job's record got, for the submitters that coalesced onto it.
+func (e *Engine) refusal(j *queue.Job) error {
+	if err := e.lastRefusal.Load(); err != nil {
+		return *err
+	}
+	return fmt.Errorf("job %s could not be written to the job log", j.Handle)
 }
 
 // withdraw takes back a job whose acknowledgement failed, unless a worker already runs it or
@@ -218,6 +233,9 @@ func (e *Engine) jobQueued(f *queue.Function, j *queue.Job) {
 // wakeWorkers sends NOOP to sleeping workers of f, starting at its rotating cursor: at most
 // WorkerWakeup of them (all when 0), each at most once until it grabs again.
 func (e *Engine) wakeWorkers(f *queue.Function) {
+	if e.draining.Load() {
+		return // nothing is handed out while the server drains for shutdown
+	}
 	n := len(f.Workers)
 	sent := 0
 	for k := 0; k < n; k++ {

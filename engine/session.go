@@ -1,10 +1,10 @@
 package engine
 
 import (
+	"bytes"
 	"net"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/valyala/bytebufferpool"
 
@@ -15,14 +15,9 @@ import (
 // Transport is what a session needs from the connection that carries it.
 type Transport interface {
 	// Wake asks the connection's own event loop to call Session.TakeOutput and write the
-	// result soon. Safe to call from any goroutine; it must not block.
-	Wake()
-}
-
-// registration is one CAN_DO or CAN_DO_TIMEOUT of a worker.
-type registration struct {
-	fn      *queue.Function
-	timeout time.Duration // 0 = none
+	// result soon. Safe to call from any goroutine; it must not block. An error means the
+	// loop will not come: the session then asks again on its next send.
+	Wake() error
 }
 
 var outPool bytebufferpool.Pool
@@ -46,13 +41,15 @@ type Session struct {
 	mu          sync.Mutex // a leaf lock: guards everything below
 	out         *bytebufferpool.ByteBuffer
 	held        []*replySlot // replies waiting behind a durable submit's answer, in order
+	heldBytes   int          // bytes of the ready slots in held
 	inLoop      bool         // Feed is running on the session's loop, which flushes afterwards
 	wakePending bool         // a Wake is on its way to the loop
 	overflow    bool         // out exceeded the outbound cap
 	closed      bool
 	clientID    string
-	regs        []registration        // newest first, like gearmand; replaced, never mutated
+	abilities   abilities             // registered functions (see abilities for who may read it)
 	assigned    map[uint64]*queue.Job // by Seq
+	released    *releasedJobs         // jobs this worker held last, for late results
 	listening   map[*queue.Job]struct{}
 }
 
@@ -110,9 +107,9 @@ func (s *Session) Feed(buf []byte) (consumed int, closeConn bool) {
 func (s *Session) protocolError(p *codec.Packet, err error) {
 	switch err {
 	case codec.ErrTooLarge:
-		s.sendError("ARGUMENT_TOO_LARGE", "Packet exceeds the maximum packet size")
+		s.sendReply(codec.ReplyPacketTooLarge)
 	case codec.ErrMissingArgs:
-		s.sendError("INVALID_PACKET", "Packet body has fewer arguments than "+p.Type.String()+" requires")
+		s.sendError(codec.CodeInvalidPacket, "Packet body has fewer arguments than "+p.Type.String()+" requires")
 	}
 	s.e.log.Info("closing connection after protocol error", "conn", s.id, "remote", s.ip, "type", p.Type.String(), "error", err)
 }
@@ -140,11 +137,17 @@ func (s *Session) send(build func([]byte) []byte) {
 			last = &replySlot{ready: true}
 			s.held = append(s.held, last)
 		}
+		n := len(last.b)
 		last.b = build(last.b)
-		s.mu.Unlock()
-		return
+		s.heldBytes += len(last.b) - n
+		if !s.checkOutbound() {
+			s.mu.Unlock()
+			return
+		}
+		// Over the cap: the loop must see it and close the connection.
+	} else {
+		s.appendOut(build)
 	}
-	s.appendOut(build)
 	s.unlockAndWake()
 }
 
@@ -154,9 +157,20 @@ func (s *Session) appendOut(build func([]byte) []byte) {
 		s.out = outPool.Get()
 	}
 	s.out.B = build(s.out.B)
-	if len(s.out.B) > s.e.cfg.MaxOutbound {
+	s.checkOutbound()
+}
+
+// checkOutbound flags the connection for closing once the replies buffered for it, ready or
+// held behind a durable submit's answer, exceed the outbound cap. Call with s.mu held.
+func (s *Session) checkOutbound() (over bool) {
+	n := s.heldBytes
+	if s.out != nil {
+		n += len(s.out.B)
+	}
+	if n > s.e.cfg.MaxOutbound {
 		s.overflow = true
 	}
+	return s.overflow
 }
 
 // unlockAndWake releases s.mu and makes sure the session's loop will flush what is ready.
@@ -166,8 +180,14 @@ func (s *Session) unlockAndWake() {
 		s.wakePending = true
 	}
 	s.mu.Unlock()
-	if wake {
-		s.t.Wake()
+	if !wake {
+		return
+	}
+	if err := s.t.Wake(); err != nil {
+		s.mu.Lock()
+		s.wakePending = false
+		s.mu.Unlock()
+		s.e.log.Warn("cannot wake the connection's event loop", "conn", s.id, "remote", s.ip, "error", err)
 	}
 }
 
@@ -197,9 +217,11 @@ func (s *Session) fillReply(slot *replySlot, build func([]byte) []byte) {
 	} else {
 		slot.b = build(slot.b)
 		slot.ready = true
+		s.heldBytes += len(slot.b)
 	}
 	for ; i < len(s.held) && s.held[i].ready; i++ {
 		b := s.held[i].b
+		s.heldBytes -= len(b)
 		s.appendOut(func(out []byte) []byte { return append(out, b...) })
 		s.held[i] = nil
 	}
@@ -217,6 +239,10 @@ func (s *Session) sendPacket(t codec.Type, args ...[]byte) {
 
 func (s *Session) sendError(code, text string) {
 	s.send(func(b []byte) []byte { return codec.AppendError(b, code, text) })
+}
+
+func (s *Session) sendReply(r *codec.Reply) {
+	s.send(func(b []byte) []byte { return codec.AppendReply(b, r) })
 }
 
 func (s *Session) sendText(text string) {
@@ -243,21 +269,14 @@ func ReleaseOutput(out *bytebufferpool.ByteBuffer) {
 	}
 }
 
+// ReleaseOutput is the package's ReleaseOutput, for transports that know only the session.
+func (s *Session) ReleaseOutput(out *bytebufferpool.ByteBuffer) { ReleaseOutput(out) }
+
+// LogAttrs names the connection in a transport's log lines.
+func (s *Session) LogAttrs() []any { return []any{"conn", s.id, "remote", s.ip} }
+
 // MaxOutbound is the outbound cap a transport enforces on bytes it has queued itself.
 func (s *Session) MaxOutbound() int { return s.e.cfg.MaxOutbound }
-
-// snapshotRegs returns the current registrations (newest first); the slice is never mutated.
-func (s *Session) snapshotRegs() []registration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.regs
-}
-
-func (s *Session) setRegs(regs []registration) {
-	s.mu.Lock()
-	s.regs = regs
-	s.mu.Unlock()
-}
 
 // assign records that the worker holds j.
 func (s *Session) assign(j *queue.Job) {
@@ -269,12 +288,52 @@ func (s *Session) assign(j *queue.Job) {
 	s.mu.Unlock()
 }
 
+// unassign records that the worker no longer holds j: it finished, timed out, was requeued.
 func (s *Session) unassign(j *queue.Job) {
 	s.mu.Lock()
 	if s.assigned[j.Seq] == j {
 		delete(s.assigned, j.Seq)
+		if s.released == nil {
+			s.released = &releasedJobs{}
+		}
+		s.released.add(j.Seq)
 	}
 	s.mu.Unlock()
+}
+
+// releasedJobs remembers the job numbers of the last jobs a worker held, so that a result it
+// sends for one of them after the job was taken from it is recognised as late, not unknown.
+// A ring: a worker that sends its result after more than len(seqs) newer jobs left it gets
+// gearmand's JOB_NOT_FOUND.
+type releasedJobs struct {
+	seqs [64]uint64
+	next int
+}
+
+func (r *releasedJobs) add(seq uint64) {
+	r.seqs[r.next] = seq
+	r.next = (r.next + 1) % len(r.seqs)
+}
+
+func (r *releasedJobs) has(seq uint64) bool {
+	for _, v := range r.seqs {
+		if v == seq {
+			return true
+		}
+	}
+	return false
+}
+
+// heldBefore reports whether handle names a job this worker held and lost (see releasedJobs).
+func (s *Session) heldBefore(handle []byte) bool {
+	seq, ok := queue.HandleSeq(handle)
+	var b [codec.MaxHandleSize + 1]byte
+	if !ok || seq == 0 || !bytes.Equal(s.e.appendHandle(b[:0], seq), handle) {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.released != nil && s.released.has(seq)
 }
 
 func (s *Session) assignedJob(handle []byte) *queue.Job {
@@ -314,23 +373,18 @@ func (s *Session) Close() {
 	s.e.removeSession(s)
 	s.mu.Lock()
 	s.closed = true
-	regs, assigned, listening := s.regs, s.assigned, s.listening
-	s.regs, s.assigned, s.listening, s.held = nil, nil, nil, nil
+	fns, assigned, listening := s.abilities.functions(), s.assigned, s.listening
+	s.abilities, s.assigned, s.listening, s.held, s.heldBytes = abilities{}, nil, nil, nil, 0
 	if s.out != nil {
 		outPool.Put(s.out)
 		s.out = nil
 	}
 	s.mu.Unlock()
 
-	seen := make(map[*queue.Function]bool, len(regs))
-	for _, r := range regs {
-		if seen[r.fn] {
-			continue
-		}
-		seen[r.fn] = true
-		sh := r.fn.Shard()
+	for _, f := range fns {
+		sh := f.Shard()
 		sh.Lock()
-		r.fn.RemoveWorker(s)
+		f.RemoveWorker(s)
 		sh.Unlock()
 	}
 	for _, j := range assigned {

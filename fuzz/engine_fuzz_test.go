@@ -111,7 +111,7 @@ var submitErrors = map[string]bool{"QUEUE_ERROR": true, "ARGUMENT_TOO_LARGE": tr
 // fakeTransport counts the engine's wake-up calls for a connection.
 type fakeTransport struct{ wakes atomic.Int64 }
 
-func (t *fakeTransport) Wake() { t.wakes.Add(1) }
+func (t *fakeTransport) Wake() error { t.wakes.Add(1); return nil }
 
 type storeMode uint8
 

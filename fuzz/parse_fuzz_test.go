@@ -110,10 +110,21 @@ func expectError(buf []byte, maxBody uint32) error {
 	}
 	spec, _ := codec.Spec(codec.Type(typ))
 	body := buf[codec.HeaderSize : codec.HeaderSize+int(size)]
-	if spec.Args > 0 && bytes.Count(body, []byte{0}) < spec.Args-1 {
+	nuls := bytes.Count(body, []byte{0})
+	if spec.Args > 0 && nuls < spec.Args-1 && !handleOnlyResult(codec.Type(typ), nuls) {
 		return codec.ErrMissingArgs
 	}
 	return nil
+}
+
+// handleOnlyResult: a WORK_COMPLETE, WORK_EXCEPTION, WORK_DATA or WORK_WARNING body without a
+// NUL is the handle alone, with empty data.
+func handleOnlyResult(t codec.Type, nuls int) bool {
+	switch t {
+	case codec.WorkComplete, codec.WorkException, codec.WorkData, codec.WorkWarning:
+		return nuls == 0
+	}
+	return false
 }
 
 // checkParse asserts every documented property of one Parse(buf, maxBody) result.

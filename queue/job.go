@@ -138,6 +138,25 @@ func (j *Job) ClearListeners() {
 	}
 }
 
+// RemoveListenerAll detaches every attachment of p in one pass (a client that coalesced many
+// submits onto the job is detached in time proportional to them, not their square) and
+// reports how many there were.
+func (j *Job) RemoveListenerAll(p Peer) int {
+	if j.more == nil {
+		return 0
+	}
+	ls := j.more.listeners
+	kept := ls[:0]
+	for _, l := range ls {
+		if l != p {
+			kept = append(kept, l)
+		}
+	}
+	clear(ls[len(kept):])
+	j.more.listeners = kept
+	return len(ls) - len(kept)
+}
+
 // RemoveListener detaches one attachment of p and reports whether one was found.
 func (j *Job) RemoveListener(p Peer) bool {
 	if j.more == nil {

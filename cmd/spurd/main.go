@@ -21,38 +21,40 @@ import (
 
 	"github.com/spur-gearman/spur/codec"
 	"github.com/spur-gearman/spur/engine"
+	"github.com/spur-gearman/spur/engine/tcpserver"
 	"github.com/spur-gearman/spur/wal"
 )
 
 // options are the parsed command line.
 type options struct {
-	port          string
-	listen        []string
-	threads       int
-	jobRetries    int
-	workerWakeup  int
-	roundRobin    bool
-	logFile       string
-	verbose       string
-	pidFile       string
-	backlog       int
-	keepalive     bool
-	keepIdle      int
-	keepInterval  int
-	keepCount     int
-	handlePrefix  string
-	version       bool
-	queueType     string
-	exceptions    bool
-	ssl           bool
-	dataDir       string
-	syncMode      string
-	syncInterval  time.Duration
-	minFreeDisk   uint64
-	shutdownWait  time.Duration
-	maxPacketSize uint32
-	httpAddr      string
-	cpuProfile    string
+	port            string
+	listen          []string
+	threads         int
+	jobRetries      int
+	workerWakeup    int
+	roundRobin      bool
+	logFile         string
+	verbose         string
+	pidFile         string
+	backlog         int
+	keepalive       bool
+	keepIdle        int
+	keepInterval    int
+	keepCount       int
+	handlePrefix    string
+	version         bool
+	queueType       string
+	exceptions      bool
+	ssl             bool
+	dataDir         string
+	syncMode        string
+	syncInterval    time.Duration
+	minFreeDisk     uint64
+	shutdownWait    time.Duration
+	maxPartialBytes int64
+	maxPacketSize   uint32
+	httpAddr        string
+	cpuProfile      string
 }
 
 // ignoredFlags are gearmand options spurd accepts so existing command lines keep working,
@@ -124,6 +126,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.Uint64Var(&o.minFreeDisk, "min-free-disk", 64<<20, "bytes kept free in --data-dir: below it new background jobs get ERROR QUEUE_ERROR")
 	fs.DurationVar(&o.shutdownWait, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown waits for running jobs")
 	fs.Uint32Var(&o.maxPacketSize, "max-packet-size", codec.DefaultMaxPacket, "largest packet body accepted, in bytes")
+	fs.Int64Var(&o.maxPartialBytes, "max-partial-bytes", tcpserver.DefaultMaxPartialBytes, "bytes of partly received packets all connections together may hold; past it the connections holding the most are closed")
 	fs.StringVar(&o.httpAddr, "http-addr", "", "HOST:PORT for metrics and the HTTP API (not supported yet)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file")
 	ignored := map[string]*string{}
@@ -187,6 +190,9 @@ func (o *options) validate() error {
 	}
 	if o.maxPacketSize < 1024 {
 		return errors.New("--max-packet-size must be at least 1024 bytes")
+	}
+	if o.maxPartialBytes < int64(o.maxPacketSize)+codec.HeaderSize {
+		return errors.New("--max-partial-bytes must be at least --max-packet-size (one whole packet must fit)")
 	}
 	if _, ok := levels[strings.ToUpper(o.verbose)]; !ok {
 		return fmt.Errorf("unknown --verbose level %q", o.verbose)
@@ -353,13 +359,16 @@ func serve(o *options, logger *slog.Logger) error {
 	for i, host := range listen {
 		addrs[i] = net.JoinHostPort(host, o.port)
 	}
-	lc := engine.ListenConfig{Addrs: addrs, Loops: o.threads}
+	lc := tcpserver.Config{Addrs: addrs, Loops: o.threads, MaxPacketSize: o.maxPacketSize,
+		MaxPartialBytes: o.maxPartialBytes, Logger: logger}
 	if o.keepalive {
 		lc.KeepAlive = secondsOr(o.keepIdle, 60)
 		lc.KeepIntvl = secondsOr(o.keepInterval, 0)
 		lc.KeepCount = max(o.keepCount, 0)
 	}
-	srv := engine.NewServer(e, lc)
+	srv := tcpserver.New(func(w tcpserver.Waker, fd int, remote net.Addr) tcpserver.Session {
+		return e.NewSession(w, fd, remote)
+	}, lc)
 	runErr := make(chan error, 1)
 	go func() { runErr <- srv.Run() }()
 	select {

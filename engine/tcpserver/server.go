@@ -1,38 +1,86 @@
-package engine
+// Package tcpserver is Spur's plain TCP transport: gnet v2's epoll event loops carrying the
+// connections of a server it knows only through the Open function it is given and the
+// Session interface. It owns the sockets, the reads and writes, the per-loop flushing of
+// sends made while a loop runs a callback, and the server-wide budget for bytes of packets
+// that have not fully arrived yet.
+//
+// It imports nothing of the engine: cmd/spurd hands it engine.Engine.NewSession wrapped in
+// an Open function, and the engine's tests do the same.
+package tcpserver
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"sync"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"github.com/valyala/bytebufferpool"
 
 	"github.com/spur-gearman/spur/codec"
 )
 
-// ListenConfig says where and how the gnet transport listens.
-type ListenConfig struct {
+// Session is the server side of one connection, as the transport drives it. All its methods
+// are called from the connection's own event loop.
+type Session interface {
+	// Feed executes the complete packets at the front of buf and returns how many bytes it
+	// consumed; closeConn asks for the connection to be closed once its output is written.
+	Feed(buf []byte) (consumed int, closeConn bool)
+	// TakeOutput hands over what is to be written (nil when nothing is) and whether the
+	// session's outbound cap was exceeded; the transport then calls ReleaseOutput(out).
+	TakeOutput() (out *bytebufferpool.ByteBuffer, overflow bool)
+	ReleaseOutput(out *bytebufferpool.ByteBuffer)
+	// MaxOutbound caps the bytes the transport may queue for the connection itself.
+	MaxOutbound() int
+	// Close releases what the session held, once the connection is gone.
+	Close()
+	// LogAttrs names the connection in log lines.
+	LogAttrs() []any
+}
+
+// Waker lets a session ask its loop to write its output: the transport passes one to Open.
+type Waker interface {
+	// Wake asks the loop to call TakeOutput soon; safe from any goroutine, never blocks.
+	Wake() error
+}
+
+// Open makes the session of a new connection.
+type Open func(w Waker, fd int, remote net.Addr) Session
+
+// Config says where and how the transport listens.
+type Config struct {
 	Addrs     []string      // host:port each; "" host = every address
 	Loops     int           // event loops; 0 = one per CPU
 	KeepAlive time.Duration // TCP keepalive period; 0 = off
 	KeepIntvl time.Duration
 	KeepCount int
+	// MaxPacketSize is the largest packet body the server accepts; a packet announcing more
+	// is handed to the session at once (which refuses it) instead of being awaited.
+	MaxPacketSize uint32
+	// MaxPartialBytes is the server-wide budget for bytes of packets that have not fully
+	// arrived (see partial.go); 0 = DefaultMaxPartialBytes.
+	MaxPartialBytes int64
+	Logger          *slog.Logger
 }
 
 // readBufferCap is the bytes each event loop reads at once (see Run).
 const readBufferCap = 1 << 20
 
-// Server runs the engine behind gnet's epoll event loops.
+// Server runs sessions behind gnet's epoll event loops.
 type Server struct {
 	gnet.BuiltinEventEngine
-	e      *Engine
-	cfg    ListenConfig
+	open   Open
+	log    *slog.Logger
+	cfg    Config
 	booted chan struct{}
 	done   chan struct{} // closed when Run returns
 	eng    gnet.Engine
 	loops  sync.Map // gnet.EventLoop -> *loopState
+
+	partial partialBudget
 }
 
 // loopState lets sends made while an event loop runs one of its callbacks be flushed at the
@@ -77,7 +125,7 @@ func (srv *Server) leave(l *loopState) {
 		l.pending, l.spare = l.spare[:0], p
 		l.mu.Unlock()
 		for _, c := range p {
-			if s, ok := c.Context().(*Session); ok && srv.flush(c, s) {
+			if cn, ok := c.Context().(*conn); ok && srv.flush(cn) {
 				_ = c.Close()
 			}
 		}
@@ -85,9 +133,42 @@ func (srv *Server) leave(l *loopState) {
 	}
 }
 
-// NewServer prepares a gnet transport for e.
-func NewServer(e *Engine, cfg ListenConfig) *Server {
-	return &Server{e: e, cfg: cfg, booted: make(chan struct{}), done: make(chan struct{})}
+// conn is what the transport keeps as a gnet connection's context.
+type conn struct {
+	s       Session
+	c       gnet.Conn
+	loop    *loopState
+	partial partialHold
+}
+
+// Wake flushes c at the end of its loop's current callback if the loop is in one, and
+// otherwise wakes the loop.
+func (c *conn) Wake() error {
+	l := c.loop
+	l.mu.Lock()
+	if l.active {
+		l.pending = append(l.pending, c.c)
+		l.mu.Unlock()
+		return nil
+	}
+	l.mu.Unlock()
+	return c.c.Wake(nil)
+}
+
+// New prepares a transport whose connections get their sessions from open.
+func New(open Open, cfg Config) *Server {
+	if cfg.MaxPacketSize == 0 {
+		cfg.MaxPacketSize = codec.DefaultMaxPacket
+	}
+	if cfg.MaxPartialBytes == 0 {
+		cfg.MaxPartialBytes = DefaultMaxPartialBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	srv := &Server{open: open, log: cfg.Logger, cfg: cfg, booted: make(chan struct{}), done: make(chan struct{})}
+	srv.partial.init(cfg.MaxPartialBytes)
+	return srv
 }
 
 // Run listens and serves until Stop; it returns once every loop has exited. It returns an
@@ -107,7 +188,7 @@ func (srv *Server) Run() error {
 		// and back out again when the packet is whole.
 		gnet.WithReadBufferCap(readBufferCap),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-		gnet.WithLogger(gnetLogger{srv.e}),
+		gnet.WithLogger(gnetLogger{srv.log}),
 	}
 	if srv.cfg.KeepAlive > 0 {
 		opts = append(opts, gnet.WithTCPKeepAlive(srv.cfg.KeepAlive))
@@ -157,17 +238,20 @@ func (srv *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if !ok {
 		l, _ = srv.loops.LoadOrStore(c.EventLoop(), &loopState{})
 	}
-	c.SetContext(srv.e.NewSession(&gnetTransport{c: c, loop: l.(*loopState)}, c.Fd(), c.RemoteAddr()))
+	cn := &conn{c: c, loop: l.(*loopState)}
+	cn.s = srv.open(cn, c.Fd(), c.RemoteAddr())
+	c.SetContext(cn)
 	return nil, gnet.None
 }
 
 // OnClose implements gnet.EventHandler.
 func (srv *Server) OnClose(c gnet.Conn, _ error) gnet.Action {
-	if s, ok := c.Context().(*Session); ok {
-		l := s.t.(*gnetTransport).loop
+	if cn, ok := c.Context().(*conn); ok {
+		l := cn.loop
 		l.enter()
 		c.SetContext(nil)
-		s.Close() // requeues and notifications it causes are flushed by leave
+		srv.partial.release(cn)
+		cn.s.Close() // requeues and notifications it causes are flushed by leave
 		srv.leave(l)
 	}
 	return gnet.None
@@ -175,24 +259,27 @@ func (srv *Server) OnClose(c gnet.Conn, _ error) gnet.Action {
 
 // OnTraffic implements gnet.EventHandler: it runs for bytes read and for Wake.
 func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
-	s, ok := c.Context().(*Session)
+	cn, ok := c.Context().(*conn)
 	if !ok {
 		return gnet.None // a wake-up for a connection that closed meanwhile
 	}
-	l := s.t.(*gnetTransport).loop
+	l := cn.loop
 	l.enter()
 	closeConn := false
-	if s.waitingForBody(c) {
+	if cn.partial.evicted.Load() {
+		// Closed by flush below; what it sent is not read any more.
+	} else if srv.waitingForBody(c) {
 		// Part of a large packet: leave it in gnet's buffer until it is whole, instead of
 		// copying the growing prefix out on every read.
 	} else if buf, _ := c.Peek(-1); len(buf) > 0 {
 		var n int
-		n, closeConn = s.Feed(buf)
+		n, closeConn = cn.s.Feed(buf)
 		if n > 0 { // gnet's Discard treats n <= 0 as "everything"
 			_, _ = c.Discard(n)
 		}
 	}
-	if srv.flush(c, s) {
+	srv.partial.hold(cn, c.InboundBuffered())
+	if srv.flush(cn) {
 		closeConn = true
 	}
 	srv.leave(l)
@@ -202,17 +289,22 @@ func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	return gnet.None
 }
 
-// flush writes what s has buffered to c and reports whether c must be closed because its
-// peer does not read its replies. Call only from c's loop.
-func (srv *Server) flush(c gnet.Conn, s *Session) (closeConn bool) {
-	out, overflow := s.TakeOutput()
-	if out != nil {
-		_, _ = c.Write(out.B)
-		ReleaseOutput(out)
+// flush writes what the session has buffered and reports whether the connection must be
+// closed because its peer does not read its replies. Call only from the connection's loop.
+func (srv *Server) flush(cn *conn) (closeConn bool) {
+	if cn.partial.evicted.Load() {
+		srv.log.Warn("closing connection: the server's budget for partly received packets is spent and it holds the most",
+			append(cn.s.LogAttrs(), "held", cn.partial.bytes.Load(), "budget", srv.cfg.MaxPartialBytes)...)
+		return true
 	}
-	if overflow || c.OutboundBuffered() > s.MaxOutbound() {
-		srv.e.log.Warn("closing connection that does not read its replies", "conn", s.id, "remote", s.ip,
-			"buffered", c.OutboundBuffered())
+	out, overflow := cn.s.TakeOutput()
+	if out != nil {
+		_, _ = cn.c.Write(out.B)
+		cn.s.ReleaseOutput(out)
+	}
+	if overflow || cn.c.OutboundBuffered() > cn.s.MaxOutbound() {
+		srv.log.Warn("closing connection that does not read its replies",
+			append(cn.s.LogAttrs(), "buffered", cn.c.OutboundBuffered())...)
 		return true
 	}
 	return false
@@ -221,7 +313,7 @@ func (srv *Server) flush(c gnet.Conn, s *Session) (closeConn bool) {
 // waitingForBody reports whether the bytes buffered for c are the beginning of one binary
 // packet that has not fully arrived yet (and is within the size limit, so that an oversized
 // header is still parsed and refused at once).
-func (s *Session) waitingForBody(c gnet.Conn) bool {
+func (srv *Server) waitingForBody(c gnet.Conn) bool {
 	have := c.InboundBuffered()
 	if have < codec.HeaderSize {
 		return false
@@ -231,43 +323,24 @@ func (s *Session) waitingForBody(c gnet.Conn) bool {
 		return false
 	}
 	need := codec.PacketLen(hdr)
-	return need > have && need-codec.HeaderSize <= int(s.e.cfg.MaxPacketSize)
+	return need > have && need-codec.HeaderSize <= int(srv.cfg.MaxPacketSize)
 }
 
-type gnetTransport struct {
-	c    gnet.Conn
-	loop *loopState
-}
-
-// Wake flushes c at the end of its loop's current callback if the loop is in one, and
-// otherwise wakes the loop.
-func (t *gnetTransport) Wake() {
-	l := t.loop
-	l.mu.Lock()
-	if l.active {
-		l.pending = append(l.pending, t.c)
-		l.mu.Unlock()
-		return
-	}
-	l.mu.Unlock()
-	_ = t.c.Wake(nil)
-}
-
-// gnetLogger routes gnet's own log lines into the engine's slog logger.
-type gnetLogger struct{ e *Engine }
+// gnetLogger routes gnet's own log lines into slog.
+type gnetLogger struct{ l *slog.Logger }
 
 func (l gnetLogger) Debugf(format string, args ...any) {
-	l.e.log.Debug(fmt.Sprintf(format, args...), "component", "gnet")
+	l.l.Debug(fmt.Sprintf(format, args...), "component", "gnet")
 }
 func (l gnetLogger) Infof(format string, args ...any) {
-	l.e.log.Info(fmt.Sprintf(format, args...), "component", "gnet")
+	l.l.Info(fmt.Sprintf(format, args...), "component", "gnet")
 }
 func (l gnetLogger) Warnf(format string, args ...any) {
-	l.e.log.Warn(fmt.Sprintf(format, args...), "component", "gnet")
+	l.l.Warn(fmt.Sprintf(format, args...), "component", "gnet")
 }
 func (l gnetLogger) Errorf(format string, args ...any) {
-	l.e.log.Error(fmt.Sprintf(format, args...), "component", "gnet")
+	l.l.Error(fmt.Sprintf(format, args...), "component", "gnet")
 }
 func (l gnetLogger) Fatalf(format string, args ...any) {
-	l.e.log.Error(fmt.Sprintf(format, args...), "component", "gnet")
+	l.l.Error(fmt.Sprintf(format, args...), "component", "gnet")
 }
