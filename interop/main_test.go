@@ -1,6 +1,9 @@
 // Package interop drives a real job server with real third-party Gearman
 // clients: the PECL gearman extension for PHP, libgearman's `gearman` and
-// `gearadmin` command-line tools, and Perl's Gearman::Client/Gearman::Worker.
+// `gearadmin` command-line tools, Perl's Gearman::Client/Gearman::Worker,
+// libgearman's C API (testdata/capi.c, compiled by the tests) and the npm
+// package gearman (node/, installed there by `npm ci`). README.md lists
+// their versions and every scenario.
 //
 // By default the server under test is Spur (built once in TestMain from
 // ../cmd/spurd), and every test runs twice as subtests: TestX/builtin against
