@@ -23,6 +23,7 @@ const (
 	CodeInvalidMagic     = "INVALID_MAGIC"
 	CodeInvalidPacket    = "INVALID_PACKET"
 	CodeJobNotFound      = "JOB_NOT_FOUND"
+	CodePermissionDenied = "PERMISSION_DENIED" // Spur's: the server's access rules refuse the request
 	CodeQueueError       = "QUEUE_ERROR"
 	CodeUnknownOption    = "UNKNOWN_OPTION"
 )
@@ -71,9 +72,9 @@ func CheckArgs(p *Packet) *Reply {
 	switch p.Type {
 	case SubmitJob, SubmitJobHigh, SubmitJobLow, SubmitJobBg, SubmitJobHighBg, SubmitJobLowBg,
 		SubmitJobEpoch, SubmitJobSched:
-		return checkSubmit(p.Args[0], p.Args[1], nil)
+		return CheckSubmit(p.Args[0], p.Args[1], nil)
 	case SubmitReduceJob, SubmitReduceJobBackground:
-		return checkSubmit(p.Args[0], p.Args[1], p.Args[2])
+		return CheckSubmit(p.Args[0], p.Args[1], p.Args[2])
 	case CanDo, CantDo:
 		if len(p.Args[0]) > MaxFunctionSize {
 			return ReplyFunctionTooLarge
@@ -97,7 +98,8 @@ func CheckArgs(p *Packet) *Reply {
 	return nil
 }
 
-func checkSubmit(fn, unique, reducer []byte) *Reply {
+// CheckSubmit is CheckArgs for the arguments of a submit, whatever door it came through.
+func CheckSubmit(fn, unique, reducer []byte) *Reply {
 	switch {
 	case len(fn) > MaxFunctionSize:
 		return ReplyFunctionTooLarge

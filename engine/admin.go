@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"os"
 	"sort"
 	"strconv"
@@ -19,6 +20,14 @@ func (s *Session) admin(line []byte) {
 		// gearmand closes the connection here; a clear error is friendlier and harmless.
 		s.sendText("ERR INVALID_ARGUMENTS Too+many+arguments+were+sent+to+this+command\r\n")
 		return
+	}
+	if w.N > 0 {
+		cmd := bytes.ToLower(w.Word(0))
+		if err := s.allow(ActAdmin, cmd); err != nil {
+			s.e.log.Info("admin command refused", "conn", s.id, "remote", s.who.IP, "command", string(cmd), "reason", err)
+			s.sendText("ERR ACCESS_DENIED " + adminText(string(cmd)+" "+err.Error()) + "\r\n")
+			return
+		}
 	}
 	switch {
 	case w.Is(0, "status") && w.N == 1:
@@ -41,7 +50,7 @@ func (s *Session) admin(line []byte) {
 	case w.Is(0, "cancel") && w.N == 3:
 		if !w.Is(1, "job") {
 			s.sendText("ERR UNKNOWN_ERROR\r\n")
-		} else if s.e.cancelJob(w.Word(2)) {
+		} else if s.e.Cancel(w.Word(2)) {
 			s.sendText("OK\r\n")
 		} else {
 			s.sendText("ERR UNKNOWN_JOB\r\n")
@@ -69,12 +78,8 @@ func (s *Session) admin(line []byte) {
 	case w.Is(0, "version") && w.N == 1:
 		s.sendText("OK " + Version + "\n")
 	case w.Is(0, "shutdown") && (w.N == 1 || (w.N == 2 && w.Is(1, "graceful"))):
-		if !s.loopback {
-			s.sendText("ERR ACCESS_DENIED shutdown+is+only+accepted+from+a+loopback+connection\r\n")
-			return
-		}
 		graceful := w.N == 2
-		s.e.log.Warn("shutdown requested by admin command", "remote", s.ip, "graceful", graceful)
+		s.e.log.Warn("shutdown requested by admin command", "remote", s.who.IP, "graceful", graceful)
 		s.sendText("OK\r\n")
 		if s.e.cfg.OnShutdown != nil {
 			go s.e.cfg.OnShutdown(graceful)
@@ -83,6 +88,9 @@ func (s *Session) admin(line []byte) {
 		s.sendText("ERR UNKNOWN_COMMAND Unknown+server+command" + string(w.Word(0)) + "\r\n")
 	}
 }
+
+// adminText spells a message the way gearmand's ERR lines do: words joined by '+'.
+func adminText(msg string) string { return strings.ReplaceAll(msg, " ", "+") }
 
 func incompleteArgs(cmd string) string {
 	return "ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+" + cmd + "\r\n"
@@ -151,7 +159,7 @@ func (e *Engine) workersText() string {
 		s.mu.Lock()
 		b.WriteString(strconv.Itoa(s.fd))
 		b.WriteByte(' ')
-		b.WriteString(s.ip)
+		b.WriteString(s.who.IP)
 		b.WriteByte(' ')
 		b.WriteString(s.clientID)
 		b.WriteString(" :")
@@ -199,26 +207,6 @@ func boolDigit(b bool) string {
 		return "1"
 	}
 	return "0"
-}
-
-// cancelJob is `cancel job H`: listeners get WORK_FAIL; a queued job is dropped when a grab
-// reaches it, a running one when its worker reports (the result is discarded).
-func (e *Engine) cancelJob(h []byte) bool {
-	j := e.reg.Lookup(h)
-	if j == nil {
-		return false
-	}
-	sh := j.Fn.Shard()
-	sh.Lock()
-	defer sh.Unlock()
-	if j.State == queue.Done || j.Ignore {
-		return false
-	}
-	e.releaseListeners(j, workFail(h))
-	j.Fn.Ignore(j)
-	e.unpersist(j)
-	e.log.Info("job cancelled by admin", "handle", j.Handle, "function", j.Fn.Name)
-	return true
 }
 
 // dropFunction is `drop function FN`: exactly the function of that name (gearmand matches

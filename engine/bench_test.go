@@ -109,6 +109,31 @@ func TestEchoAllocatesNothing(t *testing.T) {
 	}
 }
 
+// TestGetStatusAllocatesNothing: GET_STATUS of a known job, through the authorization point.
+func TestGetStatusAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	e := newBenchEngine()
+	s := e.NewSession(&benchTransport{}, 1, nil)
+	defer s.Close()
+	created := roundTrip(t, s, codec.AppendRequest(nil, codec.SubmitJobBg, []byte("f"), nil, []byte("x")))
+	h := created[codec.HeaderSize:]
+	req := codec.AppendRequest(nil, codec.GetStatus, h)
+	want := codec.AppendStatusRes(codec.AppendHeader(nil, 0, 0)[:0], h, true, false, 0, 0)
+	if got := roundTrip(t, s, req); string(got) != string(want) {
+		t.Fatalf("GET_STATUS answered %q, want %q", got, want)
+	}
+	n := testing.AllocsPerRun(1000, func() {
+		s.Feed(req)
+		out, _ := s.TakeOutput()
+		ReleaseOutput(out)
+	})
+	if n != 0 {
+		t.Fatalf("GET_STATUS costs %.2f allocations", n)
+	}
+}
+
 // BenchmarkSubmitBackground: one SUBMIT_JOB_BG in, one JOB_CREATED out. The queue is drained
 // by a worker (outside the timer) every drainEvery jobs so that memory stays bounded.
 func BenchmarkSubmitBackground(b *testing.B) {

@@ -76,98 +76,59 @@ func (s *Session) dispatch(p *codec.Packet) {
 
 // submit handles the nine SUBMIT_JOB variants.
 func (s *Session) submit(p *codec.Packet, prio queue.Priority, background bool) {
-	fn, unique, data := p.Args[0], p.Args[1], p.Args[p.NArgs-1]
-	var reducer []byte
-	var runAt int64
+	req := SubmitRequest{
+		Function:   p.Args[0],
+		Unique:     p.Args[1],
+		Data:       p.Args[p.NArgs-1],
+		Priority:   prio,
+		Background: background,
+	}
 	switch p.Type {
 	case codec.SubmitJobEpoch:
 		var ok bool
-		if runAt, ok = parseEpoch(p.Args[2]); !ok {
+		if req.RunAt, ok = parseEpoch(p.Args[2]); !ok {
 			s.sendReply(codec.ReplyEpochOutOfRange)
 			return
 		}
 	case codec.SubmitReduceJob, codec.SubmitReduceJobBackground:
-		reducer = p.Args[2]
+		req.Reducer = p.Args[2]
 	}
-
+	if !s.permitted(ActSubmit, req.Function) {
+		return
+	}
 	e := s.e
 	if e.draining.Load() {
 		s.sendReply(codec.ReplyShuttingDown)
 		return
 	}
-	sh := e.reg.ShardFor(fn)
+	sh := e.reg.ShardFor(req.Function)
 	sh.Lock()
 	defer sh.Unlock()
-	f := sh.Ensure(fn)
-	if j := f.Coalesce(unique, data); j != nil && !j.Refused.Load() {
-		switch {
-		case !background:
+	f := sh.Ensure(req.Function)
+	j, how, err := e.place(f, &req)
+	switch how {
+	case refused:
+		s.send(queueError(err))
+	case joined:
+		if !background {
 			e.attach(j, s)
-		case !j.Background:
-			// A background submit joining a foreground job makes it a background job: it
-			// must now outlive its foreground clients, and be durable before this
-			// submitter is told it exists.
-			if !s.writable() {
-				return
-			}
-			j.Background = true
-			e.persist(s, j)
-			return
-		case j.Persisted && e.store != nil:
-			// The job's own record may still be on its way to disk: answer after it. No
-			// new write, so a nearly full disk does not refuse it.
-			e.answerWhenDurable(s, j)
-			return
 		}
 		s.sendJobCreated(j)
-		return
+	case joinedDurable:
+		e.answerWhenDurable(s, j)
+	case promoted:
+		e.persist(s, j)
+	case placedNew:
+		if background {
+			e.persist(s, j) // JOB_CREATED goes out once the job is durable
+		} else {
+			e.attach(j, s)
+			// Buffered before the shard is released, so no WORK_* packet of this job can
+			// reach the client ahead of it.
+			s.sendJobCreated(j)
+		}
+		e.jobQueued(f, j)
 	}
-	if limit := f.MaxQueue[prio]; limit > 0 && f.Total >= limit {
-		s.sendReply(codec.ReplyQueueFull)
-		return
-	}
-	if background && !s.writable() {
-		return
-	}
-	seq := e.nextSeq()
-	var hbuf [64]byte
-	j := &queue.Job{
-		Handle:     sh.CopyString(e.appendHandle(hbuf[:0], seq)),
-		Seq:        seq,
-		Unique:     sh.CopyString(unique),
-		Priority:   prio,
-		Background: background,
-		RunAt:      runAt,
-	}
-	j.SetReducer(sh.CopyString(reducer))
-	sh.SetData(j, data)
-	var t int64 // the clock is read only for a scheduled job: it was 8% of a submit burst
-	if runAt > 0 {
-		t = now()
-	}
-	f.Enqueue(j, t)
-	if background {
-		e.persist(s, j) // JOB_CREATED goes out once the job is durable
-	} else {
-		e.attach(j, s)
-		// Buffered before the shard is released, so no WORK_* packet of this job can reach
-		// the client ahead of it.
-		s.sendJobCreated(j)
-	}
-	e.jobQueued(f, j)
-}
-
-// writable checks, for a submit that needs a new record, that the store takes one now; if not
-// the submitter is told why.
-func (s *Session) writable() bool {
-	if s.e.store == nil {
-		return true
-	}
-	if err := s.e.store.Writable(); err != nil {
-		s.send(queueError(err))
-		return false
-	}
-	return true
 }
 
 func (s *Session) sendJobCreated(j *queue.Job) {
@@ -272,6 +233,9 @@ func (s *Session) preSleep() {
 }
 
 func (s *Session) canDo(fn []byte, timeout time.Duration) {
+	if !s.permitted(ActWork, fn) {
+		return
+	}
 	sh := s.e.reg.ShardFor(fn)
 	sh.Lock()
 	f := sh.Ensure(fn)
@@ -389,39 +353,23 @@ func (s *Session) lateResult(p *codec.Packet) {
 }
 
 func (s *Session) getStatus(h []byte) {
-	var known, running bool
-	var num, den uint64
-	if j := s.e.reg.Lookup(h); j != nil {
-		sh := j.Fn.Shard()
-		sh.Lock()
-		if j.State != queue.Done {
-			known, running = true, j.State == queue.Running
-			num, den = j.Status()
-		}
-		sh.Unlock()
+	st := s.e.Status(h)
+	if st.Known && !s.permitted(ActStatus, viewBytes(st.Function)) {
+		return
 	}
-	s.send(func(b []byte) []byte { return codec.AppendStatusRes(b, h, known, running, num, den) })
+	s.send(func(b []byte) []byte {
+		return codec.AppendStatusRes(b, h, st.Known, st.Running, st.Numerator, st.Denominator)
+	})
 }
 
-// getStatusUnique looks a unique id up across all functions; the first live match wins.
 func (s *Session) getStatusUnique(u []byte) {
-	var known, running bool
-	var num, den, clients uint64
-	if len(u) > 0 {
-		s.e.reg.EachShard(func(sh *queue.Shard) {
-			if known {
-				return
-			}
-			for _, f := range sh.Functions() {
-				if j := f.Coalesce(u, nil); j != nil && j.Unique != "-" {
-					known, running, clients = true, j.State == queue.Running, uint64(len(j.Listeners()))
-					num, den = j.Status()
-					return
-				}
-			}
-		})
+	st := s.e.StatusUnique(u)
+	if st.Known && !s.permitted(ActStatus, viewBytes(st.Function)) {
+		return
 	}
-	s.send(func(b []byte) []byte { return codec.AppendStatusResUnique(b, u, known, running, num, den, clients) })
+	s.send(func(b []byte) []byte {
+		return codec.AppendStatusResUnique(b, u, st.Known, st.Running, st.Numerator, st.Denominator, uint64(st.Clients))
+	})
 }
 
 // parseTimeout reads a CAN_DO_TIMEOUT value in milliseconds like gearmand: non-numeric text

@@ -1,9 +1,12 @@
 // Package engine is the Gearman server: connection state, dispatch of every packet type, the
 // admin text protocol and the gnet event loop that feeds them.
 //
-// The engine is transport-agnostic: a transport (gnet for plain TCP, later TLS and HTTP)
+// The engine is transport-agnostic: a transport (engine/tcpserver for plain TCP, later TLS)
 // opens a Session per connection, feeds it the bytes it reads, writes out what the session
-// buffers and closes it when the peer goes away. See Transport.
+// buffers and closes it when the peer goes away. See Transport. Doors without Gearman
+// packets use the typed operations in api.go. Every request passes the Authorizer.
+//
+// The server's lock order is written in locksordering.txt beside this file.
 package engine
 
 import (
@@ -41,12 +44,15 @@ type Config struct {
 	OnShutdown func(graceful bool)
 	// Store makes background jobs durable; nil keeps every job in memory only (-q builtin).
 	Store Store
+	// Authorizer decides what each connection may do; nil allows what gearmand allows
+	// (everything, and `shutdown` only from a loopback connection).
+	Authorizer Authorizer
 }
 
 // Store is the durable job log behind background jobs; *wal.Log implements it. Put and
 // Barrier acknowledgements run on the store's own goroutine, in call order, after the write
 // is durable; they must not take a shard lock (the engine may be waiting in NextSeq under
-// one). Put must not keep r past its return.
+// one: see locksordering.txt). Put must not keep r past its return.
 type Store interface {
 	// Writable reports why new records would be refused now (a nearly full disk), or nil.
 	Writable() error
@@ -63,6 +69,7 @@ type Engine struct {
 	reg *queue.Registry
 
 	store     Store
+	auth      Authorizer
 	handleSeq atomic.Uint64 // last job number issued when there is no store
 	sessionID atomic.Uint64
 	draining  atomic.Bool // shutting down: no new jobs are accepted or handed out
@@ -95,9 +102,13 @@ func New(cfg Config) *Engine {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Authorizer == nil {
+		cfg.Authorizer = gearmandRules{}
+	}
 	return &Engine{
 		cfg:      cfg,
 		store:    cfg.Store,
+		auth:     cfg.Authorizer,
 		log:      cfg.Logger,
 		reg:      queue.NewRegistry(),
 		sessions: make(map[uint64]*Session),

@@ -55,13 +55,24 @@ func (e *Engine) finish(j *queue.Job, notify func(b []byte, l *Session) []byte) 
 // Without a store the job is acknowledged at once; `show jobs` still reports it persisted,
 // as gearmand's builtin queue does.
 func (e *Engine) persist(s *Session, j *queue.Job) {
-	j.Persisted = true
 	if e.store == nil {
+		j.Persisted = true
 		s.sendJobCreated(j)
 		return
 	}
-	r := &createdReply{s: s, j: j, own: true}
+	r := &createdReply{e: e, s: s, j: j, own: true}
 	s.holdReply(&r.slot)
+	e.writeJob(j, r)
+}
+
+// writeJob writes background job j's record; r is told once it is durable or refused.
+// Without a store it is acknowledged at once.
+func (e *Engine) writeJob(j *queue.Job, r *createdReply) {
+	j.Persisted = true
+	if e.store == nil {
+		r.answer(nil)
+		return
+	}
 	err := e.store.Put(wal.Record{
 		Seq:      j.Seq,
 		Handle:   j.Handle,
@@ -75,47 +86,60 @@ func (e *Engine) persist(s *Session, j *queue.Job) {
 	if err != nil {
 		j.Persisted = false
 		e.withdraw(j)
-		s.fillReply(&r.slot, queueError(err))
+		r.answer(err)
 	}
 }
 
 // answerWhenDurable sends s the JOB_CREATED of an existing persisted job once everything
 // written so far, that job's record included, is durable.
 func (e *Engine) answerWhenDurable(s *Session, j *queue.Job) {
-	r := &createdReply{s: s, j: j}
+	r := &createdReply{e: e, s: s, j: j}
 	s.holdReply(&r.slot)
 	if err := e.store.Barrier(r); err != nil {
-		s.fillReply(&r.slot, queueError(err))
+		r.answer(err)
 	}
 }
 
-// createdReply is a background submit's JOB_CREATED, waiting for the store: a place held in
-// its session's replies, and the store's acknowledgement (so that a durable submit costs this
-// one object rather than a record, a callback and a reply buffer).
+// createdReply is a background submit's answer, waiting for the store: for a connection, a
+// place held in its session's replies for the JOB_CREATED; for a typed submit, its done
+// callback. It is also the store's acknowledgement, so that a durable submit costs this one
+// object rather than a record, a callback and a reply buffer.
 type createdReply struct {
 	slot replySlot
-	s    *Session
+	e    *Engine
+	s    *Session                       // the connection to answer, or nil
+	done func(handle string, err error) // the typed submit's callback, when s is nil
 	j    *queue.Job
 	own  bool // acknowledges the job's own record, not a barrier behind it
 }
 
 // Acked runs on the store's goroutine when the record (or barrier) is durable or refused.
 func (r *createdReply) Acked(err error) {
-	s, j := r.s, r.j
-	if err == nil && !r.own && j.Refused.Load() {
+	if err == nil && !r.own && r.j.Refused.Load() {
 		// A barrier behind the job's own record, which was refused (its acknowledgement ran
 		// first, in store order): this submitter gets the same error, not a JOB_CREATED for
 		// a job that is being withdrawn.
-		err = s.e.refusal(j)
+		err = r.e.refusal(r.j)
 	}
-	if err == nil {
-		s.fillReply(&r.slot, func(b []byte) []byte { return appendJobCreated(b, j) })
-		return
+	if err != nil && r.own {
+		r.e.refused(r.j, err)
 	}
-	if r.own {
-		s.e.refused(j, err)
+	r.answer(err)
+}
+
+// answer tells the submitter the job's handle, or err.
+func (r *createdReply) answer(err error) {
+	j := r.j
+	switch {
+	case r.s != nil && err == nil:
+		r.s.fillReply(&r.slot, func(b []byte) []byte { return appendJobCreated(b, j) })
+	case r.s != nil:
+		r.s.fillReply(&r.slot, queueError(err))
+	case err == nil:
+		r.done(j.Handle, nil)
+	default:
+		r.done("", err)
 	}
-	s.fillReply(&r.slot, queueError(err))
 }
 
 // refused takes back a job whose record the store could not write.

@@ -27,12 +27,11 @@ var outPool bytebufferpool.Pool
 // Feed and TakeOutput belong to the connection's own event loop. Every other goroutine talks to
 // a session only through send (which appends to its outbound buffer) and the atomics.
 type Session struct {
-	e        *Engine
-	id       uint64
-	t        Transport
-	fd       int
-	ip       string
-	loopback bool
+	e   *Engine
+	id  uint64
+	t   Transport
+	fd  int
+	who Identity // immutable
 
 	sleeping   atomic.Bool // sent PRE_SLEEP and has not grabbed since
 	noopSent   atomic.Bool // a NOOP went out since the last grab
@@ -53,19 +52,21 @@ type Session struct {
 	listening   map[*queue.Job]struct{}
 }
 
-// NewSession registers a connection. fd and remote are shown by the `workers` command.
+// NewSession registers a plaintext connection from remote. fd and the remote address are
+// shown by the `workers` command.
 func (e *Engine) NewSession(t Transport, fd int, remote net.Addr) *Session {
+	return e.NewSessionAs(t, fd, IdentityOf(remote))
+}
+
+// NewSessionAs registers a connection whose transport established who is on the other end.
+func (e *Engine) NewSessionAs(t Transport, fd int, who Identity) *Session {
 	s := &Session{
 		e:        e,
 		id:       e.sessionID.Add(1),
 		t:        t,
 		fd:       fd,
-		ip:       "-",
+		who:      who,
 		clientID: "-",
-	}
-	if tcp, ok := remote.(*net.TCPAddr); ok {
-		s.ip = tcp.IP.String()
-		s.loopback = tcp.IP.IsLoopback()
 	}
 	if e.cfg.Exceptions {
 		s.exceptions.Store(true)
@@ -73,6 +74,9 @@ func (e *Engine) NewSession(t Transport, fd int, remote net.Addr) *Session {
 	e.addSession(s)
 	return s
 }
+
+// Identity returns who is at the other end of the connection.
+func (s *Session) Identity() Identity { return s.who }
 
 // PeerID identifies the session to the queue package.
 func (s *Session) PeerID() uint64 { return s.id }
@@ -111,7 +115,7 @@ func (s *Session) protocolError(p *codec.Packet, err error) {
 	case codec.ErrMissingArgs:
 		s.sendError(codec.CodeInvalidPacket, "Packet body has fewer arguments than "+p.Type.String()+" requires")
 	}
-	s.e.log.Info("closing connection after protocol error", "conn", s.id, "remote", s.ip, "type", p.Type.String(), "error", err)
+	s.e.log.Info("closing connection after protocol error", "conn", s.id, "remote", s.who.IP, "type", p.Type.String(), "error", err)
 }
 
 // replySlot holds a place in a session's reply stream for an answer not known yet: the
@@ -187,7 +191,7 @@ func (s *Session) unlockAndWake() {
 		s.mu.Lock()
 		s.wakePending = false
 		s.mu.Unlock()
-		s.e.log.Warn("cannot wake the connection's event loop", "conn", s.id, "remote", s.ip, "error", err)
+		s.e.log.Warn("cannot wake the connection's event loop", "conn", s.id, "remote", s.who.IP, "error", err)
 	}
 }
 
@@ -273,7 +277,7 @@ func ReleaseOutput(out *bytebufferpool.ByteBuffer) {
 func (s *Session) ReleaseOutput(out *bytebufferpool.ByteBuffer) { ReleaseOutput(out) }
 
 // LogAttrs names the connection in a transport's log lines.
-func (s *Session) LogAttrs() []any { return []any{"conn", s.id, "remote", s.ip} }
+func (s *Session) LogAttrs() []any { return []any{"conn", s.id, "remote", s.who.IP} }
 
 // MaxOutbound is the outbound cap a transport enforces on bytes it has queued itself.
 func (s *Session) MaxOutbound() int { return s.e.cfg.MaxOutbound }

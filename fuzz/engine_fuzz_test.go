@@ -315,7 +315,7 @@ type fuzzSess struct {
 	wakes    int64  // t.wakes just before the last TakeOutput
 	text     bool   // sent admin lines or raw bytes: text replies are expected
 	tracked  bool   // only generated packets so far: submit replies can be matched
-	submits  []bool // background flag of each submit awaiting its answer, in order
+	submits  []answer // each request awaiting its answer (submits and refused lookups), in order
 	assigned []string
 }
 
@@ -528,7 +528,7 @@ func (w *world) step(i, act int) {
 		args = append(args, w.data())
 		bg := typ == codec.SubmitJobBg || typ == codec.SubmitJobHighBg || typ == codec.SubmitJobLowBg ||
 			typ == codec.SubmitJobEpoch || typ == codec.SubmitReduceJobBackground
-		fs.submits = append(fs.submits, bg)
+		fs.submits = append(fs.submits, answer{bg: bg})
 		req(typ, args...)
 	case actGrab:
 		req(fuzzGrabs[int(w.next())%len(fuzzGrabs)])
@@ -558,7 +558,11 @@ func (w *world) step(i, act int) {
 	case actGetStatus:
 		req(codec.GetStatus, w.handle(fs))
 	case actGetStatusUnique:
-		req(codec.GetStatusUnique, w.unique())
+		u := w.unique()
+		if len(u) > codec.MaxUniqueSize {
+			fs.submits = append(fs.submits, answer{errorOnly: true}) // ERROR ARGUMENT_TOO_LARGE
+		}
+		req(codec.GetStatusUnique, u)
 	case actOption:
 		req(codec.OptionReq, fuzzOptions[int(w.next())%len(fuzzOptions)])
 	case actEcho:
@@ -766,7 +770,7 @@ func (w *world) drain(fs *fuzzSess) (overflow bool) {
 		case codec.JobCreated:
 			h := string(p.Args[0])
 			w.learn(h)
-			w.answered(fs, func(bg bool) string {
+			w.answered(fs, false, func(bg bool) string {
 				if bg && w.store != nil && !w.store.isWritten(h) {
 					return "JOB_CREATED " + h + " answers a background submit before its record is durable"
 				}
@@ -774,7 +778,7 @@ func (w *world) drain(fs *fuzzSess) (overflow bool) {
 			})
 		case codec.Error:
 			if submitErrors[string(p.Args[0])] {
-				w.answered(fs, func(bool) string { return "" })
+				w.answered(fs, true, func(bool) string { return "" })
 			}
 		case codec.JobAssign, codec.JobAssignUniq, codec.JobAssignAll:
 			h := string(p.Args[0])
@@ -799,16 +803,25 @@ func describe(p *codec.Packet) string {
 }
 
 // answered matches a submit's answer to the oldest unanswered submit of the session.
-func (w *world) answered(fs *fuzzSess, check func(bg bool) string) {
+// answer is what a request awaiting its answer expects.
+type answer struct {
+	bg        bool // a background submit
+	errorOnly bool // a request only an ERROR answers (GET_STATUS_UNIQUE over the limits)
+}
+
+func (w *world) answered(fs *fuzzSess, isError bool, check func(bg bool) string) {
 	if !fs.tracked {
 		return
 	}
 	if len(fs.submits) == 0 {
 		w.fatalf("a submit answer arrived for no submit")
 	}
-	bg := fs.submits[0]
+	a := fs.submits[0]
 	fs.submits = fs.submits[1:]
-	if msg := check(bg); msg != "" {
+	if a.errorOnly && !isError {
+		w.fatalf("a lookup over the limits was answered with more than an ERROR")
+	}
+	if msg := check(a.bg); msg != "" {
 		w.fatalf("%s", msg)
 	}
 }

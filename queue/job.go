@@ -4,14 +4,10 @@
 //
 // # Lock order
 //
-// Locks are always taken in this order, and a goroutine holds at most one lock of each level:
-//
-//  1. Shard.mu          (one shard at a time; never two shards at once)
-//  2. Index shard locks (taken inside the package only, briefly, as a leaf)
-//  3. the engine's per-connection lock (a leaf: nothing is locked while holding it)
-//
-// Nothing writes to a socket while holding a shard lock: replies are appended to per-connection
-// buffers, which the connection's own event loop flushes.
+// engine/locksordering.txt is the server's one written lock order. For this package: a
+// goroutine holds at most one Shard lock at a time; the index locks are leaves taken inside
+// the package only, briefly. Nothing writes to a socket while holding a shard lock: replies
+// are appended to per-connection buffers, which the connection's own event loop flushes.
 //
 // # Invariants (under the shard lock)
 //

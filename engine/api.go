@@ -1,0 +1,215 @@
+package engine
+
+import (
+	"errors"
+
+	"github.com/spur-gearman/spur/codec"
+	"github.com/spur-gearman/spur/queue"
+)
+
+// The engine's typed operations: what the binary dispatcher does for a packet, as plain Go
+// methods that doors without Gearman packets (the HTTP API, the CLI) call as well.
+
+// SubmitRequest is one job submission, whatever door it came through. Its slices may alias
+// the caller's buffers: the engine copies what it keeps.
+type SubmitRequest struct {
+	Function []byte
+	Unique   []byte // coalescing key: "" never coalesces, "-" coalesces on identical data
+	Data     []byte
+	Reducer  []byte // SUBMIT_REDUCE_JOB's reducer, or nil
+	Priority queue.Priority
+	// Background: nobody waits for the result; the job is durable before it is
+	// acknowledged, and outlives every foreground client that joins it.
+	Background bool
+	RunAt      int64 // unix seconds; 0 = as soon as possible
+}
+
+// Why a submit is refused.
+var (
+	ErrShuttingDown = errors.New(codec.ReplyShuttingDown.Text)
+	ErrQueueFull    = errors.New(codec.ReplyQueueFull.Text)
+)
+
+// placement is what place did with a submit; its caller answers the submitter accordingly.
+type placement uint8
+
+const (
+	refused       placement = iota // nothing changed; the error says why
+	placedNew                      // a new job, queued; a background one needs its record written
+	joined                         // coalesced onto a live job: answer at once
+	joinedDurable                  // coalesced onto a background job whose record may still be on its way
+	promoted                       // a background submit joined a foreground job, which now needs a record
+)
+
+// place applies a submit to f's queues: it coalesces it onto a live job or queues a new one.
+// Call with f's shard locked, after authorization.
+func (e *Engine) place(f *queue.Function, req *SubmitRequest) (*queue.Job, placement, error) {
+	if j := f.Coalesce(req.Unique, req.Data); j != nil && !j.Refused.Load() {
+		switch {
+		case !req.Background:
+			return j, joined, nil
+		case !j.Background:
+			// A background submit joining a foreground job makes it a background job: it
+			// must now outlive its foreground clients, and be durable before this
+			// submitter is told it exists.
+			if err := e.writable(); err != nil {
+				return nil, refused, err
+			}
+			j.Background = true
+			return j, promoted, nil
+		case j.Persisted && e.store != nil:
+			// Its record may still be on its way to disk: answer after it. No new write, so
+			// a nearly full disk does not refuse this one.
+			return j, joinedDurable, nil
+		}
+		return j, joined, nil
+	}
+	if limit := f.MaxQueue[req.Priority]; limit > 0 && f.Total >= limit {
+		return nil, refused, ErrQueueFull
+	}
+	if req.Background {
+		if err := e.writable(); err != nil {
+			return nil, refused, err
+		}
+	}
+	seq := e.nextSeq()
+	sh := f.Shard()
+	var hbuf [64]byte
+	j := &queue.Job{
+		Handle:     sh.CopyString(e.appendHandle(hbuf[:0], seq)),
+		Seq:        seq,
+		Unique:     sh.CopyString(req.Unique),
+		Priority:   req.Priority,
+		Background: req.Background,
+		RunAt:      req.RunAt,
+	}
+	j.SetReducer(sh.CopyString(req.Reducer))
+	sh.SetData(j, req.Data)
+	var t int64 // the clock is read only for a scheduled job: it was 8% of a submit burst
+	if req.RunAt > 0 {
+		t = now()
+	}
+	f.Enqueue(j, t)
+	return j, placedNew, nil
+}
+
+// writable reports why the store would refuse a new record now, or nil.
+func (e *Engine) writable() error {
+	if e.store == nil {
+		return nil
+	}
+	return e.store.Writable()
+}
+
+// SubmitBackground queues a background job for who and calls done once with its handle when
+// it is durable (at once without a store), or with why it was refused. done runs on the
+// calling goroutine or on the store's; it must not block.
+func (e *Engine) SubmitBackground(req SubmitRequest, who *Identity, done func(handle string, err error)) {
+	req.Background = true
+	if len(req.Function) > codec.MaxFunctionSize || len(req.Unique) > codec.MaxUniqueSize || len(req.Reducer) > codec.MaxUniqueSize {
+		done("", errors.New(codec.CheckSubmit(req.Function, req.Unique, req.Reducer).Text))
+		return
+	}
+	if err := e.auth.Allow(who, ActSubmit, req.Function); err != nil {
+		done("", err)
+		return
+	}
+	if e.draining.Load() {
+		done("", ErrShuttingDown)
+		return
+	}
+	sh := e.reg.ShardFor(req.Function)
+	sh.Lock()
+	defer sh.Unlock()
+	f := sh.Ensure(req.Function)
+	j, how, err := e.place(f, &req)
+	switch how {
+	case refused:
+		done("", err)
+	case joined:
+		done(j.Handle, nil)
+	case joinedDurable:
+		r := &createdReply{j: j, done: done}
+		if err := e.store.Barrier(r); err != nil {
+			done("", err)
+		}
+	case promoted, placedNew:
+		e.writeJob(j, &createdReply{j: j, own: true, done: done})
+		if how == placedNew {
+			e.jobQueued(f, j)
+		}
+	}
+}
+
+// JobStatus is what GET_STATUS and GET_STATUS_UNIQUE report of a job.
+type JobStatus struct {
+	Known       bool // the job is queued, scheduled or running
+	Running     bool
+	Numerator   uint64 // the last WORK_STATUS
+	Denominator uint64
+	Clients     int    // foreground clients waiting for it
+	Function    string // "" when unknown
+}
+
+// Status returns the status of the job with this handle.
+func (e *Engine) Status(handle []byte) JobStatus {
+	j := e.reg.Lookup(handle)
+	if j == nil {
+		return JobStatus{}
+	}
+	sh := j.Fn.Shard()
+	sh.Lock()
+	defer sh.Unlock()
+	return statusOf(j)
+}
+
+// StatusUnique returns the status of the live job with this unique id, in any function (as
+// gearmand, which ignores the function); "" and "-" never match.
+func (e *Engine) StatusUnique(unique []byte) JobStatus {
+	var st JobStatus
+	if len(unique) == 0 {
+		return st
+	}
+	e.reg.EachShard(func(sh *queue.Shard) {
+		if st.Known {
+			return
+		}
+		sh.EachFunction(func(f *queue.Function) {
+			if j := f.Coalesce(unique, nil); !st.Known && j != nil && j.Unique != "-" {
+				st = statusOf(j)
+			}
+		})
+	})
+	return st
+}
+
+// statusOf reads j's status. Call with its shard locked.
+func statusOf(j *queue.Job) JobStatus {
+	if j.State == queue.Done {
+		return JobStatus{}
+	}
+	num, den := j.Status()
+	return JobStatus{Known: true, Running: j.State == queue.Running, Numerator: num, Denominator: den,
+		Clients: len(j.Listeners()), Function: j.Fn.Name}
+}
+
+// Cancel is `cancel job HANDLE`: foreground clients get WORK_FAIL; a queued job is dropped
+// when a grab reaches it, a running one when its worker reports (the result is discarded);
+// a background job's record is deleted. It reports whether there was a live job to cancel.
+func (e *Engine) Cancel(handle []byte) bool {
+	j := e.reg.Lookup(handle)
+	if j == nil {
+		return false
+	}
+	sh := j.Fn.Shard()
+	sh.Lock()
+	defer sh.Unlock()
+	if j.State == queue.Done || j.Ignore {
+		return false
+	}
+	e.releaseListeners(j, workFail([]byte(j.Handle)))
+	j.Fn.Ignore(j)
+	e.unpersist(j)
+	e.log.Info("job cancelled", "handle", j.Handle, "function", j.Fn.Name)
+	return true
+}

@@ -1,0 +1,151 @@
+package engine
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/spur-gearman/spur/codec"
+)
+
+// denySecret refuses everything about the function "secret" and the admin command drop,
+// and records what it was asked.
+type denySecret struct {
+	mu    sync.Mutex
+	asked []string
+}
+
+func (d *denySecret) Allow(id *Identity, act Action, name []byte) error {
+	d.mu.Lock()
+	d.asked = append(d.asked, act.String()+" "+string(name))
+	d.mu.Unlock()
+	if string(name) == "secret" || (act == ActAdmin && string(name) == "drop") {
+		return errors.New("not for " + id.IP)
+	}
+	return nil
+}
+
+func (d *denySecret) saw(want string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, a := range d.asked {
+		if a == want {
+			return true
+		}
+	}
+	return false
+}
+
+// Every submit, worker registration, status read and admin command passes the one
+// authorization point; a refusal is an ERROR (or ERR line) and the connection stays usable.
+func TestAuthorizationPoint(t *testing.T) {
+	t.Parallel()
+	auth := &denySecret{}
+	addr := startServer(t, Config{Authorizer: auth})
+	c, w := dial(t, addr), dial(t, addr)
+	for _, typ := range []codec.Type{codec.SubmitJob, codec.SubmitJobBg, codec.SubmitJobHighBg, codec.SubmitJobLow} {
+		c.send(typ, "secret", "", "x")
+		p := c.expect(codec.Error)
+		if p.args[0] != codec.CodePermissionDenied || !strings.Contains(p.args[1], "not for 127.0.0.1") {
+			t.Fatalf("%s to secret: %v", typ, p)
+		}
+	}
+	w.send(codec.CanDo, "secret")
+	w.expectErrorPacket(codec.CodePermissionDenied, "work secret: not for 127.0.0.1")
+	w.send(codec.CanDoTimeout, "secret", "1000")
+	w.expectErrorPacket(codec.CodePermissionDenied, "work secret: not for 127.0.0.1")
+	w.canDo("open")
+	h := c.submit(codec.SubmitJobBg, "open", "u1", "x")
+	if got := c.jobStatus(h); got[1] != "1" {
+		t.Fatalf("status of an allowed job: %q", got)
+	}
+	if got := c.admin("drop function open"); got != "ERR ACCESS_DENIED drop+not+for+127.0.0.1\r\n" {
+		t.Fatalf("drop: %q", got)
+	}
+	if got := c.admin("status"); got != "open\t1\t0\t1\n.\n" {
+		t.Fatalf("status: %q (secret must not exist)", got)
+	}
+	for _, want := range []string{"submit secret", "work secret", "submit open", "work open", "status open", "admin drop", "admin status"} {
+		if !auth.saw(want) {
+			t.Errorf("the authorizer was not asked %q", want)
+		}
+	}
+	c.syncEcho()
+	w.syncEcho()
+}
+
+// The default rules are gearmand's: everything, and shutdown only from this machine.
+func TestGearmandRules(t *testing.T) {
+	local := IdentityOf(&net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	remote := IdentityOf(&net.TCPAddr{IP: net.IPv4(192, 0, 2, 7)})
+	if !local.Loopback || remote.Loopback || remote.IP != "192.0.2.7" {
+		t.Fatalf("identities %+v %+v", local, remote)
+	}
+	r := gearmandRules{}
+	for _, act := range []Action{ActSubmit, ActWork, ActStatus} {
+		if r.Allow(&remote, act, []byte("shutdown")) != nil {
+			t.Errorf("%s refused", act)
+		}
+	}
+	if r.Allow(&remote, ActAdmin, []byte("status")) != nil || r.Allow(&local, ActAdmin, []byte("shutdown")) != nil {
+		t.Error("gearmand's admin commands refused")
+	}
+	if !errors.Is(r.Allow(&remote, ActAdmin, []byte("shutdown")), ErrLocalOnly) {
+		t.Error("shutdown allowed from another machine")
+	}
+}
+
+// The typed operations do what the packets do: a background submit through SubmitBackground
+// is served to a binary worker, seen by Status and StatusUnique, and cancelled by Cancel.
+func TestTypedOperations(t *testing.T) {
+	t.Parallel()
+	e, addr := startEngine(t, Config{Authorizer: &denySecret{}}, 2)
+	who := Identity{IP: "api", Loopback: true}
+	submit := func(req SubmitRequest) (string, error) {
+		type answer struct {
+			h   string
+			err error
+		}
+		ch := make(chan answer, 1)
+		e.SubmitBackground(req, &who, func(h string, err error) { ch <- answer{h, err} })
+		a := <-ch
+		return a.h, a.err
+	}
+	h, err := submit(SubmitRequest{Function: []byte("typed"), Unique: []byte("u-typed"), Data: []byte("payload")})
+	if err != nil || !strings.HasPrefix(h, "H:test:") {
+		t.Fatalf("SubmitBackground: %q %v", h, err)
+	}
+	if h2, _ := submit(SubmitRequest{Function: []byte("typed"), Unique: []byte("u-typed"), Data: []byte("other")}); h2 != h {
+		t.Fatalf("same unique coalesced to %q, want %q", h2, h)
+	}
+	if _, err := submit(SubmitRequest{Function: []byte("secret")}); err == nil {
+		t.Fatal("SubmitBackground skipped the authorization point")
+	}
+	if _, err := submit(SubmitRequest{Function: []byte("typed"), Unique: []byte(strings.Repeat("u", codec.MaxUniqueSize+1))}); err == nil {
+		t.Fatal("SubmitBackground took a unique over the limit")
+	}
+	if st := e.Status([]byte(h)); !st.Known || st.Running || st.Function != "typed" {
+		t.Fatalf("Status: %+v", st)
+	}
+	if st := e.StatusUnique([]byte("u-typed")); !st.Known || st.Function != "typed" {
+		t.Fatalf("StatusUnique: %+v", st)
+	}
+	w := dial(t, addr)
+	w.canDo("typed")
+	if gh, _, u, d := w.grab(); gh != h || u != "u-typed" || d != "payload" {
+		t.Fatalf("worker got %q %q %q", gh, u, d)
+	}
+	if st := e.Status([]byte(h)); !st.Running {
+		t.Fatalf("Status while running: %+v", st)
+	}
+	if !e.Cancel([]byte(h)) || e.Cancel([]byte(h)) {
+		t.Fatal("Cancel: want true once, then false")
+	}
+	w.send(codec.WorkComplete, h, "done") // dropped: cancelled
+	w.syncEcho()
+	if st := e.Status([]byte(h)); st.Known {
+		t.Fatalf("Status after cancel and the worker's result: %+v", st)
+	}
+}
