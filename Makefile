@@ -18,7 +18,8 @@ run: build
 	./bin/spurd -p $(PORT) --data-dir $(DATA) --verbose INFO
 
 # Every test: unit, end-to-end (real server on ephemeral ports), fuzz seeds, and the interop
-# suite with the real PHP, libgearman CLI and Perl clients (their absence is a failure).
+# suite with the real PHP, libgearman CLI, Perl, libgearman C API and npm clients (their absence
+# is a failure; .ci/run installs them, npm ci in interop/node included).
 # The zero-allocation assertions skip themselves under -race (the detector allocates), so
 # they run once more without it.
 test: vet fmt-check

@@ -86,9 +86,11 @@ func submitBackground(t *testing.T, addr, fn, data string, flags ...string) stri
 // data from argv and from stdin, the -P output prefix, -I/-L foreground
 // priorities, `wc -c` as worker, and a failing worker command (WORK_FAIL:
 // the client prints "Job failed" and exits 1).
-func TestCLIClientAndWorker(t *testing.T) {
+func TestCLIClientAndWorker(t *testing.T) { forEachMode(t, testCLIClientAndWorker) }
+
+func testCLIClientAndWorker(t *testing.T, srv serverMode) {
 	requireCLI(t)
-	addr, _ := startServer(t)
+	addr, _ := srv.start(t)
 	up, wc, bad := fnName(t, "upper"), fnName(t, "wc"), fnName(t, "false")
 	upWorker := gearmanWorker(t, addr, 5, up, "tr", "a-z", "A-Z")
 	wcWorker := gearmanWorker(t, addr, 1, wc, "wc", "-c")
@@ -137,9 +139,11 @@ func TestCLIClientAndWorker(t *testing.T) {
 // TestCLIBackgroundPriority: `gearman -b` with -L, none and -I queues
 // background jobs (gearadmin --status / --priority-status show them) that a
 // later worker runs HIGH first, then NORMAL, then LOW, FIFO within each.
-func TestCLIBackgroundPriority(t *testing.T) {
+func TestCLIBackgroundPriority(t *testing.T) { forEachMode(t, testCLIBackgroundPriority) }
+
+func testCLIBackgroundPriority(t *testing.T, srv serverMode) {
 	requireCLI(t)
-	addr, _ := startServer(t)
+	addr, _ := srv.start(t)
 	fn := fnName(t, "order")
 	handles := map[string]bool{}
 	for _, s := range []struct{ data, flag string }{
@@ -182,9 +186,11 @@ func TestCLIBackgroundPriority(t *testing.T) {
 // `gearman -v -b` printed; persisted flag set for background jobs, as
 // gearmand does even with the builtin queue), --show-unique-jobs the uniques; --workers lists a
 // `gearman -w` worker with its function and gearadmin's own connection.
-func TestGearadminJobListings(t *testing.T) {
+func TestGearadminJobListings(t *testing.T) { forEachMode(t, testGearadminJobListings) }
+
+func testGearadminJobListings(t *testing.T, srv serverMode) {
 	requireCLI(t)
-	addr, _ := startServer(t)
+	addr, _ := srv.start(t)
 	fn := fnName(t, "jobs")
 	var handles []string
 	for i := 1; i <= 3; i++ {
@@ -250,9 +256,11 @@ func TestGearadminJobListings(t *testing.T) {
 
 // TestGearadminServerInfo: --getpid prints the server's PID; --server-version
 // prints a non-empty version; --server-verbose prints a log level name.
-func TestGearadminServerInfo(t *testing.T) {
+func TestGearadminServerInfo(t *testing.T) { forEachMode(t, testGearadminServerInfo) }
+
+func testGearadminServerInfo(t *testing.T, srv serverMode) {
 	requireCLI(t)
-	s := launchServer(t)
+	s := srv.launch(t)
 	if got := strings.TrimSpace(gearadmin(t, s.addr, "--getpid").stdout); got != strconv.Itoa(s.pid) {
 		t.Errorf("--getpid: got %q, want %d", got, s.pid)
 	}
@@ -271,9 +279,11 @@ func TestGearadminServerInfo(t *testing.T) {
 // in --status with zero counts; --drop-function removes it ("OK"); dropping
 // it again reports "function not found"; dropping a function with a
 // connected worker is refused.
-func TestGearadminCreateDropFunction(t *testing.T) {
+func TestGearadminCreateDropFunction(t *testing.T) { forEachMode(t, testGearadminCreateDropFunction) }
+
+func testGearadminCreateDropFunction(t *testing.T, srv serverMode) {
 	requireCLI(t)
-	addr, _ := startServer(t)
+	addr, _ := srv.start(t)
 	fn := fnName(t, "created")
 	if r := gearadmin(t, addr, "--create-function", fn); r.stdout != "OK\n" {
 		t.Errorf("--create-function: got %q, want \"OK\\n\"", r.stdout)
@@ -308,9 +318,11 @@ func TestGearadminCreateDropFunction(t *testing.T) {
 // waiting `gearman` client; on a queued background job it keeps the job from
 // ever running while the next job does; an unknown handle is reported as
 // UNKNOWN_JOB.
-func TestGearadminCancelJob(t *testing.T) {
+func TestGearadminCancelJob(t *testing.T) { forEachMode(t, testGearadminCancelJob) }
+
+func testGearadminCancelJob(t *testing.T, srv serverMode) {
 	requireCLI(t)
-	addr, _ := startServer(t)
+	addr, _ := srv.start(t)
 
 	fg := fnName(t, "fg")
 	client := startProc(t, nil, "gearman", append(hp(addr), "-f", fg, "foreground")...)
@@ -349,10 +361,12 @@ func TestGearadminCancelJob(t *testing.T) {
 // connection has the exceptions option, so the `gearman` client (which does
 // not request it itself) receives the PHP worker's WORK_EXCEPTION and prints
 // its payload on stderr, exiting 0.
-func TestCLIServerExceptionsOption(t *testing.T) {
+func TestCLIServerExceptionsOption(t *testing.T) { forEachMode(t, testCLIServerExceptionsOption) }
+
+func testCLIServerExceptionsOption(t *testing.T, srv serverMode) {
 	requireCLI(t)
 	requirePHP(t)
-	addr, _ := startServer(t, "--exceptions")
+	addr, _ := srv.start(t, "--exceptions")
 	fn := fnName(t, "exception")
 	w := phpWorker(t, addr, nil, 1, fn+"=exception")
 	waitWorkers(t, addr, fn, 1)

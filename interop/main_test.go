@@ -1,11 +1,17 @@
 // Package interop drives a real job server with real third-party Gearman
 // clients: the PECL gearman extension for PHP, libgearman's `gearman` and
-// `gearadmin` command-line tools, and Perl's Gearman::Client/Gearman::Worker.
+// `gearadmin` command-line tools, Perl's Gearman::Client/Gearman::Worker,
+// libgearman's C API (testdata/capi.c, compiled by the tests) and the npm
+// package gearman (node/, installed there by `npm ci`). README.md lists
+// their versions and every scenario.
 //
 // By default the server under test is Spur (built once in TestMain from
-// ../cmd/spurd). With SPUR_INTEROP_SERVER=gearmand the same tests run against
-// the C gearmand at /usr/sbin/gearmand, which is how the expectations in this
-// package were validated.
+// ../cmd/spurd), and every test runs twice as subtests: TestX/builtin against
+// `spurd -q builtin` (memory only) and TestX/durable against spurd's default
+// durable queue in a temporary --data-dir. With SPUR_INTEROP_SERVER=gearmand
+// the same tests run once (TestX/gearmand) against the C gearmand at
+// /usr/sbin/gearmand, which is how the expectations in this package were
+// validated.
 package interop
 
 import (
@@ -89,16 +95,42 @@ type server struct {
 	out  *syncBuffer // its stdout and stderr
 }
 
-// startServer starts a fresh job server on an ephemeral loopback port and
-// returns its address; it is killed when the test ends.
-func startServer(t *testing.T, extraArgs ...string) (addr string, port int) {
+// serverMode is one configuration of the server under test. Every test runs
+// once per mode of the run, as a subtest named after it: against Spur both in
+// memory ("builtin": -q builtin) and with its default durable queue
+// ("durable": Pebble in a data directory of the test's own, --sync always, so
+// JOB_CREATED for a background job waits for the fsync); against gearmand
+// once ("gearmand").
+type serverMode struct {
+	name    string
+	durable bool
+}
+
+// modes returns the modes every test runs in for this run's server kind.
+func modes() []serverMode {
+	if serverKind == "gearmand" {
+		return []serverMode{{name: "gearmand"}}
+	}
+	return []serverMode{{name: "builtin"}, {name: "durable", durable: true}}
+}
+
+// forEachMode runs test once per server mode, each as its own subtest.
+func forEachMode(t *testing.T, test func(t *testing.T, srv serverMode)) {
+	for _, m := range modes() {
+		t.Run(m.name, func(t *testing.T) { test(t, m) })
+	}
+}
+
+// start starts a fresh job server on an ephemeral loopback port and returns
+// its address; it is killed when the test ends.
+func (m serverMode) start(t *testing.T, extraArgs ...string) (addr string, port int) {
 	t.Helper()
-	s := launchServer(t, extraArgs...)
+	s := m.launch(t, extraArgs...)
 	return s.addr, s.port
 }
 
-// launchServer is startServer returning the whole server description.
-func launchServer(t *testing.T, extraArgs ...string) *server {
+// launch is start returning the whole server description.
+func (m serverMode) launch(t *testing.T, extraArgs ...string) *server {
 	t.Helper()
 	if buildErr != nil {
 		t.Fatalf("cannot start Spur: %v", buildErr)
@@ -107,7 +139,7 @@ func launchServer(t *testing.T, extraArgs ...string) *server {
 	// The port is picked by binding :0 and closing it; another process may
 	// grab it in between, so retry a few times when the server dies early.
 	for attempt := 0; attempt < 3; attempt++ {
-		s, err := tryLaunch(t, extraArgs)
+		s, err := m.tryLaunch(t, extraArgs)
 		if err == nil {
 			return s
 		}
@@ -126,7 +158,7 @@ func freePort() (int, error) {
 	return port, l.Close()
 }
 
-func tryLaunch(t *testing.T, extraArgs []string) (*server, error) {
+func (m serverMode) tryLaunch(t *testing.T, extraArgs []string) (*server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -140,7 +172,14 @@ func tryLaunch(t *testing.T, extraArgs []string) (*server, error) {
 		args = []string{"-p", p, "-L", "127.0.0.1", "-l", "stderr", "--verbose", "ERROR"}
 	default:
 		bin = spurdBin
-		args = []string{"-p", p, "-L", "127.0.0.1", "-q", "builtin"}
+		args = []string{"-p", p, "-L", "127.0.0.1"}
+		if m.durable {
+			// A fresh directory per attempt: a server that died early may
+			// have left its lock behind.
+			args = append(args, "--data-dir", t.TempDir())
+		} else {
+			args = append(args, "-q", "builtin")
+		}
 	}
 	args = append(args, extraArgs...)
 	out := &syncBuffer{}
@@ -457,6 +496,18 @@ func (p *proc) waitLine(prefix string) string {
 				clip(p.name), prefix, eventTimeout, p.output())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// requireRunning fails the test at once if the process has already exited
+// (a worker that should have lived on), instead of letting the next step
+// wait for it in vain.
+func (p *proc) requireRunning() {
+	p.t.Helper()
+	select {
+	case <-p.done:
+		p.t.Fatalf("%s exited (%v) while it should still be running\n%s", clip(p.name), p.err, p.output())
+	default:
 	}
 }
 

@@ -58,9 +58,11 @@ func reverse(s string) string {
 
 // TestPHPDoNormalHighLow: doNormal, doHigh and doLow return the worker's
 // result with returnCode() == GEARMAN_SUCCESS (0).
-func TestPHPDoNormalHighLow(t *testing.T) {
+func TestPHPDoNormalHighLow(t *testing.T) { forEachMode(t, testPHPDoNormalHighLow) }
+
+func testPHPDoNormalHighLow(t *testing.T, srv serverMode) {
 	requirePHP(t)
-	addr, _ := startServer(t)
+	addr, _ := srv.start(t)
 	fn := fnName(t, "reverse")
 	cases := []struct{ prio, workload string }{
 		{"normal", "hello world"},
@@ -92,9 +94,11 @@ func TestPHPDoNormalHighLow(t *testing.T) {
 // TestPHPLargePayload: doNormal() round trips of 40 KB, 100 KB and 1 MiB
 // workloads (SUBMIT_JOB, JOB_ASSIGN and WORK_COMPLETE bodies far larger than
 // one socket read) return the reversed workload intact.
-func TestPHPLargePayload(t *testing.T) {
+func TestPHPLargePayload(t *testing.T) { forEachMode(t, testPHPLargePayload) }
+
+func testPHPLargePayload(t *testing.T, srv serverMode) {
 	requirePHP(t)
-	addr, _ := startServer(t)
+	addr, _ := srv.start(t)
 	fn := fnName(t, "reverse")
 	sizes := []int{40 << 10, 100 << 10, 1 << 20}
 	w := phpWorker(t, addr, nil, len(sizes), fn+"=reverse")
@@ -122,9 +126,11 @@ func TestPHPLargePayload(t *testing.T) {
 // TestPHPEchoAndHandlePrefix: ping() (ECHO_REQ/ECHO_RES, echo verified by
 // libgearman) succeeds, and with --job-handle-prefix the handles returned to
 // doBackground() are "<prefix>:1", "<prefix>:2".
-func TestPHPEchoAndHandlePrefix(t *testing.T) {
+func TestPHPEchoAndHandlePrefix(t *testing.T) { forEachMode(t, testPHPEchoAndHandlePrefix) }
+
+func testPHPEchoAndHandlePrefix(t *testing.T, srv serverMode) {
 	requirePHP(t)
-	addr, _ := startServer(t, "--job-handle-prefix", "interop-prefix")
+	addr, _ := srv.start(t, "--job-handle-prefix", "interop-prefix")
 	if got := phpClient(t, addr, "ping", "are you there?"); len(got) != 1 || got[0] != "PING 1 0" {
 		t.Errorf("ping: got %q, want PING 1 0", got)
 	}
@@ -138,9 +144,11 @@ func TestPHPEchoAndHandlePrefix(t *testing.T) {
 // TestPHPBackgroundPriorityOrder: doLowBackground/doBackground/doHighBackground
 // queue without a worker (admin status/prioritystatus show them); a worker
 // started later gets all HIGH jobs, then NORMAL, then LOW, FIFO within each.
-func TestPHPBackgroundPriorityOrder(t *testing.T) {
+func TestPHPBackgroundPriorityOrder(t *testing.T) { forEachMode(t, testPHPBackgroundPriorityOrder) }
+
+func testPHPBackgroundPriorityOrder(t *testing.T, srv serverMode) {
 	requirePHP(t)
-	addr, _ := startServer(t)
+	addr, _ := srv.start(t)
 	fn := fnName(t, "order")
 	submits := []struct{ prio, workload string }{
 		{"low", "l1"}, {"normal", "n1"}, {"high", "h1"},
@@ -188,9 +196,11 @@ func TestPHPBackgroundPriorityOrder(t *testing.T) {
 // TestPHPJobStatus: jobStatus() of a background job is known/not running
 // while queued, known/running with the worker's sendStatus(1,4) while it
 // runs, and unknown (all zero) once completed; an invented handle is unknown.
-func TestPHPJobStatus(t *testing.T) {
+func TestPHPJobStatus(t *testing.T) { forEachMode(t, testPHPJobStatus) }
+
+func testPHPJobStatus(t *testing.T, srv serverMode) {
 	requirePHP(t)
-	addr, _ := startServer(t)
+	addr, _ := srv.start(t)
 	fn := fnName(t, "status")
 	lines := phpClient(t, addr, "bg", "normal", fn, "job1")
 	if len(lines) != 1 || !strings.HasPrefix(lines[0], "HANDLE 0 ") {
@@ -261,9 +271,11 @@ func taskEvents(t *testing.T, lines []string) (map[string][]string, string) {
 // 1.1.20), so the server forwards WORK_EXCEPTION as such. Without an
 // exception callback libgearman then completes the task silently: no fail
 // and no complete callback fire, and runTasks() still succeeds.
-func TestPHPTaskCallbacks(t *testing.T) {
+func TestPHPTaskCallbacks(t *testing.T) { forEachMode(t, testPHPTaskCallbacks) }
+
+func testPHPTaskCallbacks(t *testing.T, srv serverMode) {
 	requirePHP(t)
-	addr, _ := startServer(t)
+	addr, _ := srv.start(t)
 	steps, fail, failRet, exc := fnName(t, "steps"), fnName(t, "fail"), fnName(t, "failret"), fnName(t, "exception")
 	w := phpWorker(t, addr, nil, 6, steps+"=steps", fail+"=fail", failRet+"=failret", exc+"=exception")
 	waitWorkers(t, addr, exc, 1)
@@ -304,9 +316,11 @@ func TestPHPTaskCallbacks(t *testing.T) {
 // the same function with the same unique while the first is running; both
 // get the same job handle, the worker runs the job once (with the first
 // workload and the given unique), and both clients receive its result.
-func TestPHPUniqueCoalescing(t *testing.T) {
+func TestPHPUniqueCoalescing(t *testing.T) { forEachMode(t, testPHPUniqueCoalescing) }
+
+func testPHPUniqueCoalescing(t *testing.T, srv serverMode) {
 	requirePHP(t)
-	addr, _ := startServer(t)
+	addr, _ := srv.start(t)
 	fn := fnName(t, "hold")
 	rel, release := releaseFile(t)
 	w := phpWorker(t, addr, []string{"RELEASE_FILE=" + rel, "IDLE_DEADLINE=20"}, 2, fn+"=hold")
@@ -350,9 +364,11 @@ func TestPHPUniqueCoalescing(t *testing.T) {
 // TestPHPWorkerDisconnectRequeue: a worker that dies (SIGKILL) in the middle of a job
 // makes the server requeue it; a second worker runs it (same handle) and the
 // waiting doNormal() client gets the second worker's result.
-func TestPHPWorkerDisconnectRequeue(t *testing.T) {
+func TestPHPWorkerDisconnectRequeue(t *testing.T) { forEachMode(t, testPHPWorkerDisconnectRequeue) }
+
+func testPHPWorkerDisconnectRequeue(t *testing.T, srv serverMode) {
 	requirePHP(t)
-	addr, _ := startServer(t)
+	addr, _ := srv.start(t)
 	fn := fnName(t, "job")
 	dying := phpWorker(t, addr, nil, 1, fn+"=die")
 	waitWorkers(t, addr, fn, 1)
@@ -387,9 +403,11 @@ func TestPHPWorkerDisconnectRequeue(t *testing.T) {
 // TestPHPJobRetriesExhausted: with -j 2 (job retries) a job whose worker
 // dies twice is dropped with WORK_FAIL: doNormal() returns GEARMAN_WORK_FAIL
 // (24) and the job is gone from the server.
-func TestPHPJobRetriesExhausted(t *testing.T) {
+func TestPHPJobRetriesExhausted(t *testing.T) { forEachMode(t, testPHPJobRetriesExhausted) }
+
+func testPHPJobRetriesExhausted(t *testing.T, srv serverMode) {
 	requirePHP(t)
-	addr, _ := startServer(t, "-j", "2")
+	addr, _ := srv.start(t, "-j", "2")
 	fn := fnName(t, "job")
 	w1 := phpWorker(t, addr, nil, 1, fn+"=die")
 	waitWorkers(t, addr, fn, 1)

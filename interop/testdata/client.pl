@@ -4,6 +4,9 @@
 # Usage: perl client.pl HOST:PORT COMMAND ARGS...
 #
 #   do FN ARG [UNIQ]          -> RESULT <result>   or RESULT_UNDEF
+#   do-exc FN ARG             -> do with the exceptions option (OPTION_REQ exceptions):
+#                                EXCEPTION <message> from on_exception (the message
+#                                thawed as Gearman::Worker froze it), then RESULT... as do
 #   bg FN ARG [ARG...]        -> HANDLE <handle>   (one per ARG; undef -> HANDLE_UNDEF)
 #   status HANDLE             -> STATUS <known> <running> <numerator> <denominator>
 #   taskset [--uniq=U] FN ARG [FN ARG ...]
@@ -15,16 +18,23 @@
 use strict;
 use warnings;
 use Gearman::Client;
+use Storable ();
 
 $| = 1;
 die "usage: client.pl HOST:PORT COMMAND ARGS...\n" if @ARGV < 2;
 my ($server, $cmd, @args) = @ARGV;
-my $client = Gearman::Client->new(job_servers => [$server]);
+my $client = Gearman::Client->new(job_servers => [$server], exceptions => $cmd eq 'do-exc' ? 1 : 0);
 
-if ($cmd eq 'do') {
+if ($cmd eq 'do' || $cmd eq 'do-exc') {
     my ($fn, $arg, $uniq) = @args;
     my %opts = (timeout => 20);
     $opts{uniq} = $uniq if defined $uniq;
+    $opts{on_exception} = sub {
+        my $frozen = shift;
+        my $msg = eval { ${ Storable::thaw($frozen) } } // "UNTHAWABLE $frozen";
+        chomp $msg;
+        print "EXCEPTION $msg\n";
+    };
     my $res = $client->do_task($fn, $arg, \%opts);
     print defined $res ? "RESULT $$res\n" : "RESULT_UNDEF\n";
 } elsif ($cmd eq 'bg') {

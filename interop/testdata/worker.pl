@@ -1,9 +1,12 @@
 #!/usr/bin/perl
 # Interop test worker for Gearman::Worker (libgearman-client-perl).
 #
-# Usage: perl worker.pl HOST:PORT MAXJOBS FUNCTION=BEHAVIOUR [FUNCTION=BEHAVIOUR ...]
+# Usage: perl worker.pl HOST:PORT MAXJOBS FUNCTION=BEHAVIOUR[@TIMEOUT] ...
 #
-# Serves at most MAXJOBS jobs, then exits. Output lines (flushed):
+# FUNCTION=BEHAVIOUR@TIMEOUT registers with CAN_DO_TIMEOUT TIMEOUT (the number
+# goes on the wire as given; servers read it as milliseconds, at least 1000).
+# Serves at most MAXJOBS jobs (every assignment counts, also a repeated one),
+# then exits. Output lines (flushed):
 #   READY                                  all functions registered
 #   START <fn> <handle> <workload>         a job was assigned
 #   END <fn> <handle>                      the callback returned
@@ -16,6 +19,13 @@
 #   status   set_status(1, 3), print "STATUS_SENT <handle>", wait for
 #            $RELEASE_FILE, return "status-done:<workload>"
 #   hold     wait for $RELEASE_FILE, return "held:<workload>"
+#   die      die "died:<workload>" (Gearman::Worker sends WORK_EXCEPTION with the
+#            Storable-frozen message, then WORK_FAIL for the same handle)
+#   empty    return "" (WORK_COMPLETE whose body is the handle alone)
+#   zero     return "0" (the same packet: Gearman::Worker drops a false result)
+#   overrun  the first time a handle is assigned: sleep $OVERRUN_SECONDS
+#            (default 2.5), print "OVERRAN <handle>", return "late:<workload>";
+#            any later assignment of that handle: return "again:<workload>"
 use strict;
 use warnings;
 use Gearman::Worker;
@@ -27,6 +37,8 @@ my ($server, $max, @specs) = @ARGV;
 my $release = $ENV{RELEASE_FILE} // '';
 my $deadline = time + ($ENV{IDLE_DEADLINE} || 25);
 my $jobs = 0;
+my $overrun = $ENV{OVERRUN_SECONDS} || 2.5;
+my %seen; # handle -> times assigned
 
 sub wait_release {
     my $until = time + 20;
@@ -39,7 +51,9 @@ sub wait_release {
 my $worker = Gearman::Worker->new(job_servers => [$server]);
 for my $spec (@specs) {
     my ($fn, $behaviour) = split /=/, $spec, 2;
-    $worker->register_function($fn => sub {
+    my $timeout;
+    ($behaviour, $timeout) = ($1, $2) if $behaviour =~ /^(.*)@(\d+)$/;
+    $worker->register_function($fn, (defined $timeout ? ($timeout) : ()), sub {
         my $job = shift;
         $jobs++;
         my $w = $job->arg;
@@ -60,6 +74,21 @@ for my $spec (@specs) {
         } elsif ($behaviour eq 'hold') {
             wait_release();
             $ret = "held:$w";
+        } elsif ($behaviour eq 'die') {
+            print "END $fn $h\n";
+            die "died:$w\n";
+        } elsif ($behaviour eq 'empty') {
+            $ret = "";
+        } elsif ($behaviour eq 'zero') {
+            $ret = "0";
+        } elsif ($behaviour eq 'overrun') {
+            if ($seen{$h}++) {
+                $ret = "again:$w";
+            } else {
+                sleep $overrun;
+                print "OVERRAN $h\n";
+                $ret = "late:$w";
+            }
         } else {
             print "UNKNOWN_BEHAVIOUR $behaviour\n";
             exit 2;
