@@ -118,13 +118,13 @@ func (t *fakeTransport) Wake() error { t.wakes.Add(1); return nil }
 type fuzzSess struct {
 	s        *engine.Session
 	t        *fakeTransport
-	in       []byte // arrived, not yet consumed by Feed
-	held     []byte // generated, not yet arrived
-	split    int    // the next delivery holds back this many bytes
-	fed      bool   // Feed ran since the last TakeOutput
-	wakes    int64  // t.wakes just before the last TakeOutput
-	text     bool   // sent admin lines or raw bytes: text replies are expected
-	tracked  bool   // only generated packets so far: submit replies can be matched
+	in       []byte   // arrived, not yet consumed by Feed
+	held     []byte   // generated, not yet arrived
+	split    int      // the next delivery holds back this many bytes
+	fed      bool     // Feed ran since the last TakeOutput
+	wakes    int64    // t.wakes just before the last TakeOutput
+	text     bool     // sent admin lines or raw bytes: text replies are expected
+	tracked  bool     // only generated packets so far: submit replies can be matched
 	submits  []answer // each request awaiting its answer (submits and refused lookups), in order
 	assigned []string
 }
