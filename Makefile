@@ -22,9 +22,14 @@ run: build
 # is a failure; .ci/run installs them, npm ci in interop/node included).
 # The zero-allocation assertions skip themselves under -race (the detector allocates), so
 # they run once more without it.
-test: vet fmt-check
+test: vet fmt-check interop/node/node_modules
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) test -count=1 -run 'Alloc|ZeroAlloc|AllocatesNothing' ./codec/ ./queue/ ./engine/ ./bench/
+
+# The npm client the interop suite drives, at the version its lockfile pins.
+interop/node/node_modules: interop/node/package.json interop/node/package-lock.json
+	cd interop/node && npm ci --no-audit --no-fund
+	@touch $@
 
 vet:
 	$(GO) vet ./...
