@@ -18,14 +18,14 @@ func (s *Session) admin(line []byte) {
 	w, err := codec.SplitAdmin(line)
 	if err != nil {
 		// gearmand closes the connection here; a clear error is friendlier and harmless.
-		s.sendText("ERR INVALID_ARGUMENTS Too+many+arguments+were+sent+to+this+command\r\n")
+		s.sendText(codec.AdminTooManyWords)
 		return
 	}
 	if w.N > 0 {
 		cmd := bytes.ToLower(w.Word(0))
 		if err := s.allow(ActAdmin, cmd); err != nil {
 			s.e.log.Info("admin command refused", "conn", s.id, "remote", s.who.IP, "command", string(cmd), "reason", err)
-			s.sendText("ERR ACCESS_DENIED " + adminText(string(cmd)+" "+err.Error()) + "\r\n")
+			s.sendText(codec.AdminAccessDenied(string(cmd), err.Error()))
 			return
 		}
 	}
@@ -45,62 +45,55 @@ func (s *Session) admin(line []byte) {
 		case w.N == 3 && w.Is(1, "unique") && w.Is(2, "jobs"):
 			s.sendText(s.e.jobsText(true))
 		default:
-			s.sendText("ERR UNKNOWN_SHOW_ARGUMENTS\r\n")
+			s.sendText(codec.AdminUnknownShow)
 		}
 	case w.Is(0, "cancel") && w.N == 3:
 		if !w.Is(1, "job") {
-			s.sendText("ERR UNKNOWN_ERROR\r\n")
+			s.sendText(codec.AdminUnknownError)
 		} else if s.e.Cancel(w.Word(2)) {
-			s.sendText("OK\r\n")
+			s.sendText(codec.AdminOK)
 		} else {
-			s.sendText("ERR UNKNOWN_JOB\r\n")
+			s.sendText(codec.AdminUnknownJob)
 		}
 	case w.Is(0, "create"):
 		if w.N != 3 || !w.Is(1, "function") {
-			s.sendText(incompleteArgs("create"))
+			s.sendText(codec.AdminIncompleteArgs("create"))
 			return
 		}
 		sh := s.e.reg.ShardFor(w.Word(2))
 		sh.Lock()
 		sh.Ensure(w.Word(2))
 		sh.Unlock()
-		s.sendText("OK\r\n")
+		s.sendText(codec.AdminOK)
 	case w.Is(0, "drop"):
 		if w.N != 3 || !w.Is(1, "function") {
-			s.sendText(incompleteArgs("drop"))
+			s.sendText(codec.AdminIncompleteArgs("drop"))
 			return
 		}
 		s.sendText(s.e.dropFunction(w.Word(2)))
 	case w.Is(0, "getpid") && w.N == 1:
-		s.sendText("OK " + strconv.Itoa(os.Getpid()) + "\n")
+		s.sendText(codec.AdminValue(strconv.Itoa(os.Getpid())))
 	case w.Is(0, "verbose") && w.N == 1:
-		s.sendText("OK " + s.e.cfg.Verbose + "\n")
+		s.sendText(codec.AdminValue(s.e.cfg.Verbose))
 	case w.Is(0, "version") && w.N == 1:
-		s.sendText("OK " + Version + "\n")
+		s.sendText(codec.AdminValue(Version))
 	case w.Is(0, "shutdown") && (w.N == 1 || (w.N == 2 && w.Is(1, "graceful"))):
 		graceful := w.N == 2
 		s.e.log.Warn("shutdown requested by admin command", "remote", s.who.IP, "graceful", graceful)
-		s.sendText("OK\r\n")
+		s.sendText(codec.AdminOK)
 		if s.e.cfg.OnShutdown != nil {
 			go s.e.cfg.OnShutdown(graceful)
 		}
 	default:
-		s.sendText("ERR UNKNOWN_COMMAND Unknown+server+command" + string(w.Word(0)) + "\r\n")
+		s.sendText(codec.AdminUnknownCommand(w.Word(0)))
 	}
-}
-
-// adminText spells a message the way gearmand's ERR lines do: words joined by '+'.
-func adminText(msg string) string { return strings.ReplaceAll(msg, " ", "+") }
-
-func incompleteArgs(cmd string) string {
-	return "ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+" + cmd + "\r\n"
 }
 
 // adminMaxQueue: maxqueue FN [ALL | HIGH NORMAL [LOW]]; a function that does not exist is left
 // alone but still answered OK, as gearmand does.
 func (s *Session) adminMaxQueue(w *codec.AdminWords) {
 	if w.N < 2 {
-		s.sendText(incompleteArgs("maxqueue"))
+		s.sendText(codec.AdminIncompleteArgs("maxqueue"))
 		return
 	}
 	var limits [queue.NumPriorities]int
@@ -120,7 +113,7 @@ func (s *Session) adminMaxQueue(w *codec.AdminWords) {
 		f.MaxQueue = limits
 	}
 	sh.Unlock()
-	s.sendText("OK\r\n")
+	s.sendText(codec.AdminOK)
 }
 
 // statusText renders `status` (FN TOTAL RUNNING WORKERS) or `prioritystatus` (FN HIGH NORMAL
@@ -219,15 +212,15 @@ func (e *Engine) dropFunction(name []byte) string {
 	f := sh.Get(name)
 	switch {
 	case f == nil:
-		return "ERR function not found\r\n"
+		return codec.AdminNoSuchFunction
 	case len(f.Workers) > 0 || f.Running > 0:
-		return "ERR there are still connected workers or executing clients\r\n"
+		return codec.AdminFunctionBusy
 	case f.Total > 0:
-		return "ERR there are still queued jobs for this function\r\n"
+		return codec.AdminFunctionHasJobs
 	}
 	if f.WakeTimer != nil {
 		f.WakeTimer.Stop()
 	}
 	sh.Delete(f)
-	return "OK\r\n"
+	return codec.AdminOK
 }
