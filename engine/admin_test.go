@@ -43,7 +43,7 @@ func TestAdminStatusCountsAndOrder(t *testing.T) {
 	c, adm, w, w2 := dial(t, addr), dial(t, addr), dial(t, addr), dial(t, addr)
 	c.submit(codec.SubmitJobBg, "beta", "", "1")
 	c.submit(codec.SubmitJob, "beta", "", "2")
-	w.canDo("alpha", "alpha") // duplicate CAN_DO counts twice
+	w.canDo("alpha", "alpha") // a duplicate CAN_DO is one worker (gearmand counts it twice)
 	c.submit(codec.SubmitJob, "alpha", "", "a")
 	c.submit(codec.SubmitJobLowBg, "alpha", "", "b")
 	w.grab()
@@ -52,7 +52,7 @@ func TestAdminStatusCountsAndOrder(t *testing.T) {
 	if got := adm.admin("create function delta"); got != "OK\r\n" {
 		t.Fatalf("create %q", got)
 	}
-	want := "alpha\t2\t1\t3\n" + "beta\t2\t0\t0\n" + "delta\t0\t0\t0\n" + "gamma\t0\t0\t1\n" + ".\n"
+	want := "alpha\t2\t1\t2\n" + "beta\t2\t0\t0\n" + "delta\t0\t0\t0\n" + "gamma\t0\t0\t1\n" + ".\n"
 	if got := adm.admin("status"); got != want {
 		t.Fatalf("status %q, want %q", got, want)
 	}
@@ -89,12 +89,12 @@ func TestAdminPriorityStatus(t *testing.T) {
 	c.submit(codec.SubmitJobBg, "f", "", "n2")
 	c.submit(codec.SubmitJobLow, "f", "", "l1")
 	c.submit(codec.SubmitJobLowBg, "g", "", "l1")
-	w.canDo("f", "f")
-	w.grab() // h1 is running: not counted
-	if got := adm.admin("prioritystatus"); got != "f\t1\t2\t1\t2\ng\t0\t0\t1\t0\n.\n" {
+	w.canDo("f", "f") // one worker connection, however many CAN_DOs
+	w.grab()          // h1 is running: not counted
+	if got := adm.admin("prioritystatus"); got != "f\t1\t2\t1\t1\ng\t0\t0\t1\t0\n.\n" {
 		t.Fatalf("prioritystatus %q", got)
 	}
-	if got := adm.admin("status"); got != "f\t5\t1\t2\ng\t1\t0\t0\n.\n" {
+	if got := adm.admin("status"); got != "f\t5\t1\t1\ng\t1\t0\t0\n.\n" {
 		t.Fatalf("status %q", got)
 	}
 }

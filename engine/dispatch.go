@@ -145,16 +145,8 @@ func (s *Session) submit(p *codec.Packet, prio queue.Priority, background bool) 
 	}
 	seq := e.nextSeq()
 	var hbuf [64]byte
-	j := &queue.Job{
-		Handle:     sh.CopyString(e.appendHandle(hbuf[:0], seq)),
-		Seq:        seq,
-		Unique:     sh.CopyString(unique),
-		Priority:   prio,
-		Background: background,
-		RunAt:      runAt,
-	}
-	j.SetReducer(sh.CopyString(reducer))
-	sh.SetData(j, data)
+	j := queue.NewJob(e.appendHandle(hbuf[:0], seq), unique, reducer, data)
+	j.Seq, j.Priority, j.Background, j.RunAt = seq, prio, background, runAt
 	var t int64 // the clock is read only for a scheduled job: it was 8% of a submit burst
 	if runAt > 0 {
 		t = now()
