@@ -112,7 +112,7 @@ func NewJob(handle, unique, reducer, data []byte) *Job {
 		buf := dataPool.Get()
 		buf.B = append(buf.B[:0], data...)
 		j.Data = buf.B[:len(data):len(data)]
-		j.moreFields().dataBuf = buf
+		j.rareFields().dataBuf = buf
 	case len(data) == 0:
 		j.Data = []byte{}
 	default:
@@ -133,9 +133,9 @@ func carve(b, src []byte) (string, []byte) {
 
 // releaseData returns a pooled data buffer once the job is gone; Data is nil afterwards.
 func (j *Job) releaseData() {
-	if m := j.more.Load(); m != nil && m.dataBuf != nil {
+	if r := j.rare(); r != nil && r.dataBuf != nil {
 		j.Data = nil
-		dataPool.Put(m.dataBuf)
-		m.dataBuf = nil
+		dataPool.Put(r.dataBuf)
+		r.dataBuf = nil
 	}
 }

@@ -72,7 +72,7 @@ func TestNewJobCopies(t *testing.T) {
 		if j.Reducer() != "reducer" || (size > 0 && j.Data[len(j.Data)-1] != 'd') {
 			t.Fatal("append to Data reached another field")
 		}
-		pooled := j.more.Load() != nil && j.more.Load().dataBuf != nil
+		pooled := j.rare() != nil && j.rare().dataBuf != nil
 		if want := size+len(h)+len(u)+len(r) > maxInline; pooled != want {
 			t.Fatalf("data %d bytes: pooled=%v, want %v", size, pooled, want)
 		}

@@ -66,10 +66,14 @@ func TestHandleIndexChunksFollowLiveJobs(t *testing.T) {
 }
 
 // Millions of jobs may be queued: the struct, which every job pays before its bytes, must
-// not grow past its 120 bytes.
+// not grow past its 120 bytes, nor jobMore, which most foreground jobs pay, past its 80-byte
+// size class.
 func TestJobStaysSmall(t *testing.T) {
 	if n := unsafe.Sizeof(Job{}); n > 120 {
 		t.Fatalf("Job is %d bytes, over 120", n)
+	}
+	if n := unsafe.Sizeof(jobMore{}); n > 80 {
+		t.Fatalf("jobMore is %d bytes, over the 80-byte size class", n)
 	}
 }
 
@@ -139,12 +143,12 @@ func TestLargeDataReleasedOnForget(t *testing.T) {
 	f := fx.fn("f")
 	big := bytes.Repeat([]byte("x"), maxInline+1)
 	a := fx.newJob("", big)
-	if m := a.more.Load(); m == nil || m.dataBuf == nil || !bytes.Equal(a.Data, big) || cap(a.Data) != len(big) {
-		t.Fatalf("large data: pooled=%v equal=%v cap=%d", m != nil && m.dataBuf != nil, bytes.Equal(a.Data, big), cap(a.Data))
+	if r := a.rare(); r == nil || r.dataBuf == nil || !bytes.Equal(a.Data, big) || cap(a.Data) != len(big) {
+		t.Fatalf("large data: pooled=%v equal=%v cap=%d", r != nil && r.dataBuf != nil, bytes.Equal(a.Data, big), cap(a.Data))
 	}
 	f.Enqueue(a, 0)
 	f.Forget(f.Pop(0))
-	if a.Data != nil || a.more.Load().dataBuf != nil {
+	if a.Data != nil || a.rare().dataBuf != nil {
 		t.Fatal("a forgotten job keeps its pooled data")
 	}
 	b := fx.newJob("", bytes.Repeat([]byte("y"), maxInline+1))

@@ -115,8 +115,8 @@ type Job struct {
 
 	// more is set once, on first use, and never changes after. It is atomic because the
 	// registry-wide unique index, under its own leaf lock, may create it for a job of another
-	// shard (to link it to a newer job with the same unique id); every other field of jobMore
-	// has one guard, see there.
+	// shard (to link it to a newer job with the same unique id); every field behind it has
+	// one guard, see jobMore.
 	more atomic.Pointer[jobMore]
 
 	heapIndex int32 // position in the delay heap while Delayed
@@ -135,21 +135,27 @@ type Job struct {
 	Refused atomic.Bool
 }
 
-// jobMore holds what only some jobs need: foreground listeners, a reducer, a WORK_STATUS, a
-// retry count, a CAN_DO_TIMEOUT timer, a pooled data buffer, index chains. Every field is
-// guarded by the job's shard lock except uniqNewer and uniqOlder, guarded by the lock of the
-// registry's unique-index shard the job is filed in.
+// jobMore holds what only some jobs need: foreground listeners (most foreground jobs), a
+// reducer, a WORK_STATUS, a retry count, a CAN_DO_TIMEOUT timer; and behind rare what very
+// few do. Its fields are guarded by the job's shard lock; rare, like Job.more, is set once by
+// whichever side needs it first.
 type jobMore struct {
 	listeners []Peer // foreground clients attached (duplicates allowed, as gearmand)
 	reducer   string
 	num, den  uint64 // last WORK_STATUS; reset on requeue
 	retries   uint32 // assignments that ended without a result (worker gone, timeout)
 	timer     *time.Timer
-	dataBuf   *bytebufferpool.ByteBuffer // Data's pooled buffer, if it has one (see NewJob)
-	sameHash  *Job                       // next job filed under the same hash in keyIndex
+	rare      atomic.Pointer[jobRare]
+}
+
+// jobRare holds what very few jobs need, so that jobMore stays in its 80-byte size class.
+type jobRare struct {
+	dataBuf  *bytebufferpool.ByteBuffer // Data's pooled buffer, if it has one (see NewJob); shard lock
+	sameHash *Job                       // next job filed under the same hash in keyIndex; shard lock
 
 	// The registry's unique index chains the live jobs of all functions whose unique ids
-	// hash alike, newest first, both ways so that any of them leaves in O(1).
+	// hash alike, newest first, both ways so that any of them leaves in O(1). Guarded by the
+	// lock of the unique-index shard the job is filed in.
 	uniqNewer, uniqOlder *Job
 }
 
@@ -160,6 +166,24 @@ func (j *Job) moreFields() *jobMore {
 	}
 	j.more.CompareAndSwap(nil, &jobMore{})
 	return j.more.Load()
+}
+
+// rare returns j's jobRare, or nil.
+func (j *Job) rare() *jobRare {
+	if m := j.more.Load(); m != nil {
+		return m.rare.Load()
+	}
+	return nil
+}
+
+// rareFields returns j's jobRare, creating it (and its jobMore) if needed.
+func (j *Job) rareFields() *jobRare {
+	m := j.moreFields()
+	if r := m.rare.Load(); r != nil {
+		return r
+	}
+	m.rare.CompareAndSwap(nil, &jobRare{})
+	return m.rare.Load()
 }
 
 // Listeners returns the foreground clients attached to j; the slice must not be modified.

@@ -15,7 +15,7 @@ import (
 // leaves both in unindex, so it is found here exactly as long as a submission can coalesce
 // onto it. Entries are keyed by the same hash (Function.KeyHash) and spread over NumShards
 // leaf locks by it. Jobs whose ids hash alike — in practice the same id submitted to several
-// functions — are chained newest first through jobMore.uniqNewer/uniqOlder, so the newest
+// functions — are chained newest first through jobRare.uniqNewer/uniqOlder, so the newest
 // is the one found (gearmand reports the most recently created) and any of them leaves in O(1).
 type uniqueShard struct {
 	mu   sync.Mutex
@@ -36,9 +36,9 @@ func (r *Registry) fileUnique(h uint64, j *Job) {
 	}
 	if old := x.m[h]; old != nil {
 		// old may belong to another shard: only its uniq* fields are touched, which this
-		// lock guards (moreFields is safe from any goroutine).
-		j.moreFields().uniqOlder = old
-		old.moreFields().uniqNewer = j
+		// lock guards (rareFields is safe from any goroutine).
+		j.rareFields().uniqOlder = old
+		old.rareFields().uniqNewer = j
 	}
 	x.m[h] = j
 	x.peak = max(x.peak, len(x.m))
@@ -50,17 +50,16 @@ func (r *Registry) unfileUnique(h uint64, j *Job) {
 	x := r.uniqueShardFor(h)
 	x.mu.Lock()
 	var newer, older *Job
-	m := j.more.Load()
-	if m != nil {
-		newer, older = m.uniqNewer, m.uniqOlder
-		m.uniqNewer, m.uniqOlder = nil, nil
+	if r := j.rare(); r != nil {
+		newer, older = r.uniqNewer, r.uniqOlder
+		r.uniqNewer, r.uniqOlder = nil, nil
 	}
 	if older != nil {
-		older.more.Load().uniqNewer = newer
+		older.rare().uniqNewer = newer
 	}
 	switch {
 	case newer != nil:
-		newer.more.Load().uniqOlder = older
+		newer.rare().uniqOlder = older
 	case older != nil:
 		x.m[h] = older
 	default:
@@ -92,7 +91,7 @@ func (r *Registry) LookupUnique(unique []byte) *Job {
 	x := r.uniqueShardFor(h)
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	for j := x.m[h]; j != nil; j = j.more.Load().uniqOlderOrNil() {
+	for j := x.m[h]; j != nil; j = j.uniqOlder() {
 		if j.Unique == key {
 			return j
 		}
@@ -100,11 +99,12 @@ func (r *Registry) LookupUnique(unique []byte) *Job {
 	return nil
 }
 
-func (m *jobMore) uniqOlderOrNil() *Job {
-	if m == nil {
-		return nil
+// uniqOlder is the next older job in j's unique-index chain; call with its index shard locked.
+func (j *Job) uniqOlder() *Job {
+	if r := j.rare(); r != nil {
+		return r.uniqOlder
 	}
-	return m.uniqOlder
+	return nil
 }
 
 // NumUniques returns how many jobs the registry's unique index holds; for invariant checks.
@@ -114,7 +114,7 @@ func (r *Registry) NumUniques() int {
 		x := &r.uniques[i]
 		x.mu.Lock()
 		for _, j := range x.m {
-			for ; j != nil; j = j.more.Load().uniqOlderOrNil() {
+			for ; j != nil; j = j.uniqOlder() {
 				n++
 			}
 		}
