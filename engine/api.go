@@ -76,18 +76,9 @@ func (e *Engine) place(f *queue.Function, req *SubmitRequest) (*queue.Job, place
 	if err != nil {
 		return nil, refused, err
 	}
-	sh := f.Shard()
 	var hbuf [64]byte
-	j := &queue.Job{
-		Handle:     sh.CopyString(e.appendHandle(hbuf[:0], seq)),
-		Seq:        seq,
-		Unique:     sh.CopyString(req.Unique),
-		Priority:   req.Priority,
-		Background: req.Background,
-		RunAt:      req.RunAt,
-	}
-	j.SetReducer(sh.CopyString(req.Reducer))
-	sh.SetData(j, req.Data)
+	j := queue.NewJob(e.appendHandle(hbuf[:0], seq), req.Unique, req.Reducer, req.Data)
+	j.Seq, j.Priority, j.Background, j.RunAt = seq, req.Priority, req.Background, req.RunAt
 	var t int64 // the clock is read only for a scheduled job: it was 8% of a submit burst
 	if req.RunAt > 0 {
 		t = now()

@@ -140,17 +140,9 @@ func (e *Engine) Restore(recs []wal.Record) {
 		sh := e.reg.ShardFor([]byte(r.Function))
 		sh.Lock()
 		f := sh.Ensure([]byte(r.Function))
-		j := &queue.Job{
-			Handle:     r.Handle,
-			Seq:        r.Seq,
-			Unique:     r.Unique,
-			Data:       r.Data,
-			Priority:   queue.Priority(r.Priority),
-			RunAt:      r.RunAt,
-			Background: true,
-			Persisted:  true,
-		}
-		j.SetReducer(r.Reducer)
+		j := queue.NewJob([]byte(r.Handle), []byte(r.Unique), []byte(r.Reducer), r.Data)
+		j.Seq, j.Priority, j.RunAt = r.Seq, queue.Priority(r.Priority), r.RunAt
+		j.Background, j.Persisted = true, true
 		f.Enqueue(j, t)
 		if j.State == queue.Delayed {
 			e.armDueTimer(f)

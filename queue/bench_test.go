@@ -2,6 +2,7 @@ package queue
 
 import (
 	"fmt"
+	"strconv"
 	"testing"
 )
 
@@ -173,5 +174,48 @@ func TestPromoteDueAllocatesNothing(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(10000, p.step); n != 0 {
 		t.Errorf("scheduling and promoting a job allocates %.2f times", n)
+	}
+}
+
+// BenchmarkSubmit: the queue's part of one SUBMIT_JOB_BG as the engine does it — shard,
+// Ensure, Coalesce, NewJob, Enqueue — with no unique id or a fresh UUID-sized one per job.
+// Every 16384 jobs the backlog is drained outside the timer.
+func BenchmarkSubmit(b *testing.B) {
+	for _, unique := range []bool{false, true} {
+		name := "plain"
+		if unique {
+			name = "unique"
+		}
+		b.Run(name, func(b *testing.B) {
+			reg := NewRegistry()
+			fn := []byte("bench")
+			data := []byte("a payload of some 32 bytes......")
+			var hbuf, ubuf [64]byte
+			var seq uint64
+			b.ReportAllocs()
+			for range b.N {
+				seq++
+				var u []byte
+				if unique {
+					u = strconv.AppendUint(append(ubuf[:0], "00000000-0000-0000-0000-"...), seq, 10)
+				}
+				sh := reg.ShardFor(fn)
+				sh.Lock()
+				f := sh.Ensure(fn)
+				if f.Coalesce(u, data) == nil {
+					j := NewJob(strconv.AppendUint(append(hbuf[:0], "H:bench:"...), seq, 10), u, nil, data)
+					j.Seq, j.Priority, j.Background = seq, Normal, true
+					f.Enqueue(j, 0)
+				}
+				if seq%(1<<14) == 0 {
+					b.StopTimer()
+					for j := f.Pop(0); j != nil; j = f.Pop(0) {
+						f.Forget(j)
+					}
+					b.StartTimer()
+				}
+				sh.Unlock()
+			}
+		})
 	}
 }

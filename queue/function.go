@@ -9,6 +9,10 @@ import (
 // Function is everything the server knows about one function name: its queued jobs by
 // priority, its scheduled jobs, its coalescing index and its registered workers. All fields
 // are guarded by the owning shard's lock.
+//
+// A function that has nothing (see Idle) is deleted by Registry.SweepIdle after a grace
+// period; the engine keeps a *Function only while the function has jobs (Job.Fn) or workers
+// (registrations), which keep it from being idle.
 type Function struct {
 	Name  string
 	shard *Shard
@@ -18,20 +22,29 @@ type Function struct {
 	uniques keyIndex // unique id -> live job; "-" jobs are keyed by data in byData
 	byData  keyIndex
 
-	// Workers holds one entry per registration (CAN_DO twice counts twice, as in gearmand), in
-	// registration order; WakeCursor rotates NOOPs across them (-w).
+	// Workers holds each worker connection registered for the function once (CAN_DO twice
+	// is one entry), in registration order until a removal moves the last entry into the
+	// gap; WakeCursor rotates NOOPs across them (-w). workerSlot is each one's position.
 	Workers    []Peer
 	WakeCursor int
+	workerSlot map[Peer]int
 
+	// The function's own settings: while it has any (HasSettings) it is never swept.
 	MaxQueue [NumPriorities]int // 0 = unlimited
+	Declared bool               // made by `create function`
 
 	Total   int                // live jobs: queued, delayed and running
 	Running int                // jobs assigned to a worker
 	Queued  [NumPriorities]int // queued or delayed jobs by priority
 
-	// WakeTimer fires when the earliest delayed job comes due; owned by the engine.
+	// WakeTimer fires when the earliest delayed job comes due; owned by the engine, stopped
+	// when the function is swept.
 	WakeTimer *time.Timer
 	WakeAt    int64
+
+	idleListed  bool  // in its shard's idle list
+	idleSince   int64 // unix nanoseconds the sweeper first saw it idle; 0 = not yet
+	roomyListed bool  // in its shard's roomy list: a coalescing index to shrink
 }
 
 // Shard returns the shard whose lock guards f.
@@ -78,7 +91,12 @@ func (f *Function) Enqueue(j *Job, now int64) {
 	f.Queued[j.Priority]++
 	f.place(j, now)
 	if x, key := f.jobKey(j); x != nil {
-		x.add(f.KeyHash(key), j)
+		h := f.KeyHash(key)
+		x.add(h, j)
+		if x == &f.uniques {
+			f.shard.reg.fileUnique(h, j)
+		}
+		j.keyed = true
 	}
 }
 
@@ -192,6 +210,9 @@ func (f *Function) Forget(j *Job) {
 	f.shard.reg.removeJob(j)
 	j.StopTimer()
 	j.releaseData() // after unindex: the coalescing index may key on the data
+	if f.Total == 0 {
+		f.noteIfIdle()
+	}
 }
 
 // Ignore flags a job as cancelled or abandoned: it stops coalescing at once, a delayed one is
@@ -207,9 +228,22 @@ func (f *Function) Ignore(j *Job) bool {
 	return j.State == Done
 }
 
+// unindex takes j out of the coalescing indexes (its function's and the registry's), if it
+// is in them.
 func (f *Function) unindex(j *Job) {
-	if x, key := f.jobKey(j); x != nil {
-		x.remove(f.KeyHash(key), j)
+	if !j.keyed {
+		return
+	}
+	j.keyed = false
+	x, key := f.jobKey(j)
+	h := f.KeyHash(key)
+	x.remove(h, j)
+	if x == &f.uniques {
+		f.shard.reg.unfileUnique(h, j)
+	}
+	if !f.roomyListed && x.roomy() {
+		f.roomyListed = true
+		f.shard.roomy = append(f.shard.roomy, f)
 	}
 }
 
@@ -224,24 +258,49 @@ func (f *Function) EachQueued(fn func(*Job)) {
 	}
 }
 
-// AddWorker records one registration of w.
-func (f *Function) AddWorker(w Peer) { f.Workers = append(f.Workers, w) }
-
-// RemoveWorker removes every registration of w and reports how many there were.
-func (f *Function) RemoveWorker(w Peer) int {
-	kept := f.Workers[:0]
-	for _, p := range f.Workers {
-		if p != w {
-			kept = append(kept, p)
-		}
+// AddWorker adds w to the function's workers unless it is there already, and reports
+// whether it was new. O(1).
+func (f *Function) AddWorker(w Peer) bool {
+	if _, ok := f.workerSlot[w]; ok {
+		return false
 	}
-	n := len(f.Workers) - len(kept)
-	clear(f.Workers[len(kept):])
-	f.Workers = kept
-	if f.WakeCursor >= len(kept) {
+	if f.workerSlot == nil {
+		f.workerSlot = make(map[Peer]int)
+	}
+	f.workerSlot[w] = len(f.Workers)
+	f.Workers = append(f.Workers, w)
+	return true
+}
+
+// RemoveWorker removes w from the function's workers and reports whether it was there. The
+// last worker takes w's place, and WakeCursor follows it there, so the rotation goes on
+// where it was. O(1).
+func (f *Function) RemoveWorker(w Peer) bool {
+	i, ok := f.workerSlot[w]
+	if !ok {
+		return false
+	}
+	delete(f.workerSlot, w)
+	last := len(f.Workers) - 1
+	if i != last {
+		moved := f.Workers[last]
+		f.Workers[i] = moved
+		f.workerSlot[moved] = i
+	}
+	f.Workers[last] = nil
+	f.Workers = f.Workers[:last]
+	if f.WakeCursor == last {
+		f.WakeCursor = i
+	}
+	if f.WakeCursor >= len(f.Workers) {
 		f.WakeCursor = 0
 	}
-	return n
+	if last == 0 {
+		// The last worker left: drop the set's storage, which a map keeps at its peak.
+		f.Workers, f.workerSlot = nil, nil
+		f.noteIfIdle()
+	}
+	return true
 }
 
 // The accessors below are read-only views for invariant checks (engine.CheckInvariants,

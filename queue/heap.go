@@ -4,7 +4,9 @@ package queue
 // index, so a cancelled job is removed in O(log n).
 type delayHeap []*Job
 
-// heapKeepCap bounds what an emptied delay heap keeps of its backing array.
+// heapKeepCap is the backing array a delay heap may keep whatever its size. Above it, the
+// array is halved whenever the heap falls to a quarter of it, so that scheduled jobs left
+// over from a large batch do not keep the whole batch's array (amortized O(1) per removal).
 const heapKeepCap = 1024
 
 func (h delayHeap) less(a, b int) bool {
@@ -47,8 +49,12 @@ func (h *delayHeap) remove(i int) *Job {
 			h.up(i)
 		}
 	}
-	if len(*h) == 0 && cap(*h) > heapKeepCap {
-		*h = nil
+	if n, c := len(*h), cap(*h); c > heapKeepCap && n <= c/4 {
+		if n == 0 {
+			*h = nil
+		} else {
+			*h = append(make(delayHeap, 0, c/2), *h...)
+		}
 	}
 	j.heapIndex = -1
 	return j

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 	"testing"
 	"unsafe"
@@ -64,76 +65,100 @@ func TestHandleIndexChunksFollowLiveJobs(t *testing.T) {
 	}
 }
 
-func TestArenaCopiesAreIndependent(t *testing.T) {
-	var a arena
-	x := a.copy([]byte("abc"))
-	y := a.copy([]byte("def"))
-	if string(x) != "abc" || string(y) != "def" || cap(x) != 3 {
-		t.Fatalf("copies %q %q cap %d", x, y, cap(x))
-	}
-	_ = append(x, 'Z') // capped: must reallocate, not overwrite y
-	if string(y) != "def" {
-		t.Fatalf("append to one copy changed the next: %q", y)
-	}
-	if e := a.copy(nil); e == nil || len(e) != 0 {
-		t.Fatalf("empty copy = %#v, want non-nil empty", e)
-	}
-	big := make([]byte, arenaMaxItem+1)
-	if c := a.copy(big); &c[0] == &big[0] || len(c) != len(big) {
-		t.Fatal("large copy shares the source")
-	}
-	// Filling past a chunk starts a new one without touching earlier copies.
-	src := make([]byte, 1000)
-	var kept [][]byte
-	for i := 0; i < 3*arenaChunk/len(src); i++ {
-		for k := range src {
-			src[k] = byte(i)
-		}
-		kept = append(kept, a.copy(src))
-	}
-	for i, c := range kept {
-		for _, b := range c {
-			if b != byte(i) {
-				t.Fatalf("copy %d was overwritten", i)
-			}
-		}
-	}
-}
-
-// Millions of jobs may be queued: the struct must stay within the 128-byte size class.
+// Millions of jobs may be queued: the struct, which every job pays before its bytes, must
+// not grow past its 120 bytes, nor jobMore, which most foreground jobs pay, past its 80-byte
+// size class.
 func TestJobStaysSmall(t *testing.T) {
-	if n := unsafe.Sizeof(Job{}); n > 128 {
-		t.Fatalf("Job is %d bytes, over the 128-byte size class", n)
+	if n := unsafe.Sizeof(Job{}); n > 120 {
+		t.Fatalf("Job is %d bytes, over 120", n)
+	}
+	if n := unsafe.Sizeof(jobMore{}); n > 80 {
+		t.Fatalf("jobMore is %d bytes, over the 80-byte size class", n)
 	}
 }
 
-// Data too large for the arena goes back to its pool when the job is forgotten, and a later
-// job's copy is not disturbed by it.
+// Stragglers do not keep their chunks: a chunk down to a few live jobs hands them to the
+// shard's sparse map and is freed, and they are still found, listed and removed there.
+func TestHandleIndexStragglersGoSparse(t *testing.T) {
+	fx := newFixture(t)
+	f := fx.fn("f")
+	const n = 4 * NumShards * indexChunkLen
+	var jobs, stragglers []*Job
+	for range n {
+		j := fx.add(f, "", "d", Normal, 0, 0)
+		f.Start(f.Pop(0), peer(1))
+		jobs = append(jobs, j)
+	}
+	for i, j := range jobs {
+		if i%1000 == 0 {
+			stragglers = append(stragglers, j)
+		} else {
+			f.Finish(j)
+		}
+	}
+	sparse := 0
+	for i := range fx.reg.index {
+		x := &fx.reg.index[i]
+		if len(x.chunks) > 1 {
+			t.Fatalf("index shard %d keeps %d chunks for %d stragglers", i, len(x.chunks), x.n)
+		}
+		sparse += len(x.sparse)
+	}
+	if sparse == 0 {
+		t.Fatal("no straggler went to a sparse map")
+	}
+	for _, j := range stragglers {
+		if fx.reg.Lookup([]byte(j.Handle)) != j {
+			t.Fatalf("straggler %s not found", j.Handle)
+		}
+	}
+	if got := fx.reg.Jobs(); !slices.Equal(got, stragglers) {
+		t.Fatalf("Jobs() lists %d jobs, want the %d stragglers", len(got), len(stragglers))
+	}
+	// A job filed late under a chunk already freed (its Seq was taken early) goes sparse too.
+	late := fx.job("", "late", Normal, 0)
+	late.Seq, late.Handle = 66, "H:t:66" // chunk 0 of shard 2, long retired; job 66 finished
+	f.Enqueue(late, 0)
+	if fx.reg.Lookup([]byte("H:t:66")) != late {
+		t.Fatal("a job filed under a retired chunk is not found")
+	}
+	f.Forget(f.Pop(0))
+	for _, j := range stragglers {
+		f.Finish(j)
+	}
+	if _, now := fx.reg.PeakJobs(); now != 0 {
+		t.Fatalf("%d jobs still counted", now)
+	}
+	for i := range fx.reg.index {
+		if x := &fx.reg.index[i]; len(x.sparse) != 0 {
+			t.Fatalf("index shard %d keeps %d sparse jobs", i, len(x.sparse))
+		}
+	}
+}
+
+// Data too large to travel with its job goes back to its pool when the job is forgotten,
+// and a later job's copy is not disturbed by it.
 func TestLargeDataReleasedOnForget(t *testing.T) {
 	fx := newFixture(t)
 	f := fx.fn("f")
-	big := bytes.Repeat([]byte("x"), arenaMaxItem+1)
-	sh := f.Shard()
-	a := fx.job("", "", Normal, 0)
-	sh.SetData(a, big)
-	if a.dataBuf == nil || !bytes.Equal(a.Data, big) || cap(a.Data) != len(big) {
-		t.Fatalf("large data: pooled=%v equal=%v cap=%d", a.dataBuf != nil, bytes.Equal(a.Data, big), cap(a.Data))
+	big := bytes.Repeat([]byte("x"), maxInline+1)
+	a := fx.newJob("", big)
+	if r := a.rare(); r == nil || r.dataBuf == nil || !bytes.Equal(a.Data, big) || cap(a.Data) != len(big) {
+		t.Fatalf("large data: pooled=%v equal=%v cap=%d", r != nil && r.dataBuf != nil, bytes.Equal(a.Data, big), cap(a.Data))
 	}
 	f.Enqueue(a, 0)
 	f.Forget(f.Pop(0))
-	if a.Data != nil || a.dataBuf != nil {
+	if a.Data != nil || a.rare().dataBuf != nil {
 		t.Fatal("a forgotten job keeps its pooled data")
 	}
-	b := fx.job("", "", Normal, 0)
-	sh.SetData(b, bytes.Repeat([]byte("y"), arenaMaxItem+1))
+	b := fx.newJob("", bytes.Repeat([]byte("y"), maxInline+1))
 	f.Enqueue(b, 0)
 	if b.Data[0] != 'y' || b.Data[len(b.Data)-1] != 'y' {
 		t.Fatal("reused buffer holds stale data")
 	}
-	small := fx.job("", "", Normal, 0)
-	sh.SetData(small, []byte("tiny"))
-	if small.dataBuf != nil || string(small.Data) != "tiny" {
-		t.Fatal("small data should come from the arena")
+	small := fx.newJob("", []byte("tiny"))
+	if small.more.Load() != nil || string(small.Data) != "tiny" {
+		t.Fatal("small data should travel with its job")
 	}
 }
 

@@ -1,6 +1,13 @@
 // Package queue holds the server's jobs and functions: per-function priority FIFOs, the unique
-// index used for coalescing, a heap of scheduled (epoch) jobs, and a handle index. State is
-// sharded by function name so that different functions never contend for a lock.
+// index used for coalescing, a heap of scheduled (epoch) jobs, a handle index and a
+// registry-wide unique index. State is sharded by function name so that different functions
+// never contend for a lock.
+//
+//	Registry
+//	├── shards[64]   Shard: mu, funcs name -> *Function, idle list     (by hash of the name)
+//	│     └── Function: ready FIFOs[3], delay heap, coalescing indexes, Workers set, settings
+//	├── index[64]    handle index: Seq -> *Job, chunked table + sparse map  (by Seq)
+//	└── uniques[64]  unique id -> newest *Job of any function                (by hash of the id)
 //
 // # Lock order
 //
@@ -15,8 +22,27 @@
 //     Delayed), assigned to a worker (Running), or gone (Done).
 //   - Function.Total counts every job of the function that is not Done, ignored ones included
 //     until they are reaped; Running and Queued[p] split it.
-//   - Each live job is in the handle index; the unique index points only at live, non-ignored
-//     jobs.
+//   - Each live job is in the handle index. A job is in its function's coalescing index
+//     exactly while keyed is set: from Enqueue until it is ignored or forgotten, so the
+//     index points only at live, non-ignored jobs. Those filed by unique id (not "" or "-")
+//     are in the registry's unique index over the same span, so LookupUnique finds a job
+//     exactly as long as a submission can coalesce onto it.
+//   - Function.Workers holds each worker connection at most once; workerSlot is each one's
+//     position in it; WakeCursor is a valid position, or 0.
+//   - An idle function (Function.Idle: no job, no worker, no settings) is in its shard's idle
+//     list, so SweepIdle deletes it after the grace period; the engine must call
+//     NoteSettingsChanged after clearing a function's settings for this to hold.
+//   - Nothing a job holds is shared with another job: its bytes travel in its own allocation
+//     (see NewJob), so memory follows the live jobs, however few outlive their neighbours.
+//     The indexes give back emptied space too (see shrinkMap, the handle index's chunks, the
+//     delay heap's array).
+//
+// # Function records and the engine
+//
+// SweepIdle deletes idle function records. The engine may therefore keep a *Function beyond
+// the shard lock only while the function has jobs (a job's Fn) or workers (a registration),
+// which keep it from being idle; a pointer kept past that may name a deleted record, fine to
+// compare but not to use. Shard.Get and Ensure match names exactly.
 package queue
 
 import (
@@ -67,7 +93,8 @@ type Peer interface{ PeerID() uint64 }
 // Job is one unit of work. Its fields are guarded by its function's shard lock, except the
 // immutable identity fields (Handle, Seq, Fn, Unique, Priority, RunAt and the reducer), which
 // may be read without it. Data is immutable too but only while the job is live: once it is
-// Done, a pooled data buffer goes back to its pool and Data is nil.
+// Done, a pooled data buffer goes back to its pool and Data is nil. Jobs made by NewJob carry
+// their handle, unique id, reducer and data in the same allocation (see jobWith).
 //
 // A server may hold millions of queued jobs, so the struct is kept small: fields most jobs
 // never use live in a separate jobMore allocated on first use.
@@ -79,9 +106,13 @@ type Job struct {
 	RunAt  int64  // unix seconds; 0 = as soon as possible
 	Seq    uint64 // the handle's number: submission order, unique across restarts
 
-	Worker  Peer // holder while Running
-	more    *jobMore
-	dataBuf *bytebufferpool.ByteBuffer // Data's pooled buffer, if it has one (see SetData)
+	Worker Peer // holder while Running
+
+	// more is set once, on first use, and never changes after. It is atomic because the
+	// registry-wide unique index, under its own leaf lock, may create it for a job of another
+	// shard (to link it to a newer job with the same unique id); every field behind it has
+	// one guard, see jobMore.
+	more atomic.Pointer[jobMore]
 
 	heapIndex int32 // position in the delay heap while Delayed
 	Priority  Priority
@@ -92,36 +123,70 @@ type Job struct {
 	Background bool
 	Ignore     bool // cancelled or abandoned: dropped when a grab reaches it, result discarded
 	Persisted  bool // a write-ahead-log record exists for it
+	keyed      bool // filed in its function's coalescing index (and the registry's, by unique)
 
 	// Refused is set, from the job log's goroutine, when the job's record could not be
 	// written: its submitter got an error, so the job must not be coalesced onto or run.
 	Refused atomic.Bool
 }
 
-// jobMore holds what only some jobs need: foreground listeners, a reducer, a WORK_STATUS, a
-// retry count, a CAN_DO_TIMEOUT timer.
+// jobMore holds what only some jobs need: foreground listeners (most foreground jobs), a
+// reducer, a WORK_STATUS, a retry count, a CAN_DO_TIMEOUT timer; and behind rare what very
+// few do. Its fields are guarded by the job's shard lock; rare, like Job.more, is set once by
+// whichever side needs it first.
 type jobMore struct {
 	listeners []Peer // foreground clients attached (duplicates allowed, as gearmand)
 	reducer   string
 	num, den  uint64 // last WORK_STATUS; reset on requeue
 	retries   uint32 // assignments that ended without a result (worker gone, timeout)
 	timer     *time.Timer
-	sameHash  *Job // next job filed under the same coalescing-key hash (see keyIndex)
+	rare      atomic.Pointer[jobRare]
 }
 
+// jobRare holds what very few jobs need, so that jobMore stays in its 80-byte size class.
+type jobRare struct {
+	dataBuf  *bytebufferpool.ByteBuffer // Data's pooled buffer, if it has one (see NewJob); shard lock
+	sameHash *Job                       // next job filed under the same hash in keyIndex; shard lock
+
+	// The registry's unique index chains the live jobs of all functions whose unique ids
+	// hash alike, newest first, both ways so that any of them leaves in O(1). Guarded by the
+	// lock of the unique-index shard the job is filed in.
+	uniqNewer, uniqOlder *Job
+}
+
+// moreFields returns j's jobMore, creating it if needed.
 func (j *Job) moreFields() *jobMore {
-	if j.more == nil {
-		j.more = &jobMore{}
+	if m := j.more.Load(); m != nil {
+		return m
 	}
-	return j.more
+	j.more.CompareAndSwap(nil, &jobMore{})
+	return j.more.Load()
+}
+
+// rare returns j's jobRare, or nil.
+func (j *Job) rare() *jobRare {
+	if m := j.more.Load(); m != nil {
+		return m.rare.Load()
+	}
+	return nil
+}
+
+// rareFields returns j's jobRare, creating it (and its jobMore) if needed.
+func (j *Job) rareFields() *jobRare {
+	m := j.moreFields()
+	if r := m.rare.Load(); r != nil {
+		return r
+	}
+	m.rare.CompareAndSwap(nil, &jobRare{})
+	return m.rare.Load()
 }
 
 // Listeners returns the foreground clients attached to j; the slice must not be modified.
 func (j *Job) Listeners() []Peer {
-	if j.more == nil {
-		return nil
+	if m := j.more.Load(); m != nil {
+		return m.listeners
 	}
-	return j.more.listeners
+	return nil
 }
 
 // AddListener attaches p (again, if it already is).
@@ -129,8 +194,8 @@ func (j *Job) AddListener(p Peer) { m := j.moreFields(); m.listeners = append(m.
 
 // ClearListeners detaches every listener.
 func (j *Job) ClearListeners() {
-	if j.more != nil {
-		j.more.listeners = nil
+	if m := j.more.Load(); m != nil {
+		m.listeners = nil
 	}
 }
 
@@ -138,10 +203,11 @@ func (j *Job) ClearListeners() {
 // submits onto the job is detached in time proportional to them, not their square) and
 // reports how many there were.
 func (j *Job) RemoveListenerAll(p Peer) int {
-	if j.more == nil {
+	m := j.more.Load()
+	if m == nil {
 		return 0
 	}
-	ls := j.more.listeners
+	ls := m.listeners
 	kept := ls[:0]
 	for _, l := range ls {
 		if l != p {
@@ -149,22 +215,23 @@ func (j *Job) RemoveListenerAll(p Peer) int {
 		}
 	}
 	clear(ls[len(kept):])
-	j.more.listeners = kept
+	m.listeners = kept
 	return len(ls) - len(kept)
 }
 
 // RemoveListener detaches one attachment of p and reports whether one was found.
 func (j *Job) RemoveListener(p Peer) bool {
-	if j.more == nil {
+	m := j.more.Load()
+	if m == nil {
 		return false
 	}
-	ls := j.more.listeners
+	ls := m.listeners
 	for i, l := range ls {
 		if l == p {
 			last := len(ls) - 1
 			copy(ls[i:], ls[i+1:])
 			ls[last] = nil
-			j.more.listeners = ls[:last]
+			m.listeners = ls[:last]
 			return true
 		}
 	}
@@ -173,30 +240,23 @@ func (j *Job) RemoveListener(p Peer) bool {
 
 // Reducer returns the reducer name of a SUBMIT_REDUCE_JOB job, or "".
 func (j *Job) Reducer() string {
-	if j.more == nil {
-		return ""
+	if m := j.more.Load(); m != nil {
+		return m.reducer
 	}
-	return j.more.reducer
-}
-
-// SetReducer records the reducer name; call before the job is enqueued.
-func (j *Job) SetReducer(r string) {
-	if r != "" {
-		j.moreFields().reducer = r
-	}
+	return ""
 }
 
 // Status returns the numerator and denominator of the job's last WORK_STATUS.
 func (j *Job) Status() (num, den uint64) {
-	if j.more == nil {
-		return 0, 0
+	if m := j.more.Load(); m != nil {
+		return m.num, m.den
 	}
-	return j.more.num, j.more.den
+	return 0, 0
 }
 
 // SetStatus records a WORK_STATUS.
 func (j *Job) SetStatus(num, den uint64) {
-	if j.more != nil || num != 0 || den != 0 {
+	if j.more.Load() != nil || num != 0 || den != 0 {
 		m := j.moreFields()
 		m.num, m.den = num, den
 	}
@@ -204,10 +264,10 @@ func (j *Job) SetStatus(num, den uint64) {
 
 // Retries returns how many assignments of the job ended without a result.
 func (j *Job) Retries() uint32 {
-	if j.more == nil {
-		return 0
+	if m := j.more.Load(); m != nil {
+		return m.retries
 	}
-	return j.more.retries
+	return 0
 }
 
 // AddRetry counts one more assignment that ended without a result and returns the total.
@@ -215,23 +275,23 @@ func (j *Job) AddRetry() uint32 { m := j.moreFields(); m.retries++; return m.ret
 
 // Timer returns the CAN_DO_TIMEOUT timer of the current assignment, or nil.
 func (j *Job) Timer() *time.Timer {
-	if j.more == nil {
-		return nil
+	if m := j.more.Load(); m != nil {
+		return m.timer
 	}
-	return j.more.timer
+	return nil
 }
 
 // SetTimer records (or with nil forgets) the current assignment's timer; it is the engine's.
 func (j *Job) SetTimer(t *time.Timer) {
-	if j.more != nil || t != nil {
+	if j.more.Load() != nil || t != nil {
 		j.moreFields().timer = t
 	}
 }
 
 // StopTimer stops and forgets the current assignment's timer, if any.
 func (j *Job) StopTimer() {
-	if t := j.Timer(); t != nil {
-		t.Stop()
-		j.more.timer = nil
+	if m := j.more.Load(); m != nil && m.timer != nil {
+		m.timer.Stop()
+		m.timer = nil
 	}
 }

@@ -6,9 +6,11 @@ import "hash/maphash"
 // job) through the key's 64-bit hash. A map keyed by the string cost a 24-byte entry per job
 // and a full string hash and compare per probe, and was a third of a submit with unique ids;
 // this one keeps 16 bytes per job and compares the key once, on a hash match. Jobs whose
-// keys' hashes collide are chained through jobMore.sameHash.
+// keys' hashes collide are chained through jobRare.sameHash. The map is remade smaller by the
+// sweeper once it has emptied out (see shrinkMap), so a drained backlog gives its space back.
 type keyIndex struct {
 	m      map[uint64]*Job
+	peak   int  // most hashes filed since m was made
 	byData bool // keys are job data ("-" jobs), not unique ids
 }
 
@@ -35,9 +37,10 @@ func (x *keyIndex) add(h uint64, j *Job) {
 		x.m = make(map[uint64]*Job)
 	}
 	if head := x.m[h]; head != nil {
-		j.moreFields().sameHash = head
+		j.rareFields().sameHash = head
 	}
 	x.m[h] = j
+	x.peak = max(x.peak, len(x.m))
 }
 
 // remove unfiles j, if it is filed under h.
@@ -50,14 +53,14 @@ func (x *keyIndex) remove(h uint64, j *Job) {
 		next := c.sameHash()
 		switch {
 		case prev != nil:
-			prev.more.sameHash = next
+			prev.rare().sameHash = next
 		case next != nil:
 			x.m[h] = next
 		default:
 			delete(x.m, h)
 		}
-		if c.more != nil {
-			c.more.sameHash = nil
+		if r := c.rare(); r != nil {
+			r.sameHash = nil
 		}
 		return
 	}
@@ -74,11 +77,16 @@ func (x *keyIndex) each(fn func(h uint64, j *Job)) {
 
 func (x *keyIndex) len() int { return len(x.m) }
 
+// roomy reports whether the map is worth remaking smaller (see shrinkMap).
+func (x *keyIndex) roomy() bool { return roomy(len(x.m), x.peak) }
+
+func (x *keyIndex) shrink() { x.m = shrinkMap(x.m, &x.peak) }
+
 func (j *Job) sameHash() *Job {
-	if j.more == nil {
-		return nil
+	if r := j.rare(); r != nil {
+		return r.sameHash
 	}
-	return j.more.sameHash
+	return nil
 }
 
 // KeyHash is the hash a coalescing key is filed under in f's index.

@@ -31,15 +31,17 @@ func (fx *fixture) fn(name string) *Function {
 
 // job builds (but does not enqueue) a job.
 func (fx *fixture) job(unique, data string, prio Priority, runAt int64) *Job {
+	j := fx.newJob(unique, []byte(data))
+	j.Priority, j.RunAt = prio, runAt
+	return j
+}
+
+// newJob makes (but does not enqueue) a job as the engine does, with NewJob.
+func (fx *fixture) newJob(unique string, data []byte) *Job {
 	fx.seq++
-	return &Job{
-		Handle:   fmt.Sprintf("H:t:%d", fx.seq),
-		Unique:   unique,
-		Data:     []byte(data),
-		Priority: prio,
-		RunAt:    runAt,
-		Seq:      fx.seq,
-	}
+	j := NewJob([]byte(fmt.Sprintf("H:t:%d", fx.seq)), []byte(unique), nil, data)
+	j.Seq = fx.seq
+	return j
 }
 
 // add builds a job and enqueues it in f at time now.
@@ -47,6 +49,13 @@ func (fx *fixture) add(f *Function, unique, data string, prio Priority, runAt, n
 	j := fx.job(unique, data, prio, runAt)
 	f.Enqueue(j, now)
 	return j
+}
+
+func handleOrNil(j *Job) string {
+	if j == nil {
+		return "nil"
+	}
+	return j.Handle
 }
 
 func checkCounts(t *testing.T, f *Function, total, running int, queued [NumPriorities]int) {
@@ -657,25 +666,45 @@ func TestRegistryIndexAndJobs(t *testing.T) {
 func TestWorkersAndListeners(t *testing.T) {
 	fx := newFixture(t)
 	f := fx.fn("f")
-	f.AddWorker(peer(1))
-	f.AddWorker(peer(2))
-	f.AddWorker(peer(1)) // duplicate registration counts twice
-	f.AddWorker(peer(3))
-	if len(f.Workers) != 4 {
-		t.Fatalf("%d registrations", len(f.Workers))
+	for _, c := range []struct {
+		w   peer
+		new bool
+	}{{1, true}, {2, true}, {1, false}, {3, true}, {4, true}} {
+		if got := f.AddWorker(c.w); got != c.new {
+			t.Fatalf("AddWorker(%d) = %v, want %v", c.w, got, c.new)
+		}
 	}
-	f.WakeCursor = 3
-	if n := f.RemoveWorker(peer(1)); n != 2 {
-		t.Fatalf("RemoveWorker removed %d, want 2", n)
+	if !slices.Equal(f.Workers, []Peer{peer(1), peer(2), peer(3), peer(4)}) {
+		t.Fatalf("workers %v: a connection registered twice must be one entry", f.Workers)
 	}
-	if !slices.Equal(f.Workers, []Peer{peer(2), peer(3)}) {
-		t.Fatalf("workers %v", f.Workers)
+	// The last worker takes the removed one's place, and the wake cursor follows it.
+	f.WakeCursor = 3 // at peer 4
+	if !f.RemoveWorker(peer(2)) {
+		t.Fatal("RemoveWorker of a registered worker reported false")
 	}
-	if f.WakeCursor >= len(f.Workers) {
-		t.Fatalf("WakeCursor %d out of range", f.WakeCursor)
+	if !slices.Equal(f.Workers, []Peer{peer(1), peer(4), peer(3)}) || f.Workers[f.WakeCursor] != peer(4) {
+		t.Fatalf("workers %v cursor %d, want [1 4 3] at 4", f.Workers, f.WakeCursor)
 	}
-	if n := f.RemoveWorker(peer(9)); n != 0 {
-		t.Fatalf("RemoveWorker of a stranger removed %d", n)
+	f.WakeCursor = 2 // at peer 3, the last: removing it wraps the cursor
+	f.RemoveWorker(peer(3))
+	if !slices.Equal(f.Workers, []Peer{peer(1), peer(4)}) || f.WakeCursor != 0 {
+		t.Fatalf("workers %v cursor %d", f.Workers, f.WakeCursor)
+	}
+	if f.RemoveWorker(peer(9)) || f.RemoveWorker(peer(3)) {
+		t.Fatal("RemoveWorker of a stranger reported true")
+	}
+	for i, w := range f.Workers {
+		if f.workerSlot[w] != i {
+			t.Fatalf("slot of %v is %d, it sits at %d", w, f.workerSlot[w], i)
+		}
+	}
+	f.RemoveWorker(peer(1))
+	f.RemoveWorker(peer(4))
+	if len(f.Workers) != 0 || f.workerSlot != nil || f.WakeCursor != 0 {
+		t.Fatalf("after the last worker left: %v %v %d", f.Workers, f.workerSlot, f.WakeCursor)
+	}
+	if !f.AddWorker(peer(1)) || len(f.Workers) != 1 {
+		t.Fatal("a worker cannot register again after the set emptied")
 	}
 
 	j := &Job{}
@@ -919,6 +948,12 @@ func checkInvariants(t *testing.T, step int, op string, reg *Registry, f *Functi
 			if c != nil && (c.State == Done || c.Ignore) {
 				fail("Coalesce returned a dead or ignored job for %q", j.Unique)
 			}
+			// The registry's unique index finds a job exactly as long as it coalesces.
+			if j.Unique != "-" {
+				if u := reg.LookupUnique([]byte(j.Unique)); u != c {
+					fail("LookupUnique(%q) = %s, Coalesce %s", j.Unique, handleOrNil(u), handleOrNil(c))
+				}
+			}
 		}
 	}
 	if f.Total != total || f.Running != running || f.Queued != queued {
@@ -1133,8 +1168,9 @@ func runModel(t *testing.T, seed int64, steps int) {
 	if f.Total != 0 || f.Running != 0 || f.Queued != [NumPriorities]int{} || len(m.live) != 0 {
 		t.Fatalf("after drain: Total=%d Running=%d Queued=%v model live=%d", f.Total, f.Running, f.Queued, len(m.live))
 	}
-	if len(fx.reg.Jobs()) != 0 || f.uniques.len() != 0 || f.byData.len() != 0 {
-		t.Fatalf("after drain: %d indexed handles, %d uniques, %d data keys", len(fx.reg.Jobs()), f.uniques.len(), f.byData.len())
+	if len(fx.reg.Jobs()) != 0 || f.uniques.len() != 0 || f.byData.len() != 0 || fx.reg.NumUniques() != 0 {
+		t.Fatalf("after drain: %d indexed handles, %d uniques, %d data keys, %d registry uniques",
+			len(fx.reg.Jobs()), f.uniques.len(), f.byData.len(), fx.reg.NumUniques())
 	}
 }
 

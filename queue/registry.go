@@ -9,21 +9,24 @@ import (
 // NumShards is the number of function shards and of handle-index shards.
 const NumShards = 64
 
-// Registry is all functions, sharded by name, plus an index from job handle to job.
-// Its methods are safe for concurrent use.
+// Registry is all functions, sharded by name, plus an index from job handle to job and one
+// from unique id to job. Its methods are safe for concurrent use.
 type Registry struct {
-	seed   maphash.Seed
-	shards [NumShards]Shard
-	index  [NumShards]indexShard
+	seed    maphash.Seed
+	shards  [NumShards]Shard
+	index   [NumShards]indexShard
+	uniques [NumShards]uniqueShard
 }
 
 // Shard is one lock's worth of functions. Lock it before touching any of its functions or
 // their jobs; hold one shard at a time.
 type Shard struct {
-	mu    sync.Mutex
-	funcs map[string]*Function
-	reg   *Registry
-	arena arena // copies of small job fields, see Shard.Copy
+	mu        sync.Mutex
+	funcs     map[string]*Function
+	funcsPeak int // most functions since funcs was made (see shrinkMap)
+	reg       *Registry
+	idle      []*Function // functions that went idle, for SweepIdle (see sweep.go)
+	roomy     []*Function // functions whose coalescing indexes emptied out, likewise
 }
 
 // NewRegistry returns an empty registry.
@@ -58,21 +61,38 @@ func (s *Shard) Lock() { s.mu.Lock() }
 // Unlock releases the shard.
 func (s *Shard) Unlock() { s.mu.Unlock() }
 
-// Get returns the function called name, or nil.
+// Get returns the function called exactly name (case matters), or nil.
 func (s *Shard) Get(name []byte) *Function { return s.funcs[string(name)] }
 
-// Ensure returns the function called name, creating it if needed.
+// Ensure returns the function called name, creating it if needed. A function created and
+// left with nothing is deleted by the next sweeps (see SweepIdle).
 func (s *Shard) Ensure(name []byte) *Function {
 	if f := s.funcs[string(name)]; f != nil {
 		return f
 	}
 	f := &Function{Name: string(name), shard: s, byData: keyIndex{byData: true}}
 	s.funcs[f.Name] = f
+	s.funcsPeak = max(s.funcsPeak, len(s.funcs))
+	f.noteIfIdle()
 	return f
 }
 
-// Delete removes a function record. The caller checks that it has no jobs or workers.
-func (s *Shard) Delete(f *Function) { delete(s.funcs, f.Name) }
+// Delete removes the function record f, and no other: not one made since under the same
+// name. The caller checks that it has no jobs or workers.
+func (s *Shard) Delete(f *Function) {
+	if s.funcs[f.Name] == f {
+		s.remove(f)
+	}
+}
+
+// remove deletes f, the shard's function of its name.
+func (s *Shard) remove(f *Function) {
+	delete(s.funcs, f.Name)
+	s.funcs = shrinkMap(s.funcs, &s.funcsPeak)
+	if s.funcs == nil {
+		s.funcs = make(map[string]*Function)
+	}
+}
 
 // NumFunctions returns how many functions the shard holds; a cheap emptiness test for
 // invariant checks that visit every shard.
