@@ -62,15 +62,16 @@ func (s *Session) admin(line []byte) {
 		}
 		sh := s.e.reg.ShardFor(w.Word(2))
 		sh.Lock()
-		sh.Ensure(w.Word(2))
+		f := sh.Ensure(w.Word(2))
+		f.Declared = true // kept, even with nothing in it, until dropped
+		s.saveSettings(f, false, codec.AdminOK)
 		sh.Unlock()
-		s.sendText(codec.AdminOK)
 	case w.Is(0, "drop"):
 		if w.N != 3 || !w.Is(1, "function") {
 			s.sendText(codec.AdminIncompleteArgs("drop"))
 			return
 		}
-		s.sendText(s.e.dropFunction(w.Word(2)))
+		s.dropFunction(w.Word(2))
 	case w.Is(0, "getpid") && w.N == 1:
 		s.sendText(codec.AdminValue(strconv.Itoa(os.Getpid())))
 	case w.Is(0, "verbose") && w.N == 1:
@@ -109,11 +110,15 @@ func (s *Session) adminMaxQueue(w *codec.AdminWords) {
 	}
 	sh := s.e.reg.ShardFor(w.Word(1))
 	sh.Lock()
-	if f := sh.Get(w.Word(1)); f != nil {
-		f.MaxQueue = limits
+	defer sh.Unlock()
+	f := sh.Get(w.Word(1))
+	if f == nil {
+		s.sendText(codec.AdminOK)
+		return
 	}
-	sh.Unlock()
-	s.sendText(codec.AdminOK)
+	f.MaxQueue = limits
+	f.NoteSettingsChanged()
+	s.saveSettings(f, false, codec.AdminOK)
 }
 
 // statusText renders `status` (FN TOTAL RUNNING WORKERS) or `prioritystatus` (FN HIGH NORMAL
@@ -205,22 +210,29 @@ func boolDigit(b bool) string {
 // dropFunction is `drop function FN`: exactly the function of that name (gearmand matches
 // case-insensitively and drops every match). Unlike gearmand it refuses while jobs are
 // queued, which gearmand would orphan (spec weakness 11).
-func (e *Engine) dropFunction(name []byte) string {
-	sh := e.reg.ShardFor(name)
+func (s *Session) dropFunction(name []byte) {
+	sh := s.e.reg.ShardFor(name)
 	sh.Lock()
 	defer sh.Unlock()
 	f := sh.Get(name)
 	switch {
 	case f == nil:
-		return codec.AdminNoSuchFunction
+		s.sendText(codec.AdminNoSuchFunction)
+		return
 	case len(f.Workers) > 0 || f.Running > 0:
-		return codec.AdminFunctionBusy
+		s.sendText(codec.AdminFunctionBusy)
+		return
 	case f.Total > 0:
-		return codec.AdminFunctionHasJobs
+		s.sendText(codec.AdminFunctionHasJobs)
+		return
 	}
 	if f.WakeTimer != nil {
 		f.WakeTimer.Stop()
 	}
 	sh.Delete(f)
-	return codec.AdminOK
+	if f.HasSettings() {
+		s.saveSettings(f, true, codec.AdminOK)
+		return
+	}
+	s.sendText(codec.AdminOK)
 }

@@ -157,24 +157,20 @@ func (e *Engine) Status(handle []byte) JobStatus {
 	return statusOf(j)
 }
 
-// StatusUnique returns the status of the live job with this unique id, in any function (as
-// gearmand, which ignores the function); "" and "-" never match.
+// StatusUnique returns the status of the newest live job with this unique id, in any
+// function (as gearmand, which ignores the function); "" and "-" never match.
 func (e *Engine) StatusUnique(unique []byte) JobStatus {
-	var st JobStatus
-	if len(unique) == 0 {
-		return st
+	j := e.reg.LookupUnique(unique)
+	if j == nil {
+		return JobStatus{}
 	}
-	e.reg.EachShard(func(sh *queue.Shard) {
-		if st.Known {
-			return
-		}
-		sh.EachFunction(func(f *queue.Function) {
-			if j := f.Coalesce(unique, nil); !st.Known && j != nil && j.Unique != "-" {
-				st = statusOf(j)
-			}
-		})
-	})
-	return st
+	sh := j.Fn.Shard()
+	sh.Lock()
+	defer sh.Unlock()
+	if j.Ignore {
+		return JobStatus{}
+	}
+	return statusOf(j)
 }
 
 // statusOf reads j's status. Call with its shard locked.

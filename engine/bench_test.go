@@ -136,14 +136,30 @@ func TestGetStatusAllocatesNothing(t *testing.T) {
 
 // BenchmarkSubmitBackground: one SUBMIT_JOB_BG in, one JOB_CREATED out. The queue is drained
 // by a worker (outside the timer) every drainEvery jobs so that memory stays bounded.
-func BenchmarkSubmitBackground(b *testing.B) {
+func BenchmarkSubmitBackground(b *testing.B) { benchSubmit(b, false) }
+
+// BenchmarkSubmitBackgroundUnique is BenchmarkSubmitBackground with a distinct 36-byte unique
+// id per job, as libgearman clients send (a UUID).
+func BenchmarkSubmitBackgroundUnique(b *testing.B) { benchSubmit(b, true) }
+
+func benchSubmit(b *testing.B, unique bool) {
 	c, w := newClientAndWorker(b)
-	req := codec.AppendRequest(nil, codec.SubmitJobBg, []byte("bench"), nil, []byte("a payload of some 32 bytes......"))
+	var u []byte
+	if unique {
+		u = []byte("00000000-0000-4000-8000-000000000000")
+	}
+	req := codec.AppendRequest(nil, codec.SubmitJobBg, []byte("bench"), u, []byte("a payload of some 32 bytes......"))
+	digits := req[codec.HeaderSize+len("bench")+1+len(u)-12 : codec.HeaderSize+len("bench")+1+len(u)]
 	const drainEvery = 1 << 14
 	queued := 0
 	b.ReportAllocs()
 	b.ResetTimer()
-	for range b.N {
+	for i := range b.N {
+		if unique { // the last 12 hex digits count the jobs
+			for k, n := len(digits)-1, i; k >= 0; k, n = k-1, n>>4 {
+				digits[k] = "0123456789abcdef"[n&15]
+			}
+		}
 		c.Feed(req)
 		out, _ := c.TakeOutput()
 		ReleaseOutput(out)

@@ -10,6 +10,7 @@
 package engine
 
 import (
+	"context"
 	"log/slog"
 	"os"
 	"sort"
@@ -47,7 +48,14 @@ type Config struct {
 	// Authorizer decides what each connection may do; nil allows what gearmand allows
 	// (everything, and `shutdown` only from a loopback connection).
 	Authorizer Authorizer
+	// IdleGrace is how long a function with nothing in it (no job, no worker, no settings of
+	// its own) is kept before RunUpkeep deletes it; default DefaultIdleGrace.
+	IdleGrace time.Duration
 }
+
+// DefaultIdleGrace keeps an idle function listed in `status` for a few seconds, so that a
+// worker reconnecting or a burst ending does not make it blink out of monitoring.
+const DefaultIdleGrace = 5 * time.Second
 
 // Store is the durable job log behind background jobs; *wal.Log implements it. Put and
 // Barrier acknowledgements run on the store's own goroutine, in call order, after the write
@@ -60,6 +68,8 @@ type Store interface {
 	Put(r wal.Record, ack wal.Ack) error
 	Barrier(ack wal.Ack) error
 	Delete(seq uint64) error
+	// Apply commits t's writes atomically; ack (which may be nil) is told as for Put.
+	Apply(t *wal.Txn, ack wal.Ack) error
 }
 
 // Engine owns all jobs, functions and sessions. Its methods are safe for concurrent use.
@@ -104,6 +114,9 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.Authorizer == nil {
 		cfg.Authorizer = gearmandRules{}
+	}
+	if cfg.IdleGrace == 0 {
+		cfg.IdleGrace = DefaultIdleGrace
 	}
 	return &Engine{
 		cfg:      cfg,
@@ -151,6 +164,24 @@ func (e *Engine) Restore(recs []wal.Record) {
 	}
 }
 
+// RunUpkeep does the engine's periodic housekeeping every interval until ctx is done: idle
+// functions are deleted after Config.IdleGrace, and the index space of drained backlogs is
+// given back. spurd runs it for the life of the server.
+func (e *Engine) RunUpkeep(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if n := e.reg.SweepIdle(now, e.cfg.IdleGrace); n > 0 {
+				e.log.Debug("deleted idle functions", "count", n)
+			}
+		}
+	}
+}
+
 // Drain stops the engine from accepting new jobs (submits get ERROR QUEUE_ERROR) and from
 // handing out queued ones (grabs get NO_JOB), so that running jobs can finish before a
 // graceful shutdown. Jobs still queued stay in the store for the next start.
@@ -159,6 +190,13 @@ func (e *Engine) Drain() { e.draining.Store(true) }
 // PeakJobs returns (an upper bound of) the most jobs the engine held at once since the last
 // call, and how many it holds now.
 func (e *Engine) PeakJobs() (peak, now int) { return e.reg.PeakJobs() }
+
+// Functions returns how many function records the engine holds.
+func (e *Engine) Functions() int {
+	n := 0
+	e.reg.EachShard(func(sh *queue.Shard) { n += sh.NumFunctions() })
+	return n
+}
 
 // Running returns how many jobs are assigned to workers.
 func (e *Engine) Running() int {

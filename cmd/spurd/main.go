@@ -344,7 +344,12 @@ func serve(o *options, logger *slog.Logger) (err error) {
 		cfg.Store = store
 	}
 	e := engine.New(cfg)
-	e.Restore(recovered.Jobs) // TODO: recovered.Functions, once the engine restores function settings
+	e.RestoreFunctions(recovered.Functions)
+	e.Restore(recovered.Jobs)
+	upkeep, stopUpkeep := context.WithCancel(context.Background())
+	upkeepDone := make(chan struct{})
+	go func() { defer close(upkeepDone); e.RunUpkeep(upkeep, time.Second) }()
+	defer func() { stopUpkeep(); <-upkeepDone }()
 	var (
 		compacted compactor    // an untyped nil without a store
 		closer    func() error // closes the store, if any

@@ -140,24 +140,24 @@ func TestPartialPacketBudget(t *testing.T) {
 	hdr := int64(codec.HeaderSize)
 	big := halfSent(t, addr, 900<<10, 600<<10)
 	waitHeld(t, srv, hdr+600<<10)
-	small := halfSent(t, addr, 900<<10, 300<<10)
-	waitHeld(t, srv, 2*hdr+900<<10)
-	// This one pushes the total to 1.4 MiB: the biggest holder goes.
-	third := halfSent(t, addr, 900<<10, 500<<10)
+	small := halfSent(t, addr, 200<<10, 100<<10)
+	waitHeld(t, srv, 2*hdr+700<<10)
+	// This one pushes the total to 1.1 MiB: the biggest holder goes.
+	third := halfSent(t, addr, 500<<10, 400<<10)
 	if !closedByServer(big, 2*time.Second) {
 		t.Fatal("the connection holding the most was not closed")
 	}
-	waitHeld(t, srv, 2*hdr+800<<10)
-	// The others finish their packets and are served.
+	waitHeld(t, srv, 2*hdr+500<<10)
+	// The others finish their packets (within the budget) and are served.
 	for _, c := range []struct {
-		conn net.Conn
-		rest int
-	}{{small, 600 << 10}, {third, 400 << 10}} {
+		conn       net.Conn
+		size, rest int
+	}{{small, 200 << 10, 100 << 10}, {third, 500 << 10, 100 << 10}} {
 		if _, err := c.conn.Write(make([]byte, c.rest)); err != nil {
 			t.Fatal(err)
 		}
 		_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		if _, err := io.ReadFull(c.conn, make([]byte, codec.HeaderSize+900<<10)); err != nil {
+		if _, err := io.ReadFull(c.conn, make([]byte, codec.HeaderSize+c.size)); err != nil {
 			t.Fatalf("completed packet not answered: %v", err)
 		}
 		echoWorks(t, c.conn)

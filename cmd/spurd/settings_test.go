@@ -1,0 +1,51 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/spur-gearman/spur/codec"
+)
+
+// A function's own settings (create function, maxqueue) are in the job log: they survive a
+// SIGKILL, and clearing or dropping them does too.
+func TestFunctionSettingsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	cmd, addr, stderr := startDurable(t, dir)
+	for _, c := range []string{"create function declared", "create function limited", "maxqueue limited 1"} {
+		if got := adminLine(t, addr, c); got != "OK\r\n" {
+			t.Fatalf("%s: %q", c, got)
+		}
+	}
+	g := dialG(t, addr)
+	g.submit(&job{typ: codec.SubmitJobBg, fn: "limited", data: "one"})
+	if code, _ := g.submitRefused(&job{typ: codec.SubmitJobBg, fn: "limited", data: "two"}); code != codec.CodeQueueError {
+		t.Fatalf("second job past maxqueue 1: %q", code)
+	}
+	stopSpurd(t, cmd, stderr, true)
+
+	cmd, addr, stderr = startDurable(t, dir)
+	status := adminList(t, addr, "status")
+	if !slices.Contains(status, "declared\t0\t0\t0") || !slices.Contains(status, "limited\t1\t0\t0") {
+		t.Fatalf("status after restart %q: settings lost", status)
+	}
+	g = dialG(t, addr)
+	if code, _ := g.submitRefused(&job{typ: codec.SubmitJobBg, fn: "limited", data: "two"}); code != codec.CodeQueueError {
+		t.Fatalf("maxqueue forgotten after restart: %q", code)
+	}
+	for _, c := range []string{"maxqueue limited 0", "drop function declared"} {
+		if got := adminLine(t, addr, c); got != "OK\r\n" {
+			t.Fatalf("%s: %q", c, got)
+		}
+	}
+	stopSpurd(t, cmd, stderr, true)
+
+	_, addr, _ = startDurable(t, dir)
+	status = adminList(t, addr, "status")
+	if strings.Contains(strings.Join(status, "\n"), "declared") {
+		t.Fatalf("status %q: a dropped function came back", status)
+	}
+	g = dialG(t, addr)
+	g.submit(&job{typ: codec.SubmitJobBg, fn: "limited", data: "two"}) // the limit is gone
+}
