@@ -100,8 +100,8 @@ func (e *Engine) writable() error {
 // calling goroutine or on the store's; it must not block.
 func (e *Engine) SubmitBackground(req SubmitRequest, who *Identity, done func(handle string, err error)) {
 	req.Background = true
-	if len(req.Function) > codec.MaxFunctionSize || len(req.Unique) > codec.MaxUniqueSize || len(req.Reducer) > codec.MaxUniqueSize {
-		done("", errors.New(codec.CheckSubmit(req.Function, req.Unique, req.Reducer).Text))
+	if r := codec.CheckSubmit(req.Function, req.Unique, req.Reducer); r != nil {
+		done("", errors.New(r.Text))
 		return
 	}
 	if err := e.auth.Allow(who, ActSubmit, req.Function); err != nil {
