@@ -123,12 +123,12 @@ func (e *Engine) SubmitBackground(req SubmitRequest, who *Identity, done func(ha
 	case joined:
 		done(j.Handle, nil)
 	case joinedDurable:
-		r := &createdReply{j: j, done: done}
+		r := &createdReply{e: e, j: j, done: done}
 		if err := e.store.Barrier(r); err != nil {
 			done("", err)
 		}
 	case promoted, placedNew:
-		e.writeJob(j, &createdReply{j: j, own: true, done: done})
+		e.writeJob(j, &createdReply{e: e, j: j, own: true, done: done})
 		if how == placedNew {
 			e.jobQueued(f, j)
 		}

@@ -6,8 +6,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/spur-gearman/spur/codec"
+	"github.com/spur-gearman/spur/wal/waltest"
 )
 
 // denySecret refuses everything about the function "secret" and the admin command drop,
@@ -147,5 +149,49 @@ func TestTypedOperations(t *testing.T) {
 	w.syncEcho()
 	if st := e.Status([]byte(h)); st.Known {
 		t.Fatalf("Status after cancel and the worker's result: %+v", st)
+	}
+}
+
+// SubmitBackground against a store: the handle comes once the record is committed, a
+// coalescing submit waits for the same commit, and a refused write is told as an error.
+func TestTypedSubmitIsDurable(t *testing.T) {
+	t.Parallel()
+	store := waltest.New(false)
+	defer store.Close()
+	e, _ := startEngine(t, Config{Store: store}, 1)
+	who := Identity{IP: "api"}
+	answers := make(chan string, 4)
+	submit := func(unique string) {
+		e.SubmitBackground(SubmitRequest{Function: []byte("durable"), Unique: []byte(unique), Data: []byte("d")}, &who,
+			func(h string, err error) {
+				if err != nil {
+					h = "error: " + err.Error()
+				}
+				answers <- h
+			})
+	}
+	submit("u1")
+	submit("u1") // coalesces: answered after the same commit
+	select {
+	case a := <-answers:
+		t.Fatalf("answered %q before the commit", a)
+	case <-time.After(20 * time.Millisecond):
+	}
+	store.Flush()
+	h1, h2 := <-answers, <-answers
+	if h1 != h2 || !store.IsWritten(h1) {
+		t.Fatalf("answers %q %q; written %v", h1, h2, store.IsWritten(h1))
+	}
+	store.SetMode(waltest.Full)
+	submit("u2")
+	if a := <-answers; !strings.HasPrefix(a, "error: ") {
+		t.Fatalf("a submit on a full disk answered %q", a)
+	}
+	store.SetMode(waltest.OK)
+	submit("u3")
+	store.SetMode(waltest.Full) // the write is refused at commit time
+	store.Flush()
+	if a := <-answers; !strings.HasPrefix(a, "error: ") {
+		t.Fatalf("a refused write answered %q", a)
 	}
 }
