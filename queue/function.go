@@ -19,8 +19,7 @@ type Function struct {
 
 	ready   [NumPriorities]fifo
 	delayed delayHeap
-	uniques keyIndex // unique id -> live job; "-" jobs are keyed by data in byData
-	byData  keyIndex
+	byData keyIndex // "-" jobs by their data; jobs with a unique id are in the shard's uniques
 
 	// Workers holds each worker connection registered for the function once (CAN_DO twice
 	// is one entry), in registration order until a removal moves the last entry into the
@@ -59,7 +58,7 @@ func (f *Function) Coalesce(unique, data []byte) *Job {
 	if x == nil || x.len() == 0 {
 		return nil
 	}
-	return x.find(f.KeyHash(key), key)
+	return x.find(f.KeyHash(key), key, f)
 }
 
 // keyIndexFor returns the coalescing index a job with this unique id and data belongs in,
@@ -74,7 +73,7 @@ func (f *Function) keyIndexFor(unique, data string) (*keyIndex, string) {
 		}
 		return &f.byData, data
 	}
-	return &f.uniques, unique
+	return &f.shard.uniques, unique
 }
 
 // jobKey is keyIndexFor for a job: its data is viewed, not copied (it is immutable while the
@@ -91,11 +90,7 @@ func (f *Function) Enqueue(j *Job, now int64) {
 	f.Queued[j.Priority]++
 	f.place(j, now)
 	if x, key := f.jobKey(j); x != nil {
-		h := f.KeyHash(key)
-		x.add(h, j)
-		if x == &f.uniques {
-			f.shard.reg.fileUnique(h, j)
-		}
+		x.add(f.KeyHash(key), j)
 		j.keyed = true
 	}
 }
@@ -228,20 +223,15 @@ func (f *Function) Ignore(j *Job) bool {
 	return j.State == Done
 }
 
-// unindex takes j out of the coalescing indexes (its function's and the registry's), if it
-// is in them.
+// unindex takes j out of its coalescing index, if it is in one.
 func (f *Function) unindex(j *Job) {
 	if !j.keyed {
 		return
 	}
 	j.keyed = false
 	x, key := f.jobKey(j)
-	h := f.KeyHash(key)
-	x.remove(h, j)
-	if x == &f.uniques {
-		f.shard.reg.unfileUnique(h, j)
-	}
-	if !f.roomyListed && x.roomy() {
+	x.remove(f.KeyHash(key), j)
+	if x == &f.byData && !f.roomyListed && x.roomy() {
 		f.roomyListed = true
 		f.shard.roomy = append(f.shard.roomy, f)
 	}
@@ -336,6 +326,10 @@ func (f *Function) CheckHeap() error {
 // EachUnique calls fn for every entry of f's coalescing index: the hash the job is filed
 // under, and whether it is filed by its data ("-" jobs) rather than its unique id.
 func (f *Function) EachUnique(fn func(filedUnder uint64, byData bool, j *Job)) {
-	f.uniques.each(func(h uint64, j *Job) { fn(h, false, j) })
+	f.shard.uniques.each(func(h uint64, j *Job) {
+		if j.Fn == f {
+			fn(h, false, j)
+		}
+	})
 	f.byData.each(func(h uint64, j *Job) { fn(h, true, j) })
 }

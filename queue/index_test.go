@@ -172,19 +172,19 @@ func TestKeyIndexCollisions(t *testing.T) {
 		x.add(h, j)
 	}
 	for _, j := range []*Job{a, b, c} {
-		if got := x.find(h, j.Unique); got != j {
+		if got := x.find(h, j.Unique, nil); got != j {
 			t.Fatalf("find(%q) = %v", j.Unique, got)
 		}
 	}
-	if x.find(h, "d") != nil || x.find(h+1, "a") != nil {
+	if x.find(h, "d", nil) != nil || x.find(h+1, "a", nil) != nil {
 		t.Fatal("found a key that is not there")
 	}
 	x.remove(h, b) // middle of the chain c -> b -> a
-	if x.find(h, "b") != nil || x.find(h, "a") != a || x.find(h, "c") != c {
+	if x.find(h, "b", nil) != nil || x.find(h, "a", nil) != a || x.find(h, "c", nil) != c {
 		t.Fatal("removing the middle of a chain broke it")
 	}
 	x.remove(h, c) // head
-	if x.find(h, "c") != nil || x.find(h, "a") != a {
+	if x.find(h, "c", nil) != nil || x.find(h, "a", nil) != a {
 		t.Fatal("removing the head of a chain broke it")
 	}
 	x.remove(h+1, a) // filed elsewhere: no-op
@@ -196,11 +196,11 @@ func TestKeyIndexCollisions(t *testing.T) {
 	old, fresh := &Job{Unique: "u"}, &Job{Unique: "u"}
 	x.add(7, old)
 	x.add(7, fresh)
-	if x.find(7, "u") != fresh {
+	if x.find(7, "u", nil) != fresh {
 		t.Fatal("the newer job with a key is not the one found")
 	}
 	x.remove(7, old)
-	if x.find(7, "u") != fresh {
+	if x.find(7, "u", nil) != fresh {
 		t.Fatal("removing the older job lost the newer one")
 	}
 }

@@ -1,13 +1,12 @@
-// Package queue holds the server's jobs and functions: per-function priority FIFOs, the unique
-// index used for coalescing, a heap of scheduled (epoch) jobs, a handle index and a
-// registry-wide unique index. State is sharded by function name so that different functions
-// never contend for a lock.
+// Package queue holds the server's jobs and functions: per-function priority FIFOs, the
+// coalescing indexes, a heap of scheduled (epoch) jobs and a handle index. State is sharded
+// by function name so that different functions never contend for a lock.
 //
 //	Registry
-//	├── shards[64]   Shard: mu, funcs name -> *Function, idle list     (by hash of the name)
-//	│     └── Function: ready FIFOs[3], delay heap, coalescing indexes, Workers set, settings
-//	├── index[64]    handle index: Seq -> *Job, chunked table + sparse map  (by Seq)
-//	└── uniques[64]  unique id -> newest *Job of any function                (by hash of the id)
+//	├── shards[64]   Shard: mu, funcs name -> *Function, unique id -> *Job of any of its
+//	│     │          functions, idle list                               (by hash of the name)
+//	│     └── Function: ready FIFOs[3], delay heap, "-" index by data, Workers set, settings
+//	└── index[64]    handle index: Seq -> *Job, chunked table + sparse map  (by Seq)
 //
 // # Lock order
 //
@@ -22,11 +21,11 @@
 //     Delayed), assigned to a worker (Running), or gone (Done).
 //   - Function.Total counts every job of the function that is not Done, ignored ones included
 //     until they are reaped; Running and Queued[p] split it.
-//   - Each live job is in the handle index. A job is in its function's coalescing index
-//     exactly while keyed is set: from Enqueue until it is ignored or forgotten, so the
-//     index points only at live, non-ignored jobs. Those filed by unique id (not "" or "-")
-//     are in the registry's unique index over the same span, so LookupUnique finds a job
-//     exactly as long as a submission can coalesce onto it.
+//   - Each live job is in the handle index. A job is in its coalescing index (its shard's
+//     unique index, or for a "-" job its function's data index) exactly while keyed is set:
+//     from Enqueue until it is ignored or forgotten, so the indexes point only at live,
+//     non-ignored jobs, and LookupUnique finds a job exactly as long as a submission can
+//     coalesce onto it.
 //   - Function.Workers holds each worker connection at most once; workerSlot is each one's
 //     position in it; WakeCursor is a valid position, or 0.
 //   - An idle function (Function.Idle: no job, no worker, no settings) is in its shard's idle
@@ -147,11 +146,6 @@ type jobMore struct {
 type jobRare struct {
 	dataBuf  *bytebufferpool.ByteBuffer // Data's pooled buffer, if it has one (see NewJob); shard lock
 	sameHash *Job                       // next job filed under the same hash in keyIndex; shard lock
-
-	// The registry's unique index chains the live jobs of all functions whose unique ids
-	// hash alike, newest first, both ways so that any of them leaves in O(1). Guarded by the
-	// lock of the unique-index shard the job is filed in.
-	uniqNewer, uniqOlder *Job
 }
 
 // moreFields returns j's jobMore, creating it if needed.

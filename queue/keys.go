@@ -3,7 +3,9 @@ package queue
 import "hash/maphash"
 
 // keyIndex finds the live job holding a coalescing key (a unique id, or the data of a "-"
-// job) through the key's 64-bit hash. A map keyed by the string cost a 24-byte entry per job
+// job) through the key's 64-bit hash. Each shard has one for the unique ids of all its
+// functions (so that GET_STATUS_UNIQUE, which ignores the function, looks in NumShards maps,
+// not in every function's), and each function one for the data of its "-" jobs. A map keyed by the string cost a 24-byte entry per job
 // and a full string hash and compare per probe, and was a third of a submit with unique ids;
 // this one keeps 16 bytes per job and compares the key once, on a hash match. Jobs whose
 // keys' hashes collide are chained through jobRare.sameHash. The map is remade smaller by the
@@ -21,17 +23,31 @@ func (x *keyIndex) keyOf(j *Job) string {
 	return j.Unique
 }
 
-func (x *keyIndex) find(h uint64, key string) *Job {
+// find returns f's live job filed under h with this key. A shard's unique index holds the
+// jobs of all its functions, so the job's function is compared as well.
+func (x *keyIndex) find(h uint64, key string, f *Function) *Job {
 	for j := x.m[h]; j != nil; j = j.sameHash() {
-		if x.keyOf(j) == key {
+		if j.Fn == f && x.keyOf(j) == key {
 			return j
 		}
 	}
 	return nil
 }
 
-// add files j under h, in front of any job already there (which, holding the same key, was
-// refused and is no longer to be found).
+// newest returns the live job of any function filed under h with this key that was submitted
+// last (gearmand's GET_STATUS_UNIQUE reports the most recent one).
+func (x *keyIndex) newest(h uint64, key string) *Job {
+	var best *Job
+	for j := x.m[h]; j != nil; j = j.sameHash() {
+		if x.keyOf(j) == key && (best == nil || j.Seq > best.Seq) {
+			best = j
+		}
+	}
+	return best
+}
+
+// add files j under h, in front of any job already there (one of another function with the
+// same key, or one that, holding the same key, was refused and is no longer to be found).
 func (x *keyIndex) add(h uint64, j *Job) {
 	if x.m == nil {
 		x.m = make(map[uint64]*Job)
@@ -89,5 +105,7 @@ func (j *Job) sameHash() *Job {
 	return nil
 }
 
-// KeyHash is the hash a coalescing key is filed under in f's index.
-func (f *Function) KeyHash(key string) uint64 { return maphash.String(f.shard.reg.seed, key) }
+// KeyHash is the hash a coalescing key is filed under in f's indexes.
+func (f *Function) KeyHash(key string) uint64 { return f.shard.reg.keyHash(key) }
+
+func (r *Registry) keyHash(key string) uint64 { return maphash.String(r.seed, key) }

@@ -110,13 +110,14 @@ func TestMemoryFollowsLiveJobs(t *testing.T) {
 			}
 			rss := rssMiB()
 
-			// The survivors are intact and still indexed; then they finish too.
-			sh.Lock()
+			// The survivors are intact and still indexed (LookupUnique takes the shard locks
+			// itself); then they finish too.
 			for _, j := range keep {
 				if reg.Lookup([]byte(j.Handle)) != j || reg.LookupUnique([]byte(j.Unique)) != j || string(j.Data) != string(data) {
 					t.Fatalf("surviving job %s lost from an index or corrupted", j.Handle)
 				}
 			}
+			sh.Lock()
 			kept := len(keep)
 			for _, j := range keep {
 				f.Finish(j)
@@ -174,11 +175,12 @@ func TestDelayHeapShrinksWithItsJobs(t *testing.T) {
 	}
 }
 
-// The coalescing and unique indexes of a drained backlog are remade smaller by the sweep, not
-// by the removals: a batch that fills and drains between two sweeps keeps its maps.
+// A shard's unique index of a drained backlog is remade smaller by the sweep, not by the
+// removals: a batch that fills and drains between two sweeps keeps its map.
 func TestUniqueIndexesShrinkAtSweep(t *testing.T) {
 	fx := newFixture(t)
 	f := fx.fn("f")
+	x := &f.shard.uniques
 	fill := func(n int) {
 		for i := range n {
 			fx.add(f, fmt.Sprint("u", i), "x", Normal, 0, 0)
@@ -191,25 +193,18 @@ func TestUniqueIndexesShrinkAtSweep(t *testing.T) {
 	}
 	fill(4096)
 	drain(0)
-	fill(4096) // refilled before any sweep: same maps, no regrowth
-	if f.uniques.peak != 4096 || f.roomyListed != true {
-		t.Fatalf("peak %d listed %v: the map was remade on removal", f.uniques.peak, f.roomyListed)
+	fill(4096) // refilled before any sweep: same map, no regrowth
+	if x.peak != 4096 {
+		t.Fatalf("peak %d: the map was remade on removal", x.peak)
 	}
 	fx.reg.SweepIdle(time.Now(), time.Hour) // full again: nothing to shrink
-	if f.uniques.peak != 4096 || f.roomyListed {
-		t.Fatalf("a sweep of a full index: peak %d listed %v", f.uniques.peak, f.roomyListed)
+	if x.peak != 4096 {
+		t.Fatalf("a sweep of a full index: peak %d", x.peak)
 	}
 	drain(10)
 	fx.reg.SweepIdle(time.Now(), time.Hour)
-	if f.uniques.peak != 10 || len(f.uniques.m) != 10 {
-		t.Fatalf("after the backlog drained to 10 and a sweep: peak %d, %d entries", f.uniques.peak, len(f.uniques.m))
-	}
-	peaks := 0
-	for i := range fx.reg.uniques {
-		peaks += fx.reg.uniques[i].peak
-	}
-	if peaks > 10*shrinkMin {
-		t.Fatalf("the registry's unique index still sized for %d jobs", peaks)
+	if x.peak != 10 || len(x.m) != 10 {
+		t.Fatalf("after the backlog drained to 10 and a sweep: peak %d, %d entries", x.peak, len(x.m))
 	}
 	for i := range 10 {
 		if j := fx.reg.LookupUnique([]byte(fmt.Sprint("u", 4086+i))); j == nil || f.Coalesce([]byte(j.Unique), nil) != j {

@@ -1168,9 +1168,9 @@ func runModel(t *testing.T, seed int64, steps int) {
 	if f.Total != 0 || f.Running != 0 || f.Queued != [NumPriorities]int{} || len(m.live) != 0 {
 		t.Fatalf("after drain: Total=%d Running=%d Queued=%v model live=%d", f.Total, f.Running, f.Queued, len(m.live))
 	}
-	if len(fx.reg.Jobs()) != 0 || f.uniques.len() != 0 || f.byData.len() != 0 || fx.reg.NumUniques() != 0 {
+	if len(fx.reg.Jobs()) != 0 || f.shard.uniques.len() != 0 || f.byData.len() != 0 || fx.reg.NumUniques() != 0 {
 		t.Fatalf("after drain: %d indexed handles, %d uniques, %d data keys, %d registry uniques",
-			len(fx.reg.Jobs()), f.uniques.len(), f.byData.len(), fx.reg.NumUniques())
+			len(fx.reg.Jobs()), f.shard.uniques.len(), f.byData.len(), fx.reg.NumUniques())
 	}
 }
 

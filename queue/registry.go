@@ -15,7 +15,6 @@ type Registry struct {
 	seed    maphash.Seed
 	shards  [NumShards]Shard
 	index   [NumShards]indexShard
-	uniques [NumShards]uniqueShard
 }
 
 // Shard is one lock's worth of functions. Lock it before touching any of its functions or
@@ -26,7 +25,8 @@ type Shard struct {
 	funcsPeak int // most functions since funcs was made (see shrinkMap)
 	reg       *Registry
 	idle      []*Function // functions that went idle, for SweepIdle (see sweep.go)
-	roomy     []*Function // functions whose coalescing indexes emptied out, likewise
+	roomy     []*Function // functions whose "-" index emptied out, likewise
+	uniques   keyIndex    // unique id -> live job, for all the shard's functions
 }
 
 // NewRegistry returns an empty registry.

@@ -20,7 +20,7 @@ import "time"
 //
 // Index space: a function whose coalescing index fell to a quarter of its peak is listed in
 // its shard's roomy list (again once), and the sweep remakes the index smaller if it still
-// is; the registry's unique index is checked shard by shard. Doing this here rather than on
+// is, and a shard's unique index likewise. Doing this here rather than on
 // the removal that made the map roomy is what keeps batch workloads fast (see shrinkMap).
 // HasSettings reports whether the function has settings of its own (a queue limit, or being
 // declared by `create function`), which keep it from ever being swept.
@@ -54,7 +54,7 @@ func (f *Function) noteIfIdle() {
 // SweepIdle deletes the functions idle since at least grace before now (see above) and
 // returns how many it deleted; a deleted function's WakeTimer is stopped. It also remakes
 // smaller the index maps of backlogs that drained since the last sweep. Safe for concurrent
-// use; it takes each shard's lock in turn, then each unique-index shard's.
+// use; it takes each shard's lock in turn.
 func (r *Registry) SweepIdle(now time.Time, grace time.Duration) int {
 	t := now.UnixNano()
 	deleted := 0
@@ -64,12 +64,14 @@ func (r *Registry) SweepIdle(now time.Time, grace time.Duration) int {
 		if len(s.roomy) > 0 {
 			s.shrinkRoomy()
 		}
+		if s.uniques.roomy() {
+			s.uniques.shrink()
+		}
 		if len(s.idle) > 0 {
 			deleted += s.sweepIdle(t, int64(grace))
 		}
 		s.mu.Unlock()
 	}
-	r.shrinkUniques()
 	return deleted
 }
 
@@ -77,7 +79,6 @@ func (r *Registry) SweepIdle(now time.Time, grace time.Duration) int {
 func (s *Shard) shrinkRoomy() {
 	for _, f := range s.roomy {
 		f.roomyListed = false
-		f.uniques.shrink()
 		f.byData.shrink()
 	}
 	clear(s.roomy)
