@@ -19,7 +19,7 @@ type Function struct {
 
 	ready   [NumPriorities]fifo
 	delayed delayHeap
-	byData keyIndex // "-" jobs by their data; jobs with a unique id are in the shard's uniques
+	byData  keyIndex // "-" jobs by their data; jobs with a unique id are in the shard's uniques
 
 	// Workers holds each worker connection registered for the function once (CAN_DO twice
 	// is one entry), in registration order until a removal moves the last entry into the

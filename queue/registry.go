@@ -12,9 +12,9 @@ const NumShards = 64
 // Registry is all functions, sharded by name, plus an index from job handle to job and one
 // from unique id to job. Its methods are safe for concurrent use.
 type Registry struct {
-	seed    maphash.Seed
-	shards  [NumShards]Shard
-	index   [NumShards]indexShard
+	seed   maphash.Seed
+	shards [NumShards]Shard
+	index  [NumShards]indexShard
 }
 
 // Shard is one lock's worth of functions. Lock it before touching any of its functions or
