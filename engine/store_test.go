@@ -153,3 +153,52 @@ func TestHeldRepliesCountAgainstTheOutboundCap(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// On a nearly full disk a background submit that only joins a job already written needs no
+// new record and is accepted; one that would write is refused; and one that joined a job
+// whose own write is then refused gets that error, never a JOB_CREATED.
+func TestFullDiskRefusesOnlyNewWrites(t *testing.T) {
+	t.Parallel()
+	store := waltest.New(false)
+	defer store.Close()
+	addr := startServer(t, Config{Store: store})
+	c := dial(t, addr)
+	c.send(codec.SubmitJobBg, "full", "written", "x")
+	waitPending(t, store, 1)
+	store.Flush()
+	h := c.expect(codec.JobCreated).args[0]
+	store.SetMode(waltest.Full)
+	c.send(codec.SubmitJobBg, "full", "written", "x") // joins: no new write
+	waitPending(t, store, 1)                          // a barrier behind the job's record
+	store.Flush()
+	c.expectBody(codec.JobCreated, h)
+	c.send(codec.SubmitJobBg, "full", "new", "x")
+	c.expect(codec.Error)
+	// A job queued while the disk had room, whose write then meets the full disk: the
+	// submit that joined it meanwhile gets the same refusal.
+	store.SetMode(waltest.OK)
+	c2 := dial(t, addr)
+	c.send(codec.SubmitJobBg, "full", "late", "x")
+	waitPending(t, store, 1) // its record, waiting for the commit
+	c2.send(codec.SubmitJobBg, "full", "late", "x")
+	waitPending(t, store, 2) // and the barrier the joining submit waits behind
+	store.SetMode(waltest.Full)
+	store.Flush()
+	for _, cl := range []*client{c, c2} {
+		p := cl.expect(codec.Error)
+		if p.args[0] != codec.CodeQueueError {
+			t.Fatalf("refused write answered %v", p)
+		}
+	}
+}
+
+func waitPending(t *testing.T, store *waltest.Store, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for store.Pending() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d operations pending in the store, want %d", store.Pending(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -104,10 +104,11 @@ type op struct {
 	ack        Ack // nil for a Delete and a fire-and-forget Apply
 }
 
-// refusable reports whether a nearly full disk refuses o: whatever writes a record, and a
-// barrier (the writes it waits for may have been refused). Deletes always go through.
+// refusable reports whether a nearly full disk refuses o: whatever writes a record. Deletes
+// always go through, and so does a barrier, which writes nothing: a caller waiting behind a
+// Put that was refused learns it from that Put's acknowledgement, which runs first.
 func (o *op) refusable() bool {
-	return o.kind == opPut || o.kind == opBarrier || (o.kind == opTxn && o.sets)
+	return o.kind == opPut || (o.kind == opTxn && o.sets)
 }
 
 // Log is an open job log. Its methods are safe for concurrent use.

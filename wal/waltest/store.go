@@ -17,7 +17,7 @@ type Mode uint8
 
 const (
 	OK     Mode = iota // commits succeed
-	Full               // the disk is nearly full: Writable says so, commits refuse Puts, Txns and Barriers
+	Full               // the disk is nearly full: Writable says so, commits refuse Puts and Txns
 	Fail               // the next commit fails, and the store is failed from then on, as wal.Log after a failed fsync
 	Reject             // Put, Apply and Barrier fail at once, as the log's do after Close
 )
@@ -184,12 +184,19 @@ func (s *Store) commit() {
 	for _, o := range ops {
 		switch {
 		case o.done == nil:
-		case refuse != nil:
-			o.done(refuse) // a barrier too: the Puts it waits for may be refused
+		case refuse != nil && (o.rec != nil || o.txn || s.failed != nil):
+			o.done(refuse)
 		default:
-			o.done(nil)
+			o.done(nil) // a barrier writes nothing: a full disk does not refuse it
 		}
 	}
+}
+
+// Pending returns how many operations wait for the next commit.
+func (s *Store) Pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending)
 }
 
 // Auto reports whether the store commits without being asked.
