@@ -654,6 +654,11 @@ func (w *world) query(line string) []string {
 	fs := w.obs
 	fs.s.Feed([]byte(line + "\n"))
 	out, _ := fs.s.TakeOutput()
+	if out == nil && w.store != nil {
+		// A change of a function's settings is answered once it is durable.
+		w.store.Flush()
+		out, _ = fs.s.TakeOutput()
+	}
 	if out == nil {
 		w.fatalf("no reply to %q", line)
 	}

@@ -83,6 +83,10 @@ func (t *Txn) Delete(kind Kind, key []byte) {
 	t.buf = append(t.buf, key...)
 }
 
+// Sets reports whether t writes a record, rather than only deleting: a nearly full disk
+// refuses such a Txn whole.
+func (t *Txn) Sets() bool { return t.sets }
+
 // Reset empties t for reuse, keeping its buffers.
 func (t *Txn) Reset() {
 	t.buf, t.scratch = t.buf[:0], t.scratch[:0]

@@ -28,6 +28,7 @@ var ErrInjected = errors.New("waltest: injected commit failure")
 type op struct {
 	rec  *wal.Record // a Put
 	txn  bool        // an Apply (its effects are not modelled, only its acknowledgement)
+	sets bool        // an Apply that writes: refused on a nearly full disk
 	seq  uint64      // a Delete, when rec is nil and txn false and done is nil
 	done func(error) // the acknowledgement; nil for a Delete
 }
@@ -101,12 +102,12 @@ func (s *Store) Put(r wal.Record, ack wal.Ack) error {
 func (s *Store) Barrier(ack wal.Ack) error { return s.add(op{done: ack.Acked}) }
 
 // Apply implements the engine's Store; a nil ack is allowed.
-func (s *Store) Apply(_ *wal.Txn, ack wal.Ack) error {
+func (s *Store) Apply(t *wal.Txn, ack wal.Ack) error {
 	done := func(error) {}
 	if ack != nil {
 		done = ack.Acked
 	}
-	return s.add(op{txn: true, done: done})
+	return s.add(op{txn: true, sets: t.Sets(), done: done})
 }
 
 // Delete implements the engine's Store.
@@ -184,7 +185,7 @@ func (s *Store) commit() {
 	for _, o := range ops {
 		switch {
 		case o.done == nil:
-		case refuse != nil && (o.rec != nil || o.txn || s.failed != nil):
+		case refuse != nil && (o.rec != nil || o.sets || s.failed != nil):
 			o.done(refuse)
 		default:
 			o.done(nil) // a barrier writes nothing: a full disk does not refuse it
