@@ -798,7 +798,11 @@ func (w *world) finish() {
 		}
 	}
 
-	// Tear down: cancel every job, let a worker reap the cancelled ones, drop every function.
+	// Tear down: cancel every job, let a worker reap the cancelled ones, drop every function
+	// (with a store that takes the writes: dropping a function deletes its settings).
+	if w.store != nil {
+		w.store.SetMode(waltest.OK)
+	}
 	for h := range w.jobs() {
 		w.query("cancel job " + h)
 	}
