@@ -87,6 +87,16 @@ func (e *Engine) place(f *queue.Function, req *SubmitRequest) (*queue.Job, place
 	return j, placedNew, nil
 }
 
+// lockAndPlace locks the shard of req's function, which the caller unlocks once it has
+// answered, and places req there (see place).
+func (e *Engine) lockAndPlace(req *SubmitRequest) (*queue.Function, *queue.Job, placement, error) {
+	sh := e.reg.ShardFor(req.Function)
+	sh.Lock()
+	f := sh.Ensure(req.Function)
+	j, how, err := e.place(f, req)
+	return f, j, how, err
+}
+
 // writable reports why the store would refuse a new record now, or nil.
 func (e *Engine) writable() error {
 	if e.store == nil {
@@ -112,11 +122,8 @@ func (e *Engine) SubmitBackground(req SubmitRequest, who *Identity, done func(ha
 		done("", ErrShuttingDown)
 		return
 	}
-	sh := e.reg.ShardFor(req.Function)
-	sh.Lock()
-	defer sh.Unlock()
-	f := sh.Ensure(req.Function)
-	j, how, err := e.place(f, &req)
+	f, j, how, err := e.lockAndPlace(&req)
+	defer f.Shard().Unlock()
 	switch how {
 	case refused:
 		done("", err)

@@ -101,11 +101,8 @@ func (s *Session) submit(p *codec.Packet, prio queue.Priority, background bool) 
 		s.sendReply(codec.ReplyShuttingDown)
 		return
 	}
-	sh := e.reg.ShardFor(req.Function)
-	sh.Lock()
-	defer sh.Unlock()
-	f := sh.Ensure(req.Function)
-	j, how, err := e.place(f, &req)
+	f, j, how, err := e.lockAndPlace(&req)
+	defer f.Shard().Unlock()
 	switch how {
 	case refused:
 		s.send(queueError(err))
