@@ -63,8 +63,11 @@ func (s *Session) admin(line []byte) {
 		sh := s.e.reg.ShardFor(w.Word(2))
 		sh.Lock()
 		f := sh.Ensure(w.Word(2))
-		f.Declared = true // kept, even with nothing in it, until dropped
-		s.saveSettings(f, false, codec.AdminOK)
+		st := settingsOf(f)
+		st.Declared = true // kept, even with nothing in it, until dropped
+		if s.saveSettings(f.Name, &st, codec.AdminOK) {
+			f.Declared = true
+		}
 		sh.Unlock()
 	case w.Is(0, "drop"):
 		if w.N != 3 || !w.Is(1, "function") {
@@ -116,9 +119,12 @@ func (s *Session) adminMaxQueue(w *codec.AdminWords) {
 		s.sendText(codec.AdminOK)
 		return
 	}
-	f.MaxQueue = limits
-	f.NoteSettingsChanged()
-	s.saveSettings(f, false, codec.AdminOK)
+	st := settingsOf(f)
+	st.MaxQueue = limits
+	if s.saveSettings(f.Name, &st, codec.AdminOK) {
+		f.MaxQueue = limits
+		f.NoteSettingsChanged()
+	}
 }
 
 // statusText renders `status` (FN TOTAL RUNNING WORKERS) or `prioritystatus` (FN HIGH NORMAL
@@ -226,13 +232,13 @@ func (s *Session) dropFunction(name []byte) {
 		s.sendText(codec.AdminFunctionHasJobs)
 		return
 	}
+	if !f.HasSettings() {
+		s.sendText(codec.AdminOK)
+	} else if !s.saveSettings(f.Name, nil, codec.AdminOK) {
+		return // the log refused: the function stays, as its settings on disk do
+	}
 	if f.WakeTimer != nil {
 		f.WakeTimer.Stop()
 	}
 	sh.Delete(f)
-	if f.HasSettings() {
-		s.saveSettings(f, true, codec.AdminOK)
-		return
-	}
-	s.sendText(codec.AdminOK)
 }

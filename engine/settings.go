@@ -15,26 +15,30 @@ func settingsOf(f *queue.Function) wal.FunctionSettings {
 	return wal.FunctionSettings{Name: f.Name, MaxQueue: f.MaxQueue, Declared: f.Declared}
 }
 
-// saveSettings writes f's settings (deleting them when it has none left, or when gone is
-// set: the function was dropped) and answers the admin command s sent with ok once that is
-// durable; without a store it answers at once. Call with f's shard locked.
-func (s *Session) saveSettings(f *queue.Function, gone bool, ok string) {
+// saveSettings writes st as the settings of function name (deleting them when st is nil or
+// holds none) and answers the admin command s sent with ok once that is durable; without a
+// store it answers at once. It reports false when the store refused the write outright (a
+// failed or closed log): the command was answered with the error and the caller must leave
+// the function as it was. Call with the function's shard locked.
+func (s *Session) saveSettings(name string, st *wal.FunctionSettings, ok string) bool {
 	e := s.e
 	if e.store == nil {
 		s.sendText(ok)
-		return
+		return true
 	}
 	var t wal.Txn
-	if gone || !f.HasSettings() {
-		t.DeleteFunction(f.Name)
+	if st == nil || (!st.Declared && st.MaxQueue == [queue.NumPriorities]int{}) {
+		t.DeleteFunction(name)
 	} else {
-		t.PutFunction(settingsOf(f))
+		t.PutFunction(*st)
 	}
 	r := &adminReply{s: s, ok: ok}
 	s.holdReply(&r.slot)
 	if err := e.store.Apply(&t, r); err != nil {
 		r.Acked(err)
+		return false
 	}
+	return true
 }
 
 // adminReply is an admin command's answer waiting for its change to be durable.

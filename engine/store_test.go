@@ -202,3 +202,32 @@ func waitPending(t *testing.T, store *waltest.Store, n int) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A settings change the log refuses outright changes nothing: the admin command gets ERR
+// QUEUE_ERROR and the function keeps what the log still holds.
+func TestRefusedSettingsChangeChangesNothing(t *testing.T) {
+	t.Parallel()
+	store := waltest.New(true)
+	defer store.Close()
+	addr := startServer(t, Config{Store: store})
+	adm := dial(t, addr)
+	for _, c := range []string{"create function kept", "maxqueue kept 1"} {
+		if got := adm.admin(c); got != codec.AdminOK {
+			t.Fatalf("%s: %q", c, got)
+		}
+	}
+	store.SetMode(waltest.Reject)
+	for _, c := range []string{"maxqueue kept 5", "drop function kept", "create function other"} {
+		if got := adm.admin(c); !strings.HasPrefix(got, "ERR QUEUE_ERROR ") {
+			t.Fatalf("%s with the log refusing: %q", c, got)
+		}
+	}
+	store.SetMode(waltest.OK)
+	if got := adm.admin("status"); !strings.HasPrefix(got, "kept\t0\t0\t0\n") {
+		t.Fatalf("status %q: the refused drop took the function away", got)
+	}
+	c := dial(t, addr)
+	c.submit(codec.SubmitJobBg, "kept", "", "1")
+	c.send(codec.SubmitJobBg, "kept", "", "2")
+	c.expectErrorPacket(codec.CodeQueueError, codec.ReplyQueueFull.Text) // still maxqueue 1
+}
