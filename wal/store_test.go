@@ -331,11 +331,7 @@ func TestFunctionSettingsSurviveRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	l, r, err := Open(Options{Dir: dir, Logger: quietLogger(), MinFreeBytes: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l, r := reopen(t, dir)
 	got := map[string]FunctionSettings{}
 	var names []string
 	for _, s := range r.Functions {
@@ -378,11 +374,7 @@ func TestTxnMixesKindsAndUnknownKindsAreKept(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	l, rec, err := Open(Options{Dir: dir, Logger: quietLogger(), MinFreeBytes: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l, rec := reopen(t, dir)
 	if len(rec.Jobs) != 1 || rec.Jobs[0].Handle != "H:new" {
 		t.Fatalf("jobs %+v, want only H:new", rec.Jobs)
 	}
@@ -447,11 +439,7 @@ func TestDiskReserveRefusesTxnWhole(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	l, rec, err := Open(Options{Dir: dir, Logger: quietLogger(), MinFreeBytes: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l, rec := reopen(t, dir)
 	if len(rec.Jobs) != 1 || rec.Jobs[0].Handle != "H:a" || len(rec.Functions) != 0 {
 		t.Fatalf("recovered %+v", rec)
 	}
@@ -507,4 +495,16 @@ func TestTxnReuseAllocatesNothing(t *testing.T) {
 	if n := testing.AllocsPerRun(100, build); n != 0 {
 		t.Fatalf("building a reused Txn: %.1f allocations", n)
 	}
+}
+
+// reopen opens the log in dir once more and returns it with everything it recovered; the
+// log is closed when the test ends.
+func reopen(t *testing.T, dir string) (*Log, *Recovered) {
+	t.Helper()
+	l, rec, err := Open(Options{Dir: dir, Logger: quietLogger(), MinFreeBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l, rec
 }
