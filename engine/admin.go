@@ -240,5 +240,8 @@ func (s *Session) dropFunction(name []byte) {
 	if f.WakeTimer != nil {
 		f.WakeTimer.Stop()
 	}
+	if f.WakeCheck != nil {
+		f.WakeCheck.Stop()
+	}
 	sh.Delete(f)
 }

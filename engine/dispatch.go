@@ -137,6 +137,9 @@ func (s *Session) sendJobCreated(j *queue.Job) {
 func (s *Session) grab(kind codec.Type) {
 	s.sleeping.Store(false)
 	s.noopSent.Store(false)
+	// Whatever the grab takes, the wake-up it answers ends afterwards, and tops up the
+	// function the NOOP was for (this worker may take a job of another function, or none).
+	defer s.e.answered(s)
 	if s.e.draining.Load() {
 		// Shutting down: queued jobs stay queued for the next start.
 		s.send(func(b []byte) []byte { return codec.AppendEmpty(b, codec.NoJob) })
@@ -209,24 +212,39 @@ func (s *Session) preSleep() {
 	// compare-and-swap lets only one of the two send it.
 	s.noopSent.Store(false)
 	s.sleeping.Store(true)
-	if s.e.draining.Load() {
+	e := s.e
+	if e.draining.Load() {
 		return
 	}
+	// Back to sleep without grabbing: a wake-up it had ends once it has looked for work
+	// itself (and maybe woken itself for the same job).
+	prev := s.wokeFor.Swap(nil)
+	defer e.endWake(s, prev)
 	var t int64 // read only when a function has scheduled jobs
-	ready := false
+	looking := true
 	s.abilities.newestFirst(func(r registration) bool {
 		sh := r.fn.Shard()
 		sh.Lock()
+		defer sh.Unlock()
+		r.fn.NoSleeper = false // it has a sleeper again: s
+		if !looking {
+			return true
+		}
 		if t == 0 && r.fn.HasDelayed() {
 			t = now()
 		}
-		ready = r.fn.HasReady(t)
-		sh.Unlock()
-		return !ready
+		if !r.fn.HasReady(t) {
+			return true
+		}
+		looking = false
+		if s.noopSent.CompareAndSwap(false, true) {
+			if e.countsWakes() {
+				e.noteWoken(r.fn, s)
+			}
+			s.send(appendNoop)
+		}
+		return true
 	})
-	if ready && s.noopSent.CompareAndSwap(false, true) {
-		s.send(appendNoop)
-	}
 }
 
 func (s *Session) canDo(fn []byte, timeout time.Duration) {
@@ -272,6 +290,7 @@ func (s *Session) dropAbilities(fns []*queue.Function) {
 		sh := f.Shard()
 		sh.Lock()
 		f.RemoveWorker(s)
+		s.e.replaceWoken(f)
 		for _, j := range s.assignedOf(f) {
 			if j.State == queue.Running && j.Worker == queue.Peer(s) {
 				s.unassign(j)

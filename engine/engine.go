@@ -29,9 +29,14 @@ var Version = "0.1.0"
 
 // Config holds the engine's settings; zero values mean gearmand's defaults.
 type Config struct {
-	HandlePrefix  string // job handles are HandlePrefix:N; default "H:<hostname>"
-	JobRetries    int    // assignments before a requeued job fails; 0 = unlimited (-j)
-	WorkerWakeup  int    // NOOPs sent per queued job; 0 = every sleeping worker (-w)
+	HandlePrefix string // job handles are HandlePrefix:N; default "H:<hostname>"
+	JobRetries   int    // assignments before a requeued job fails; 0 = unlimited (-j)
+	// WorkerWakeup is gearmand's -w: N > 0 NOOPs per queued job, WakeAll for every sleeping
+	// worker (gearmand's default); 0 = Spur's default, as many as the ready jobs need (wake.go).
+	WorkerWakeup int
+	// WakeTimeout is how long a woken worker has to answer before another is woken in its
+	// place; default DefaultWakeTimeout.
+	WakeTimeout   time.Duration
 	RoundRobin    bool   // rotate a worker's functions after each assignment (-R)
 	Exceptions    bool   // every connection starts with the exceptions option (--exceptions)
 	MaxPacketSize uint32 // largest accepted packet body; default codec.DefaultMaxPacket
@@ -114,6 +119,9 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.Authorizer == nil {
 		cfg.Authorizer = gearmandRules{}
+	}
+	if cfg.WakeTimeout == 0 {
+		cfg.WakeTimeout = DefaultWakeTimeout
 	}
 	if cfg.IdleGrace == 0 {
 		cfg.IdleGrace = DefaultIdleGrace

@@ -109,6 +109,11 @@ func (e *Engine) checkFunction(f *queue.Function, indexed []*queue.Job) error {
 	if sum := f.Running + f.Queued[queue.High] + f.Queued[queue.Normal] + f.Queued[queue.Low]; f.Total != sum {
 		return fail("Total %d != Running %d + Queued %v", f.Total, f.Running, f.Queued)
 	}
+	for w := range f.Woken {
+		if !f.HasWorker(w) {
+			return fail("connection %d is counted as woken for it but is not one of its workers", w.PeerID())
+		}
+	}
 
 	// The ready FIFOs and the delay heap.
 	where := map[*queue.Job]string{}

@@ -256,31 +256,6 @@ func (e *Engine) jobQueued(f *queue.Function, j *queue.Job) {
 	e.wakeWorkers(f)
 }
 
-// wakeWorkers sends NOOP to sleeping workers of f, starting at its rotating cursor: at most
-// WorkerWakeup of them (all when 0), each at most once until it grabs again.
-func (e *Engine) wakeWorkers(f *queue.Function) {
-	if e.draining.Load() {
-		return // nothing is handed out while the server drains for shutdown
-	}
-	n := len(f.Workers)
-	sent := 0
-	for k := 0; k < n; k++ {
-		i := (f.WakeCursor + k) % n
-		w := f.Workers[i].(*Session)
-		if !w.sleeping.Load() || !w.noopSent.CompareAndSwap(false, true) {
-			continue
-		}
-		w.send(appendNoop)
-		sent++
-		if e.cfg.WorkerWakeup > 0 && sent >= e.cfg.WorkerWakeup {
-			f.WakeCursor = (i + 1) % n
-			return
-		}
-	}
-}
-
-func appendNoop(b []byte) []byte { return codec.AppendEmpty(b, codec.Noop) }
-
 // armDueTimer makes sure f's timer fires when its earliest scheduled job comes due, so that
 // sleeping workers are woken then (gearmand 1.1 never wakes them: spec 3.8).
 func (e *Engine) armDueTimer(f *queue.Function) {
@@ -309,17 +284,6 @@ func (e *Engine) onDue(f *queue.Function) {
 	f.WakeAt = 0
 	e.promoteDue(f, now())
 	e.armDueTimer(f)
-}
-
-// promoteDue moves f's scheduled jobs that have come due into their queues and wakes
-// sleeping workers for each of them, as a submit of each would.
-func (e *Engine) promoteDue(f *queue.Function, t int64) {
-	for n := f.PromoteDue(t); n > 0; n-- {
-		e.wakeWorkers(f)
-		if e.cfg.WorkerWakeup == 0 {
-			return // one pass already woke every sleeping worker
-		}
-	}
 }
 
 // armTimeout starts the CAN_DO_TIMEOUT clock of one assignment. On expiry the job is

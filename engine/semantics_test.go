@@ -706,16 +706,6 @@ func TestWorkerWakeupLimit(t *testing.T) {
 	}
 }
 
-func TestWorkerWakeupZeroWakesAll(t *testing.T) {
-	addr := startServer(t, Config{})
-	c := dial(t, addr)
-	ws := []*client{sleeper(t, addr, "f"), sleeper(t, addr, "f"), sleeper(t, addr, "f")}
-	c.submit(codec.SubmitJobBg, "f", "", "x")
-	for _, w := range ws {
-		w.expect(codec.Noop)
-	}
-}
-
 func TestRequeueWakesSleepers(t *testing.T) {
 	addr := startServer(t, Config{})
 	c := dial(t, addr)

@@ -36,6 +36,9 @@ type Session struct {
 	sleeping   atomic.Bool // sent PRE_SLEEP and has not grabbed since
 	noopSent   atomic.Bool // a NOOP went out since the last grab
 	exceptions atomic.Bool // OPTION_REQ exceptions: WORK_EXCEPTION is forwarded, not downgraded
+	// wokeFor is the function whose jobs the worker's last NOOP was sent for, until the worker
+	// answers it (see wake.go).
+	wokeFor atomic.Pointer[queue.Function]
 
 	mu          sync.Mutex // a leaf lock: guards everything below
 	out         *bytebufferpool.ByteBuffer
@@ -389,6 +392,7 @@ func (s *Session) Close() {
 		sh := f.Shard()
 		sh.Lock()
 		f.RemoveWorker(s)
+		s.e.replaceWoken(f)
 		sh.Unlock()
 	}
 	for _, j := range assigned {

@@ -28,6 +28,14 @@ type Function struct {
 	WakeCursor int
 	workerSlot map[Peer]int
 
+	// The engine's wake-up bookkeeping (engine/wake.go). Woken holds the workers sent a NOOP
+	// for this function's jobs that have not answered it yet, with when (unix nanoseconds);
+	// RemoveWorker drops a worker's entry. WakeCheck expires answers that do not come.
+	// NoSleeper says the last wake-up found no worker to wake; a PRE_SLEEP clears it.
+	Woken     map[Peer]int64
+	WakeCheck *time.Timer
+	NoSleeper bool
+
 	// The function's own settings: while it has any (HasSettings) it is never swept.
 	MaxQueue [NumPriorities]int // 0 = unlimited
 	Declared bool               // made by `create function`
@@ -158,6 +166,16 @@ func (f *Function) HasReady(now int64) bool {
 	return false
 }
 
+// Ready returns how many jobs wait in the ready FIFOs (ignored ones included, which Pop
+// reaps); scheduled jobs count once PromoteDue has moved them there.
+func (f *Function) Ready() int {
+	n := 0
+	for p := range f.ready {
+		n += f.ready[p].len()
+	}
+	return n
+}
+
 // Start marks a popped job as assigned to worker.
 func (f *Function) Start(j *Job, worker Peer) {
 	j.State = Running
@@ -262,6 +280,12 @@ func (f *Function) AddWorker(w Peer) bool {
 	return true
 }
 
+// HasWorker reports whether w is registered for the function.
+func (f *Function) HasWorker(w Peer) bool {
+	_, ok := f.workerSlot[w]
+	return ok
+}
+
 // RemoveWorker removes w from the function's workers and reports whether it was there. The
 // last worker takes w's place, and WakeCursor follows it there, so the rotation goes on
 // where it was. O(1).
@@ -271,6 +295,7 @@ func (f *Function) RemoveWorker(w Peer) bool {
 		return false
 	}
 	delete(f.workerSlot, w)
+	delete(f.Woken, w)
 	last := len(f.Workers) - 1
 	if i != last {
 		moved := f.Workers[last]
@@ -287,7 +312,7 @@ func (f *Function) RemoveWorker(w Peer) bool {
 	}
 	if last == 0 {
 		// The last worker left: drop the set's storage, which a map keeps at its peak.
-		f.Workers, f.workerSlot = nil, nil
+		f.Workers, f.workerSlot, f.Woken = nil, nil, nil
 		f.noteIfIdle()
 	}
 	return true

@@ -103,6 +103,9 @@ func (s *Shard) sweepIdle(now, grace int64) int {
 			if f.WakeTimer != nil {
 				f.WakeTimer.Stop()
 			}
+			if f.WakeCheck != nil {
+				f.WakeCheck.Stop()
+			}
 			s.remove(f)
 			deleted++
 		default:

@@ -32,6 +32,7 @@ type options struct {
 	threads         int
 	jobRetries      int
 	workerWakeup    int
+	wakeAll         bool // -w 0 given: every sleeping worker per job, as gearmand
 	roundRobin      bool
 	logFile         string
 	verbose         string
@@ -104,7 +105,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.StringArrayVarP(&o.listen, "listen", "L", nil, "address to listen on; repeat for several (default: all addresses)")
 	fs.IntVarP(&o.threads, "threads", "t", 0, "event loops (0 = one per CPU)")
 	fs.IntVarP(&o.jobRetries, "job-retries", "j", 0, "assignments before a job whose worker keeps going away fails (0 = unlimited)")
-	fs.IntVarP(&o.workerWakeup, "worker-wakeup", "w", 0, "sleeping workers woken per queued job (0 = all)")
+	fs.IntVarP(&o.workerWakeup, "worker-wakeup", "w", 0, "sleeping workers woken per queued job, as gearmand's -w: N, or 0 = all of them; left out, as many as the ready jobs need")
 	fs.BoolVarP(&o.roundRobin, "round-robin", "R", false, "rotate through a worker's functions after each job")
 	fs.StringVarP(&o.logFile, "log-file", "l", "stderr", `log destination: a file, "stderr" or "none"`)
 	fs.StringVar(&o.verbose, "verbose", "ERROR", "log level: FATAL, ALERT, CRITICAL, ERROR, WARNING, NOTICE, INFO, DEBUG")
@@ -158,12 +159,21 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	if *moreVerbose > 0 {
 		o.verbose = raiseLevel(o.verbose, *moreVerbose)
 	}
+	o.wakeAll = fs.Changed("worker-wakeup") && o.workerWakeup == 0 // gearmand's -w 0, asked for
 	if !fs.Changed("port") {
 		if p := os.Getenv("GEARMAND_PORT"); p != "" {
 			o.port = p
 		}
 	}
 	return o, warnings, nil
+}
+
+// wakeup is the engine's WorkerWakeup for the -w given, or Spur's default without one.
+func (o *options) wakeup() int {
+	if o.wakeAll {
+		return engine.WakeAll
+	}
+	return o.workerWakeup
 }
 
 // validate rejects settings spurd cannot honour, with a message saying why.
@@ -327,7 +337,7 @@ func serve(o *options, logger *slog.Logger) (err error) {
 	cfg := engine.Config{
 		HandlePrefix:  o.handlePrefix,
 		JobRetries:    o.jobRetries,
-		WorkerWakeup:  o.workerWakeup,
+		WorkerWakeup:  o.wakeup(),
 		RoundRobin:    o.roundRobin,
 		Exceptions:    o.exceptions,
 		MaxPacketSize: o.maxPacketSize,
