@@ -103,7 +103,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.SortFlags = false
 	fs.StringVarP(&o.port, "port", "p", "4730", "port to listen on (env GEARMAND_PORT when left at the default)")
 	fs.StringArrayVarP(&o.listen, "listen", "L", nil, "address to listen on; repeat for several (default: all addresses)")
-	fs.IntVarP(&o.threads, "threads", "t", 0, "event loops (0 = one per CPU)")
+	fs.IntVarP(&o.threads, "threads", "t", 0, "event loops (0 = one per two CPUs, at least one)")
 	fs.IntVarP(&o.jobRetries, "job-retries", "j", 0, "assignments before a job whose worker keeps going away fails (0 = unlimited)")
 	fs.IntVarP(&o.workerWakeup, "worker-wakeup", "w", 0, "sleeping workers woken per queued job, as gearmand's -w: N, or 0 = all of them; left out, as many as the ready jobs need")
 	fs.BoolVarP(&o.roundRobin, "round-robin", "R", false, "rotate through a worker's functions after each job")
