@@ -102,10 +102,16 @@ type Server struct {
 	partial partialBudget
 }
 
-// loopState lets sends made while an event loop runs one of its callbacks be flushed at the
-// end of that callback, instead of waking the loop through its eventfd: a wake-up costs a
-// syscall, a task allocation and another epoll round, and most wake-ups are of a connection
-// on the same loop (a worker's WORK_COMPLETE for its client, a submit's NOOP for a worker).
+// loopState lets sends made while an event loop runs one of its callbacks be written once
+// per loop iteration, instead of waking the loop through its eventfd for each: a wake-up
+// costs a syscall, a task and another epoll round, and most wake-ups are of a connection on
+// the same loop (a worker's WORK_COMPLETE for its client, a submit's NOOP for a worker).
+//
+// The connection a callback is for is written at the end of that callback. Others sent to
+// meanwhile are collected (pending, then deferred) and written together once the loop has
+// run every callback of the events it woke up for: one task per iteration, queued with the
+// first deferred connection, runs after them. A client that eight workers' results reach in
+// one iteration gets one write instead of eight.
 type loopState struct {
 	depth int // callbacks in progress; gnet nests OnClose in a callback whose write failed
 
@@ -113,6 +119,12 @@ type loopState struct {
 	active  bool        // the loop is inside a callback and flushes pending before leaving it
 	pending []gnet.Conn // connections with output waiting for that flush
 	spare   []gnet.Conn // the other buffer of the pair, reused
+
+	// Loop-only: connections whose output waits for the end of the iteration, and whether
+	// the task that writes them is queued.
+	deferred    []gnet.Conn
+	flushQueued bool
+	flushTask   gnet.AsyncCallback // writes deferred; made once per loop
 }
 
 // enter marks the loop as running a callback. Call only from the loop.
@@ -132,23 +144,46 @@ func (srv *Server) leave(l *loopState) {
 		l.depth--
 		return
 	}
-	for {
-		l.mu.Lock()
-		p := l.pending
-		if len(p) == 0 {
-			l.active = false
-			l.depth = 0
-			l.mu.Unlock()
-			return
-		}
-		l.pending, l.spare = l.spare[:0], p
-		l.mu.Unlock()
-		for _, c := range p {
+	l.mu.Lock()
+	l.deferred = append(l.deferred, l.pending...)
+	clear(l.pending)
+	l.pending = l.pending[:0]
+	l.active = false
+	l.depth = 0
+	l.mu.Unlock()
+	if len(l.deferred) == 0 || l.flushQueued {
+		return
+	}
+	l.flushQueued = true
+	if err := l.deferred[0].Wake(l.flushTask); err != nil {
+		srv.flushDeferred(l) // the loop cannot queue the task: write them now
+	}
+}
+
+// flushDeferred writes out the connections whose output waited for the end of the loop's
+// iteration, and whatever writing them sends in turn (a failed write closes its connection,
+// which may requeue jobs and wake workers). Call only from the loop.
+func (srv *Server) flushDeferred(l *loopState) {
+	l.flushQueued = false
+	for len(l.deferred) > 0 {
+		d := l.deferred
+		l.deferred = l.spare[:0]
+		l.enter()
+		for _, c := range d {
 			if cn, ok := c.Context().(*conn); ok && srv.flush(cn) {
 				_ = c.Close()
 			}
 		}
-		clear(p)
+		// What the writes sent goes into pending; written in this same pass.
+		l.mu.Lock()
+		l.deferred = append(l.deferred, l.pending...)
+		clear(l.pending)
+		l.pending = l.pending[:0]
+		l.active = false
+		l.depth = 0
+		l.mu.Unlock()
+		clear(d)
+		l.spare = d
 	}
 }
 
@@ -258,7 +293,9 @@ func (srv *Server) OnBoot(eng gnet.Engine) gnet.Action {
 func (srv *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	l, ok := srv.loops.Load(c.EventLoop())
 	if !ok {
-		l, _ = srv.loops.LoadOrStore(c.EventLoop(), &loopState{})
+		ls := &loopState{}
+		ls.flushTask = func(gnet.Conn, error) error { srv.flushDeferred(ls); return nil }
+		l, _ = srv.loops.LoadOrStore(c.EventLoop(), ls)
 	}
 	cn := &conn{c: c, loop: l.(*loopState)}
 	cn.s = srv.open(cn, c.Fd(), c.RemoteAddr())
