@@ -32,6 +32,7 @@ type indexShard struct {
 	sparse     map[uint64]*Job // by Seq: jobs whose chunk was freed before them
 	sparsePeak int             // see shrinkMap
 	newest     uint64          // the highest chunk number created: where new jobs land
+	newestCh   *indexChunk     // chunks[newest], kept at hand: nearly every job lands there
 	n          int             // live jobs in this shard
 	peak       int             // most live jobs since the last PeakJobs
 }
@@ -51,7 +52,7 @@ func (r *Registry) slot(seq uint64) (*indexShard, uint64, int) {
 func (r *Registry) addJob(j *Job) {
 	x, c, i := r.slot(j.Seq)
 	x.mu.Lock()
-	switch ch := x.chunks[c]; {
+	switch ch := x.chunk(c); {
 	case ch != nil:
 		if ch.jobs[i] == nil {
 			ch.live++
@@ -78,6 +79,9 @@ func (r *Registry) addJob(j *Job) {
 			x.retire(x.newest, prev) // no longer where jobs land: a sparse one goes now
 		}
 		x.newest = max(x.newest, c)
+		if x.newest == c {
+			x.newestCh = ch
+		}
 		x.n++
 	}
 	x.peak = max(x.peak, x.n)
@@ -87,7 +91,7 @@ func (r *Registry) addJob(j *Job) {
 func (r *Registry) removeJob(j *Job) {
 	x, c, i := r.slot(j.Seq)
 	x.mu.Lock()
-	if ch := x.chunks[c]; ch != nil {
+	if ch := x.chunk(c); ch != nil {
 		if ch.jobs[i] == j {
 			ch.jobs[i] = nil
 			x.n--
@@ -104,6 +108,14 @@ func (r *Registry) removeJob(j *Job) {
 		x.sparse = shrinkMap(x.sparse, &x.sparsePeak)
 	}
 	x.mu.Unlock()
+}
+
+// chunk returns chunk c, or nil when it does not exist.
+func (x *indexShard) chunk(c uint64) *indexChunk {
+	if c == x.newest && x.newestCh != nil {
+		return x.newestCh
+	}
+	return x.chunks[c]
 }
 
 // retire frees chunk c, moving its last few jobs to the sparse map.
