@@ -166,7 +166,7 @@ func TestWorkloads(t *testing.T) {
 			if res.Rate <= 0 {
 				t.Fatalf("rate %v", res.Rate)
 			}
-			if tc.cfg.Workload == "roundtrip" && (res.Latency == nil || res.Latency.P50 <= 0 || res.Latency.P999 < res.Latency.P50) {
+			if w := tc.cfg.Workload; (w == "roundtrip" || w == "echo") && (res.Latency == nil || res.Latency.P50 <= 0 || res.Latency.P999 < res.Latency.P50 || res.Latency.Max < res.Latency.P999) {
 				t.Fatalf("latency %+v", res.Latency)
 			}
 			if m := res.Memory; tc.cfg.Workload == "memory" && (m == nil || m.RSSAfterFillKB <= 0 || m.DataDirAfterFill < 0) {
@@ -293,7 +293,7 @@ func TestSteadyStateAllocs(t *testing.T) {
 		usub.noMore = true
 		pump(t, sc, usub, usubIdle)
 	}
-	echo := &echoer{r: r, payload: makePayload(100, 2), window: 1}
+	echo := newEchoer(r, makePayload(100, 2), 1)
 	echoIdle := func() bool { return echo.outstanding == 0 }
 	echoOnce := func() {
 		echo.noMore = false

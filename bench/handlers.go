@@ -114,7 +114,9 @@ func (s *submitter) stop(*conn) { s.noMore = true }
 
 func (s *submitter) done() bool { return s.noMore && s.outstanding == 0 }
 
-// echoer pipelines ECHO_REQ on one connection and checks every ECHO_RES against the payload.
+// echoer pipelines ECHO_REQ on one connection, checks every ECHO_RES against the payload and
+// records each round trip's latency. Replies come in request order, so the send times of the
+// outstanding requests form a FIFO ring (sent[head], ... for outstanding entries).
 type echoer struct {
 	r           *run
 	payload     []byte
@@ -123,6 +125,13 @@ type echoer struct {
 	noMore      bool
 	echoed      int64
 	errs        errCount
+	sent        []int64
+	head        int
+	hist        *histogram
+}
+
+func newEchoer(r *run, payload []byte, window int) *echoer {
+	return &echoer{r: r, payload: payload, window: window, sent: make([]int64, window), hist: newHistogram()}
 }
 
 func (e *echoer) request(c *conn) {
@@ -137,17 +146,23 @@ func (e *echoer) request(c *conn) {
 	if got < want {
 		e.noMore = true
 	}
+	now := monoNow()
 	for i := 0; i < got; i++ {
 		c.wbuf = codec.AppendRequest(c.wbuf, codec.EchoReq, e.payload)
+		e.sent[(e.head+e.outstanding)%len(e.sent)] = now
+		e.outstanding++
 	}
-	e.outstanding += got
 }
 
 func (e *echoer) packet(c *conn) error {
+	if t := c.pkt.Type; e.outstanding == 0 && (t == codec.EchoRes || t == codec.Error) {
+		return fmt.Errorf("echo: %v answers no request", t)
+	}
 	switch c.pkt.Type {
 	case codec.EchoRes:
 		if bytes.Equal(c.pkt.Arg(0), e.payload) {
 			e.echoed++
+			e.hist.record(monoNow() - e.sent[e.head])
 		} else {
 			e.errs.add("ECHO_MISMATCH")
 		}
@@ -156,6 +171,7 @@ func (e *echoer) packet(c *conn) error {
 	default:
 		return fmt.Errorf("echo: unexpected %v", c.pkt.Type)
 	}
+	e.head = (e.head + 1) % len(e.sent)
 	e.outstanding--
 	return nil
 }

@@ -116,7 +116,7 @@ Workloads:
              each complete them all; the rate is the drain's
   roundtrip  -conns clients submit foreground SUBMIT_JOBs (-window each, default 1), -workers
              workers echo the payload back; results checked byte for byte; latency p50/p99/p999
-  echo       -conns connections pipeline -window ECHO_REQs
+  echo       -conns connections pipeline -window ECHO_REQs; latency p50/p99/p999 of each round trip
   memory     queue -n (default 1000000) jobs and report server RSS per job and -datadir size,
              then drain them and report again, and once more after -settle (needs -pid)
 

@@ -475,7 +475,7 @@ func runEcho(cfg *config, res *Result) error {
 	es := make([]*echoer, len(cs))
 	hs := make([]handler, len(cs))
 	for i := range cs {
-		es[i] = &echoer{r: r, payload: payload, window: cfg.Window}
+		es[i] = newEchoer(r, payload, cfg.Window)
 		hs[i] = es[i]
 	}
 	m := startMeter(cfg.PID)
@@ -483,12 +483,15 @@ func runEcho(cfg *config, res *Result) error {
 	m.stop()
 	var echoed int64
 	var errs errCount
+	hist := newHistogram()
 	for _, e := range es {
 		echoed += e.echoed
 		errs.merge(&e.errs)
+		hist.merge(e.hist)
 	}
 	res.TimedOut = r.timedOut.Load()
 	setErrors(res, &errs)
+	res.Latency = hist.latency()
 	if ferr := m.fill(res, echoed); ferr != nil && err == nil {
 		err = ferr
 	}
@@ -568,12 +571,7 @@ func runRoundtrip(cfg *config, res *Result) error {
 	}
 	res.TimedOut = cr.timedOut.Load()
 	setErrors(res, &errs)
-	res.Latency = &Latency{
-		P50:  float64(hist.quantile(0.50)) / 1e3,
-		P99:  float64(hist.quantile(0.99)) / 1e3,
-		P999: float64(hist.quantile(0.999)) / 1e3,
-		Max:  float64(hist.max) / 1e3,
-	}
+	res.Latency = hist.latency()
 	err = errors.Join(cerr, werr)
 	if ferr := m.fill(res, done); ferr != nil && err == nil {
 		err = ferr
