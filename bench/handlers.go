@@ -184,11 +184,17 @@ func (e *echoer) done() bool { return e.noMore && e.outstanding == 0 }
 // every JOB_ASSIGN with WORK_COMPLETE (echoing the payload when echo is set), sleeps with
 // PRE_SLEEP after NO_JOB and grabs again on NOOP. When the run stops it sends an ECHO_REQ as a
 // fence: its ECHO_RES proves the server has processed every WORK_COMPLETE sent before it.
+//
+// With one grab this is libgearman's worker loop (gearman_worker_work): GRAB_JOB; JOB_ASSIGN
+// -> WORK_COMPLETE, GRAB_JOB; NO_JOB -> PRE_SLEEP, wait for NOOP, GRAB_JOB. By default the
+// WORK_COMPLETE and the next GRAB_JOB leave in one write; with split each packet gets its own
+// write, as libgearman sends them (every send_packet flushes).
 type worker struct {
 	r         *run
 	fn        []byte
 	grabs     int
 	echo      bool
+	split     bool
 	completed *atomic.Int64 // shared count of completed jobs; nil = not counted here
 	target    int64         // stop the run when completed reaches it (0 = never)
 	asleep    *atomic.Int64 // counts workers that went to sleep once; nil = not counted
@@ -227,6 +233,11 @@ func (w *worker) packet(c *conn) error {
 			result = p.Args[2]
 		}
 		c.wbuf = codec.AppendRequest(c.wbuf, codec.WorkComplete, p.Args[0], result)
+		if w.split {
+			if err := c.flush(); err != nil {
+				return err
+			}
+		}
 		w.jobs++
 		if w.stopping {
 			w.extra++

@@ -101,6 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, bool, error) {
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "time limit of each phase: new work stops then and the run reports what completed")
 	fs.IntVar(&cfg.Idle, "idle", 0, "idle connections held open during the workload")
 	fs.IntVar(&cfg.PID, "pid", 0, "server process id: report its CPU per job and RSS from /proc")
+	fs.BoolVar(&cfg.Split, "split-writes", false, "workers (drain, roundtrip) write WORK_COMPLETE and the next GRAB_JOB with one write each, as libgearman does, instead of one write for both")
 	fs.StringVar(&cfg.DataDir, "datadir", "", "memory: server data directory whose size to report")
 	fs.DurationVar(&cfg.Settle, "settle", 5*time.Second, "memory: wait after the drain before the last measurement")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write the generator's CPU profile to this file")
@@ -204,6 +205,9 @@ func humanLine(r *Result) string {
 	}
 	if r.Workers > 0 {
 		fmt.Fprintf(&b, " workers=%d grabs=%d", r.Workers, r.Grabs)
+	}
+	if r.Split {
+		b.WriteString(" split-writes")
 	}
 	if r.Idle > 0 {
 		fmt.Fprintf(&b, " idle=%d", r.Idle)

@@ -21,6 +21,7 @@ type config struct {
 	Window   int
 	Workers  int
 	Grabs    int
+	Split    bool // workers write each packet on its own, as libgearman does
 	Size     int
 	Fn       string
 	Unique   bool
@@ -46,6 +47,7 @@ type Result struct {
 	Workers    int              `json:"workers,omitempty"`
 	Window     int              `json:"window"`
 	Grabs      int              `json:"grabs,omitempty"`
+	Split      bool             `json:"split_writes,omitempty"`
 	Size       int              `json:"size"`
 	Unique     bool             `json:"unique,omitempty"`
 	Idle       int              `json:"idle,omitempty"`
@@ -265,6 +267,7 @@ func drainJobs(cfg *config, n int64) (drainResult, *meter, bool, error) {
 	hs := make([]handler, len(cs))
 	for i, c := range cs {
 		ws[i] = newWorker(r, []byte(cfg.Fn), cfg.Grabs, false)
+		ws[i].split = cfg.Split
 		ws[i].completed, ws[i].target = &completed, n
 		ws[i].register(c)
 		hs[i] = ws[i]
@@ -454,7 +457,7 @@ func drainAndCheck(cfg *config, res *Result, n int64) error {
 }
 
 func runDrain(cfg *config, res *Result) error {
-	res.Workers, res.Grabs = cfg.Workers, cfg.Grabs
+	res.Workers, res.Grabs, res.Split = cfg.Workers, cfg.Grabs, cfg.Split
 	if _, err := fillQueue(cfg, cfg.N, false); err != nil {
 		return err
 	}
@@ -506,7 +509,7 @@ func runEcho(cfg *config, res *Result) error {
 }
 
 func runRoundtrip(cfg *config, res *Result) error {
-	res.Workers, res.Grabs = cfg.Workers, cfg.Grabs
+	res.Workers, res.Grabs, res.Split = cfg.Workers, cfg.Grabs, cfg.Split
 	wcs, err := dialAll(cfg.Addr, cfg.Workers)
 	if err != nil {
 		return err
@@ -527,6 +530,7 @@ func runRoundtrip(cfg *config, res *Result) error {
 	var asleep atomic.Int64
 	for i, c := range wcs {
 		ws[i] = newWorker(wr, fn, cfg.Grabs, true)
+		ws[i].split = cfg.Split
 		ws[i].asleep = &asleep
 		ws[i].register(c)
 		whs[i] = ws[i]
@@ -605,7 +609,7 @@ func waitAsleep(asleep *atomic.Int64, n int, wdone <-chan struct{}) error {
 }
 
 func runMemory(cfg *config, res *Result) error {
-	res.Workers, res.Grabs = cfg.Workers, cfg.Grabs
+	res.Workers, res.Grabs, res.Split = cfg.Workers, cfg.Grabs, cfg.Split
 	if cfg.PID <= 0 {
 		return errors.New("memory needs -pid (the server's process id)")
 	}
