@@ -100,7 +100,8 @@ func parseFlags(args []string, stderr io.Writer) (*config, bool, error) {
 	fs.BoolVar(&cfg.Unique, "unique", false, "background jobs (submit-bg, drain, memory) get distinct unique ids instead of an empty one")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "time limit of each phase: new work stops then and the run reports what completed")
 	fs.IntVar(&cfg.Idle, "idle", 0, "idle connections held open during the workload")
-	fs.IntVar(&cfg.PID, "pid", 0, "server process id: report its CPU per job and RSS from /proc")
+	fs.IntVar(&cfg.PID, "pid", 0, "server process id: report its CPU per job and RSS from /proc, and its system calls per job (with -perf)")
+	fs.StringVar(&cfg.Perf, "perf", "perf", "perf(1) that counts the -pid server's system calls during the timed phase; \"\" = do not count")
 	fs.BoolVar(&cfg.Split, "split-writes", false, "workers (drain, roundtrip) write WORK_COMPLETE and the next GRAB_JOB with one write each, as libgearman does, instead of one write for both")
 	fs.StringVar(&cfg.DataDir, "datadir", "", "memory: server data directory whose size to report")
 	fs.DurationVar(&cfg.Settle, "settle", 5*time.Second, "memory: wait after the drain before the last measurement")
@@ -224,7 +225,11 @@ func humanLine(r *Result) string {
 		fmt.Fprintf(&b, "; latency p50 %.1fµs p99 %.1fµs p99.9 %.1fµs max %.1fµs", r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Latency.Max)
 	}
 	if s := r.Server; s != nil {
-		fmt.Fprintf(&b, "; server cpu %.2fs = %.2fµs/job, rss %s (peak %s)", s.CPUSeconds, s.CPUPerJob, kib(s.VmRSSKB), kib(s.VmHWMKB))
+		fmt.Fprintf(&b, "; server cpu %.2fs = %.2fµs/job", s.CPUSeconds, s.CPUPerJob)
+		if s.Syscalls != nil && s.SyscallsPerJob != nil {
+			fmt.Fprintf(&b, ", syscalls %d = %.2f/job", *s.Syscalls, *s.SyscallsPerJob)
+		}
+		fmt.Fprintf(&b, ", rss %s (peak %s)", kib(s.VmRSSKB), kib(s.VmHWMKB))
 	}
 	if r.Seconds > 0 {
 		fmt.Fprintf(&b, "; generator cpu %.2fµs/job", r.ClientCPU)
