@@ -2,7 +2,8 @@
 // to any host:port, so it drives Spur and C gearmand alike.
 //
 //	spur-bench WORKLOAD [flags]      (or: spur-bench -workload WORKLOAD [flags])
-//	spur-bench summarize [-baseline LABEL] FILE...   table of medians from -json output
+//	spur-bench summarize [-baseline LABEL] [-floor CASE:FLOOR_CASE:TIMES] [-ratio CASE:LABEL:LABEL] FILE...
+//	                                                 table of medians from -json output
 //	spur-bench freeport                              print a free loopback TCP port
 //	spur-bench waitport -addr HOST:PORT [-timeout D] wait until a port accepts connections
 //
@@ -20,7 +21,6 @@ import (
 	"net"
 	"os"
 	"runtime/pprof"
-	"sort"
 	"strings"
 	"time"
 )
@@ -289,172 +289,4 @@ func waitPortMain(args []string, stderr io.Writer) int {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// summarizeMain prints, per case, the median rate and server CPU of each label and the ratio
-// of each label's median rate to the baseline's.
-func summarizeMain(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("summarize", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	baseline := fs.String("baseline", "", "label the ratios are relative to (default: the first label containing \"gearmand\")")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	var results []Result
-	read := func(r io.Reader) error {
-		dec := json.NewDecoder(r)
-		for {
-			var res Result
-			if err := dec.Decode(&res); err == io.EOF {
-				return nil
-			} else if err != nil {
-				return err
-			}
-			results = append(results, res)
-		}
-	}
-	if fs.NArg() == 0 {
-		if err := read(os.Stdin); err != nil {
-			fmt.Fprintln(stderr, "summarize:", err)
-			return 1
-		}
-	}
-	for _, name := range fs.Args() {
-		f, err := os.Open(name)
-		if err != nil {
-			fmt.Fprintln(stderr, "summarize:", err)
-			return 1
-		}
-		err = read(f)
-		f.Close()
-		if err != nil {
-			fmt.Fprintf(stderr, "summarize: %s: %v\n", name, err)
-			return 1
-		}
-	}
-	var rates []Result
-	for _, r := range results {
-		if r.Memory == nil && r.Workload != "memory" {
-			rates = append(rates, r)
-		}
-	}
-	if len(rates) > 0 {
-		summarize(rates, *baseline, stdout)
-	}
-	summarizeMemory(results, stdout)
-	return 0
-}
-
-func summarize(results []Result, baseline string, w io.Writer) {
-	type group struct {
-		label                  string
-		rates, cpus, p99s, hwm []float64
-		runs, failed           int
-	}
-	var cases []string
-	byCase := map[string][]*group{}
-	for _, r := range results {
-		key := r.Case
-		if key == "" {
-			key = r.Workload
-		}
-		gs, ok := byCase[key]
-		if !ok {
-			cases = append(cases, key)
-		}
-		var g *group
-		for _, x := range gs {
-			if x.label == r.Label {
-				g = x
-			}
-		}
-		if g == nil {
-			g = &group{label: r.Label}
-			byCase[key] = append(gs, g)
-		}
-		g.runs++
-		if !r.OK {
-			g.failed++
-			continue
-		}
-		g.rates = append(g.rates, r.Rate)
-		if r.Server != nil {
-			g.cpus = append(g.cpus, r.Server.CPUPerJob)
-			g.hwm = append(g.hwm, float64(r.Server.VmHWMKB))
-		}
-		if r.Latency != nil {
-			g.p99s = append(g.p99s, r.Latency.P99)
-		}
-	}
-	fmt.Fprintf(w, "%-28s %-22s %5s %14s %10s %16s %12s %12s\n",
-		"case", "server", "runs", "median rate/s", "ratio", "srv CPU µs/job", "p99 µs", "srv peak RSS")
-	for _, key := range cases {
-		gs := byCase[key]
-		var base *group
-		for _, g := range gs {
-			if (baseline != "" && g.label == baseline) || (baseline == "" && base == nil && strings.Contains(g.label, "gearmand")) {
-				base = g
-			}
-		}
-		for _, g := range gs {
-			ratio := "-"
-			if base != nil && len(base.rates) > 0 && len(g.rates) > 0 {
-				ratio = fmt.Sprintf("%.2fx", median(g.rates)/median(base.rates))
-			}
-			runs := fmt.Sprintf("%d", g.runs)
-			if g.failed > 0 {
-				runs = fmt.Sprintf("%d(%d!)", g.runs, g.failed)
-			}
-			fmt.Fprintf(w, "%-28s %-22s %5s %14s %10s %16s %12s %12s\n", key, g.label, runs,
-				fmtOr(g.rates, "%.0f", 1), ratio, fmtOr(g.cpus, "%.2f", 1), fmtOr(g.p99s, "%.1f", 1), fmtOr(g.hwm, "%s", 1024))
-		}
-	}
-}
-
-// summarizeMemory prints one line per memory run (these are single long runs, not medians).
-func summarizeMemory(results []Result, w io.Writer) {
-	header := false
-	for _, r := range results {
-		m := r.Memory
-		if m == nil {
-			continue
-		}
-		if !header {
-			fmt.Fprintf(w, "%-22s %-22s %9s %10s %10s %10s %10s %10s %11s %11s %11s %9s %s\n",
-				"case", "server", "jobs", "RSS before", "after fill", "B/job", "drained", "settled", "dir filled", "dir drained", "dir settled", "drain/s", "ok")
-			header = true
-		}
-		key := r.Case
-		if key == "" {
-			key = r.Workload
-		}
-		ok := "ok"
-		if !r.OK {
-			ok = "FAILED: " + r.Failure
-		}
-		fmt.Fprintf(w, "%-22s %-22s %9d %10s %10s %10.0f %10s %10s %11s %11s %11s %9.0f %s\n", key, r.Label, r.N,
-			kib(m.RSSBeforeKB), kib(m.RSSAfterFillKB), m.RSSPerJobBytes, kib(m.RSSAfterDrainKB), kib(m.RSSAfterSettleKB),
-			bytesStr(m.DataDirAfterFill), bytesStr(m.DataDirAfterDrain), bytesStr(m.DataDirAfterSettle), r.Rate, ok)
-	}
-}
-
-func fmtOr(xs []float64, format string, scale float64) string {
-	if len(xs) == 0 {
-		return "-"
-	}
-	m := median(xs)
-	if format == "%s" {
-		return bytesStr(int64(m * scale))
-	}
-	return fmt.Sprintf(format, m*scale)
-}
-
-func median(xs []float64) float64 {
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }
