@@ -15,11 +15,11 @@
 #            submit-bg of N_DEPTH_SUBMIT (2000000) jobs, and of N_SUBMIT jobs with a distinct unique
 #            id each (as libgearman clients send): do the rates hold up as the queue grows?
 #
-# gearmand runs with -t 0 (one thread for everything, its fastest setting) and spurd -q
-# builtin with one event loop (-t 1; SPURD_LOOPS changes it): with the load generator on the
-# same two cores, a second loop only added server CPU per round trip (45 vs 37 µs) without
-# raising throughput. SPURD_GOMAXPROCS, if set, is spurd's GOMAXPROCS (the generator keeps
-# its own). The durable and memory comparisons run spurd with its defaults.
+# gearmand runs with -t 0 (one thread for everything, its fastest setting). spurd runs with
+# its default number of event loops, as it is deployed: no -t unless SPURD_LOOPS is set, which
+# then passes -t SPURD_LOOPS to spurd -q builtin (and shows it in the label).
+# SPURD_GOMAXPROCS, if set, is spurd -q builtin's GOMAXPROCS (the generator keeps its own).
+# The durable and memory comparisons run spurd with all its defaults too.
 #   memory   memory workload (N_MEMORY jobs, default 1000000): spurd with its durable default vs
 #            gearmand; RSS per queued job, RSS and data-dir size after the drain and after
 #            -settle 5s (ROUNDS_MEMORY rounds, default 1)
@@ -87,7 +87,7 @@ N_IDLE=${N_IDLE:-10000}
 N_DEPTH_SMALL=${N_DEPTH_SMALL:-20000}
 N_DEPTH_LARGE=${N_DEPTH_LARGE:-1000000}
 N_DEPTH_SUBMIT=${N_DEPTH_SUBMIT:-2000000}
-SPURD_LOOPS=${SPURD_LOOPS:-1}
+SPURD_LOOPS=${SPURD_LOOPS:-}
 SPURD_GOMAXPROCS=${SPURD_GOMAXPROCS:-}
 N_MEMORY=${N_MEMORY:-1000000}
 ROUNDS_MEMORY=${ROUNDS_MEMORY:-1}
@@ -135,7 +135,7 @@ label_of() {
 	gearmand-sqlite) echo "gearmand+sqlite" ;;
 	spurd) echo "spurd" ;;
 	spurd-always) echo "spurd --sync always" ;;
-	spurd-builtin) echo "spurd -q builtin -t $SPURD_LOOPS" ;;
+	spurd-builtin) echo "spurd -q builtin${SPURD_LOOPS:+ -t $SPURD_LOOPS}" ;;
 	esac
 }
 
@@ -161,7 +161,7 @@ start_server() {
 			;;
 		spurd-builtin)
 			env ${SPURD_GOMAXPROCS:+GOMAXPROCS=$SPURD_GOMAXPROCS} bin/spurd -p "$PORT" -L 127.0.0.1 -q builtin \
-				-t "$SPURD_LOOPS" --data-dir "$dir/data" ${spurd_args[@]+"${spurd_args[@]}"} >"$dir/server.log" 2>&1 &
+				${SPURD_LOOPS:+-t "$SPURD_LOOPS"} --data-dir "$dir/data" ${spurd_args[@]+"${spurd_args[@]}"} >"$dir/server.log" 2>&1 &
 			;;
 		esac
 		SERVER_PID=$!
