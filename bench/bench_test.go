@@ -127,6 +127,11 @@ func TestWorkloads(t *testing.T) {
 			c.Window, c.Fn = 4, "bench-test-rt4"
 			return c
 		}(), 500},
+		{"roundtrip-split-writes", func() *config {
+			c := testConfig(addr, "roundtrip", 500)
+			c.Split, c.Fn = true, "bench-test-rt-split"
+			return c
+		}(), 500},
 		{"roundtrip-64KiB", func() *config {
 			c := testConfig(addr, "roundtrip", 50)
 			c.Size, c.Fn = 64<<10, "bench-test-rt64k"
@@ -166,7 +171,7 @@ func TestWorkloads(t *testing.T) {
 			if res.Rate <= 0 {
 				t.Fatalf("rate %v", res.Rate)
 			}
-			if tc.cfg.Workload == "roundtrip" && (res.Latency == nil || res.Latency.P50 <= 0 || res.Latency.P999 < res.Latency.P50) {
+			if w := tc.cfg.Workload; (w == "roundtrip" || w == "echo") && (res.Latency == nil || res.Latency.P50 <= 0 || res.Latency.P999 < res.Latency.P50 || res.Latency.Max < res.Latency.P999) {
 				t.Fatalf("latency %+v", res.Latency)
 			}
 			if m := res.Memory; tc.cfg.Workload == "memory" && (m == nil || m.RSSAfterFillKB <= 0 || m.DataDirAfterFill < 0) {
@@ -293,7 +298,7 @@ func TestSteadyStateAllocs(t *testing.T) {
 		usub.noMore = true
 		pump(t, sc, usub, usubIdle)
 	}
-	echo := &echoer{r: r, payload: makePayload(100, 2), window: 1}
+	echo := newEchoer(r, makePayload(100, 2), 1)
 	echoIdle := func() bool { return echo.outstanding == 0 }
 	echoOnce := func() {
 		echo.noMore = false
@@ -330,6 +335,7 @@ func TestSteadyStateAllocs(t *testing.T) {
 		{"submit-bg batch of 32 with unique ids", usubBatch},
 		{"echo round trip", echoOnce},
 		{"foreground job round trip", roundTrip},
+		{"foreground job round trip, worker writes split", func() { w.split = true; roundTrip() }},
 	} {
 		tc.fn() // warm up: buffers reach their steady size
 		if got := testing.AllocsPerRun(300, tc.fn); got != 0 {
@@ -391,5 +397,83 @@ func TestParseFlags(t *testing.T) {
 	}
 	if _, _, err := parseFlags([]string{"nosuch"}, &discard); err == nil {
 		t.Fatal("unknown workload accepted")
+	}
+}
+
+// TestWorkerSplitWrites checks what a worker leaves unwritten after a JOB_ASSIGN: with split
+// writes its WORK_COMPLETE is already on the wire (alone) and the next GRAB_JOB goes in a write
+// of its own; without, both wait for one write.
+func TestWorkerSplitWrites(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		peer, err := l.Accept()
+		if err == nil {
+			accepted <- peer
+		}
+		close(accepted)
+	}()
+	c, err := dial(l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	peer := <-accepted
+	if peer == nil {
+		t.Fatal("accept failed")
+	}
+	defer peer.Close()
+	_ = peer.SetDeadline(time.Now().Add(time.Minute))
+
+	assign := codec.AppendPacket(nil, codec.JobAssign, []byte("H:x:1"), []byte("fn"), []byte("payload"))
+	complete := codec.AppendRequest(nil, codec.WorkComplete, []byte("H:x:1"), []byte("payload"))
+	grab := codec.AppendRequest(nil, codec.GrabJob)
+	for _, split := range []bool{false, true} {
+		r := newRun(0, time.Minute)
+		w := newWorker(r, []byte("fn"), 1, true)
+		w.split = split
+		w.request(c) // the first GRAB_JOB
+		if err := c.flush(); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(grab))
+		if _, err := readFull(peer, got); err != nil || !bytes.Equal(got, grab) {
+			t.Fatalf("split %v: first request %x, %v; want GRAB_JOB", split, got, err)
+		}
+		pkt, n, err := codec.Parse(assign, 0)
+		if err != nil || n != len(assign) {
+			t.Fatalf("parse JOB_ASSIGN: %v", err)
+		}
+		c.pkt = pkt
+		if err := w.packet(c); err != nil {
+			t.Fatal(err)
+		}
+		wantPending := complete
+		if split {
+			got := make([]byte, len(complete))
+			if _, err := readFull(peer, got); err != nil || !bytes.Equal(got, complete) {
+				t.Fatalf("split: %x, %v on the wire; want WORK_COMPLETE", got, err)
+			}
+			wantPending = nil
+		}
+		if !bytes.Equal(c.wbuf, wantPending) {
+			t.Fatalf("split %v: %x unwritten after JOB_ASSIGN, want %x", split, c.wbuf, wantPending)
+		}
+		w.request(c)
+		if want := append(append([]byte(nil), wantPending...), grab...); !bytes.Equal(c.wbuf, want) {
+			t.Fatalf("split %v: next write %x, want %x", split, c.wbuf, want)
+		}
+		if err := c.flush(); err != nil {
+			t.Fatal(err)
+		}
+		got = make([]byte, len(wantPending)+len(grab))
+		if _, err := readFull(peer, got); err != nil {
+			t.Fatal(err)
+		}
+		r.end()
 	}
 }

@@ -11,31 +11,49 @@
 #            8 workers), echo: gearmand vs spurd -q builtin
 #   sizes    roundtrip with 1 KiB, 64 KiB and 1 MiB payloads: gearmand vs spurd -q builtin
 #   idle     submit-bg and roundtrip while 10000 idle connections are held open
+#   deploy   what Gearman deployments run, gearmand vs spurd -q builtin; workers write each
+#            packet on its own as libgearman's do (-split-writes):
+#              sync-4c-50w          4 synchronous clients, a pool of 50 mostly sleeping workers
+#              sync-1c-1w           1 synchronous client, 1 worker: its p50/p99 latency
+#              echo-floor           16-byte ECHO round trips on 1 connection, window 1: the floor;
+#                                   the summary sets sync-1c-1w's p50 against 3 x this p50 of
+#                                   the same server (a job with a sleeping worker takes three
+#                                   round trips through it: SUBMIT_JOB -> NOOP, GRAB_JOB ->
+#                                   JOB_ASSIGN, WORK_COMPLETE -> the client's WORK_COMPLETE)
+#              pipelined-4x64-8w    4 clients with 64 foreground jobs in flight each, 8 workers
+#              submit-bg-4x64       4 clients with 64 background submits in flight each
+#              durable              submit-bg of N_DEPLOY_DURABLE jobs: spurd with its defaults
+#                                   (durable, --sync always) and spurd -q builtin (and gearmand,
+#                                   in memory); the summary gives the durable/in-memory ratio
 #   depth    drain with 20000 and with 1000000 jobs queued (N_DEPTH_SMALL, N_DEPTH_LARGE), and
 #            submit-bg of N_DEPTH_SUBMIT (2000000) jobs, and of N_SUBMIT jobs with a distinct unique
 #            id each (as libgearman clients send): do the rates hold up as the queue grows?
-#
-# gearmand runs with -t 0 (one thread for everything, its fastest setting) and spurd -q
-# builtin with one event loop (-t 1; SPURD_LOOPS changes it): with the load generator on the
-# same two cores, a second loop only added server CPU per round trip (45 vs 37 µs) without
-# raising throughput. SPURD_GOMAXPROCS, if set, is spurd's GOMAXPROCS (the generator keeps
-# its own). The durable and memory comparisons run spurd with its defaults.
 #   memory   memory workload (N_MEMORY jobs, default 1000000): spurd with its durable default vs
 #            gearmand; RSS per queued job, RSS and data-dir size after the drain and after
 #            -settle 5s (ROUNDS_MEMORY rounds, default 1)
 #
+# gearmand runs with -t 0 (one thread for everything, its fastest setting). spurd runs with
+# its default number of event loops, as it is deployed: no -t unless SPURD_LOOPS is set, which
+# then passes -t SPURD_LOOPS to spurd -q builtin (and shows it in the label).
+# SPURD_GOMAXPROCS, if set, is spurd -q builtin's GOMAXPROCS (the generator keeps its own).
+# The durable, memory and deploy/durable cases run spurd with all its defaults too.
+#
 # For every workload each server is started fresh per round on a free loopback port with its
 # own temporary data directory, in the order A B [C] A B [C] ...; the workload runs against it
 # with -pid (server CPU per job, RSS); the server is stopped by PID. At the end a table gives,
-# per workload and server, the median jobs/s, the ratio to gearmand and server CPU µs/job.
+# per workload and server, the median jobs/s, the ratio to gearmand, server CPU µs/job, server
+# system calls per job (counted with perf stat when perf is installed and allowed to attach;
+# "-" otherwise), p50/p99 latency where the workload measures it, and peak RSS.
 #
 # Counts (environment): N_DURABLE (spurd, default 500000), N_DURABLE_SQLITE (gearmand+sqlite,
 # which manages about 1000 fsynced jobs/s, default 20000), N_SUBMIT (1000000), N_DRAIN
 # (200000: gearmand's default 991-bucket job hash makes deeper drains slow down), N_ROUNDTRIP
 # (100000), N_ECHO (5000000), N_1K (50000), N_64K (10000), N_1M (1000), N_IDLE (10000
-# connections). TIMEOUT is each run's time limit in seconds (default 120); GEARMAND_ARGS and
-# SPURD_ARGS add server flags; OUT is the directory for results (default: a new temporary
-# directory, kept).
+# connections); deploy: N_SYNC (the sync cases, 30000), N_ECHO_FLOOR (200000), N_PIPELINED
+# (200000), N_BG (1000000), N_DEPLOY_DURABLE (300000: spurd --sync always acknowledges about
+# 25000 jobs/s here). TIMEOUT is each run's time limit in seconds (default 120);
+# GEARMAND_ARGS and SPURD_ARGS add server flags; OUT is the directory for results (default: a
+# new temporary directory, kept).
 set -euo pipefail
 
 GEARMAND=${GEARMAND:-/usr/sbin/gearmand}
@@ -51,18 +69,18 @@ while [ $# -gt 0 ]; do
 		sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
-	durable | core | sizes | idle | memory | depth)
+	durable | core | sizes | idle | memory | depth | deploy)
 		comparisons+=("$1")
 		shift
 		;;
 	*)
-		echo "compare.sh: unknown argument '$1' (comparisons: durable core sizes idle memory depth; -rounds N)" >&2
+		echo "compare.sh: unknown argument '$1' (comparisons: durable core sizes idle memory depth deploy; -rounds N)" >&2
 		exit 2
 		;;
 	esac
 done
 if [ ${#comparisons[@]} -eq 0 ]; then
-	echo "usage: bench/compare.sh [-rounds N] durable|core|sizes|idle|memory|depth ..." >&2
+	echo "usage: bench/compare.sh [-rounds N] durable|core|sizes|idle|memory|depth|deploy ..." >&2
 	exit 2
 fi
 if ! [[ $ROUNDS =~ ^[1-9][0-9]*$ ]]; then
@@ -87,7 +105,12 @@ N_IDLE=${N_IDLE:-10000}
 N_DEPTH_SMALL=${N_DEPTH_SMALL:-20000}
 N_DEPTH_LARGE=${N_DEPTH_LARGE:-1000000}
 N_DEPTH_SUBMIT=${N_DEPTH_SUBMIT:-2000000}
-SPURD_LOOPS=${SPURD_LOOPS:-1}
+N_SYNC=${N_SYNC:-30000}
+N_ECHO_FLOOR=${N_ECHO_FLOOR:-200000}
+N_PIPELINED=${N_PIPELINED:-200000}
+N_BG=${N_BG:-1000000}
+N_DEPLOY_DURABLE=${N_DEPLOY_DURABLE:-300000}
+SPURD_LOOPS=${SPURD_LOOPS:-}
 SPURD_GOMAXPROCS=${SPURD_GOMAXPROCS:-}
 N_MEMORY=${N_MEMORY:-1000000}
 ROUNDS_MEMORY=${ROUNDS_MEMORY:-1}
@@ -135,7 +158,7 @@ label_of() {
 	gearmand-sqlite) echo "gearmand+sqlite" ;;
 	spurd) echo "spurd" ;;
 	spurd-always) echo "spurd --sync always" ;;
-	spurd-builtin) echo "spurd -q builtin -t $SPURD_LOOPS" ;;
+	spurd-builtin) echo "spurd -q builtin${SPURD_LOOPS:+ -t $SPURD_LOOPS}" ;;
 	esac
 }
 
@@ -161,7 +184,7 @@ start_server() {
 			;;
 		spurd-builtin)
 			env ${SPURD_GOMAXPROCS:+GOMAXPROCS=$SPURD_GOMAXPROCS} bin/spurd -p "$PORT" -L 127.0.0.1 -q builtin \
-				-t "$SPURD_LOOPS" --data-dir "$dir/data" ${spurd_args[@]+"${spurd_args[@]}"} >"$dir/server.log" 2>&1 &
+				${SPURD_LOOPS:+-t "$SPURD_LOOPS"} --data-dir "$dir/data" ${spurd_args[@]+"${spurd_args[@]}"} >"$dir/server.log" 2>&1 &
 			;;
 		esac
 		SERVER_PID=$!
@@ -251,6 +274,14 @@ for cmp in "${comparisons[@]}"; do
 		run_case depth/submit-bg-2M submit-bg "-n $N_DEPTH_SUBMIT" gearmand spurd-builtin
 		run_case depth/submit-bg-unique submit-bg "-n $N_SUBMIT -unique" gearmand spurd-builtin
 		;;
+	deploy)
+		run_case deploy/sync-4c-50w roundtrip "-n $N_SYNC -conns 4 -window 1 -workers 50 -split-writes" gearmand spurd-builtin
+		run_case deploy/sync-1c-1w roundtrip "-n $N_SYNC -conns 1 -window 1 -workers 1 -split-writes" gearmand spurd-builtin
+		run_case deploy/echo-floor echo "-n $N_ECHO_FLOOR -conns 1 -window 1 -size 16" gearmand spurd-builtin
+		run_case deploy/pipelined-4x64-8w roundtrip "-n $N_PIPELINED -conns 4 -window 64 -workers 8 -split-writes" gearmand spurd-builtin
+		run_case deploy/submit-bg-4x64 submit-bg "-n $N_BG -conns 4 -window 64" gearmand spurd-builtin
+		run_case deploy/durable submit-bg "-n $N_DEPLOY_DURABLE -conns 4 -window 64" gearmand spurd spurd-builtin
+		;;
 	idle)
 		run_case idle/submit-bg submit-bg "-n $N_SUBMIT -idle $N_IDLE" gearmand spurd-builtin
 		run_case idle/roundtrip-16B-8w roundtrip "-n $N_ROUNDTRIP -size 16 -workers 8 -idle $N_IDLE" gearmand spurd-builtin
@@ -261,9 +292,15 @@ done
 echo
 echo "== summary (median of the rounds; ratio = server's median rate / gearmand's; $(nproc) CPUs shared with the generator)"
 for cmp in "${comparisons[@]}"; do
-	base=gearmand
-	[ "$cmp" = durable ] && base="gearmand+sqlite"
-	grep "\"case\":\"$cmp/" "$OUT/results.jsonl" | $BENCH summarize -baseline "$base" || true
+	summary_args=(-baseline gearmand)
+	case "$cmp" in
+	durable) summary_args=(-baseline "gearmand+sqlite") ;;
+	deploy)
+		summary_args+=(-floor "deploy/sync-1c-1w:deploy/echo-floor:3"
+			-ratio "deploy/durable:$(label_of spurd):$(label_of spurd-builtin)")
+		;;
+	esac
+	grep "\"case\":\"$cmp/" "$OUT/results.jsonl" | $BENCH summarize "${summary_args[@]}" || true
 	echo
 done
 echo "raw results: $OUT/results.jsonl"

@@ -114,7 +114,9 @@ func (s *submitter) stop(*conn) { s.noMore = true }
 
 func (s *submitter) done() bool { return s.noMore && s.outstanding == 0 }
 
-// echoer pipelines ECHO_REQ on one connection and checks every ECHO_RES against the payload.
+// echoer pipelines ECHO_REQ on one connection, checks every ECHO_RES against the payload and
+// records each round trip's latency. Replies come in request order, so the send times of the
+// outstanding requests form a FIFO ring (sent[head], ... for outstanding entries).
 type echoer struct {
 	r           *run
 	payload     []byte
@@ -123,6 +125,13 @@ type echoer struct {
 	noMore      bool
 	echoed      int64
 	errs        errCount
+	sent        []int64
+	head        int
+	hist        *histogram
+}
+
+func newEchoer(r *run, payload []byte, window int) *echoer {
+	return &echoer{r: r, payload: payload, window: window, sent: make([]int64, window), hist: newHistogram()}
 }
 
 func (e *echoer) request(c *conn) {
@@ -137,17 +146,23 @@ func (e *echoer) request(c *conn) {
 	if got < want {
 		e.noMore = true
 	}
+	now := monoNow()
 	for i := 0; i < got; i++ {
 		c.wbuf = codec.AppendRequest(c.wbuf, codec.EchoReq, e.payload)
+		e.sent[(e.head+e.outstanding)%len(e.sent)] = now
+		e.outstanding++
 	}
-	e.outstanding += got
 }
 
 func (e *echoer) packet(c *conn) error {
+	if t := c.pkt.Type; e.outstanding == 0 && (t == codec.EchoRes || t == codec.Error) {
+		return fmt.Errorf("echo: %v answers no request", t)
+	}
 	switch c.pkt.Type {
 	case codec.EchoRes:
 		if bytes.Equal(c.pkt.Arg(0), e.payload) {
 			e.echoed++
+			e.hist.record(monoNow() - e.sent[e.head])
 		} else {
 			e.errs.add("ECHO_MISMATCH")
 		}
@@ -156,6 +171,7 @@ func (e *echoer) packet(c *conn) error {
 	default:
 		return fmt.Errorf("echo: unexpected %v", c.pkt.Type)
 	}
+	e.head = (e.head + 1) % len(e.sent)
 	e.outstanding--
 	return nil
 }
@@ -168,11 +184,17 @@ func (e *echoer) done() bool { return e.noMore && e.outstanding == 0 }
 // every JOB_ASSIGN with WORK_COMPLETE (echoing the payload when echo is set), sleeps with
 // PRE_SLEEP after NO_JOB and grabs again on NOOP. When the run stops it sends an ECHO_REQ as a
 // fence: its ECHO_RES proves the server has processed every WORK_COMPLETE sent before it.
+//
+// With one grab this is libgearman's worker loop (gearman_worker_work): GRAB_JOB; JOB_ASSIGN
+// -> WORK_COMPLETE, GRAB_JOB; NO_JOB -> PRE_SLEEP, wait for NOOP, GRAB_JOB. By default the
+// WORK_COMPLETE and the next GRAB_JOB leave in one write; with split each packet gets its own
+// write, as libgearman sends them (every send_packet flushes).
 type worker struct {
 	r         *run
 	fn        []byte
 	grabs     int
 	echo      bool
+	split     bool
 	completed *atomic.Int64 // shared count of completed jobs; nil = not counted here
 	target    int64         // stop the run when completed reaches it (0 = never)
 	asleep    *atomic.Int64 // counts workers that went to sleep once; nil = not counted
@@ -211,6 +233,11 @@ func (w *worker) packet(c *conn) error {
 			result = p.Args[2]
 		}
 		c.wbuf = codec.AppendRequest(c.wbuf, codec.WorkComplete, p.Args[0], result)
+		if w.split {
+			if err := c.flush(); err != nil {
+				return err
+			}
+		}
 		w.jobs++
 		if w.stopping {
 			w.extra++

@@ -71,3 +71,13 @@ func (h *histogram) quantile(q float64) int64 {
 	}
 	return h.max
 }
+
+// latency summarizes h in microseconds.
+func (h *histogram) latency() *Latency {
+	return &Latency{
+		P50:  float64(h.quantile(0.50)) / 1e3,
+		P99:  float64(h.quantile(0.99)) / 1e3,
+		P999: float64(h.quantile(0.999)) / 1e3,
+		Max:  float64(h.max) / 1e3,
+	}
+}

@@ -2,7 +2,8 @@
 // to any host:port, so it drives Spur and C gearmand alike.
 //
 //	spur-bench WORKLOAD [flags]      (or: spur-bench -workload WORKLOAD [flags])
-//	spur-bench summarize [-baseline LABEL] FILE...   table of medians from -json output
+//	spur-bench summarize [-baseline LABEL] [-floor CASE:FLOOR_CASE:TIMES] [-ratio CASE:LABEL:LABEL] FILE...
+//	                                                 table of medians from -json output
 //	spur-bench freeport                              print a free loopback TCP port
 //	spur-bench waitport -addr HOST:PORT [-timeout D] wait until a port accepts connections
 //
@@ -20,7 +21,6 @@ import (
 	"net"
 	"os"
 	"runtime/pprof"
-	"sort"
 	"strings"
 	"time"
 )
@@ -100,7 +100,9 @@ func parseFlags(args []string, stderr io.Writer) (*config, bool, error) {
 	fs.BoolVar(&cfg.Unique, "unique", false, "background jobs (submit-bg, drain, memory) get distinct unique ids instead of an empty one")
 	fs.DurationVar(&cfg.Timeout, "timeout", 5*time.Minute, "time limit of each phase: new work stops then and the run reports what completed")
 	fs.IntVar(&cfg.Idle, "idle", 0, "idle connections held open during the workload")
-	fs.IntVar(&cfg.PID, "pid", 0, "server process id: report its CPU per job and RSS from /proc")
+	fs.IntVar(&cfg.PID, "pid", 0, "server process id: report its CPU per job and RSS from /proc, and its system calls per job (with -perf)")
+	fs.StringVar(&cfg.Perf, "perf", "perf", "perf(1) that counts the -pid server's system calls during the timed phase; \"\" = do not count")
+	fs.BoolVar(&cfg.Split, "split-writes", false, "workers (drain, roundtrip) write WORK_COMPLETE and the next GRAB_JOB with one write each, as libgearman does, instead of one write for both")
 	fs.StringVar(&cfg.DataDir, "datadir", "", "memory: server data directory whose size to report")
 	fs.DurationVar(&cfg.Settle, "settle", 5*time.Second, "memory: wait after the drain before the last measurement")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write the generator's CPU profile to this file")
@@ -116,7 +118,7 @@ Workloads:
              each complete them all; the rate is the drain's
   roundtrip  -conns clients submit foreground SUBMIT_JOBs (-window each, default 1), -workers
              workers echo the payload back; results checked byte for byte; latency p50/p99/p999
-  echo       -conns connections pipeline -window ECHO_REQs
+  echo       -conns connections pipeline -window ECHO_REQs; latency p50/p99/p999 of each round trip
   memory     queue -n (default 1000000) jobs and report server RSS per job and -datadir size,
              then drain them and report again, and once more after -settle (needs -pid)
 
@@ -205,6 +207,9 @@ func humanLine(r *Result) string {
 	if r.Workers > 0 {
 		fmt.Fprintf(&b, " workers=%d grabs=%d", r.Workers, r.Grabs)
 	}
+	if r.Split {
+		b.WriteString(" split-writes")
+	}
 	if r.Idle > 0 {
 		fmt.Fprintf(&b, " idle=%d", r.Idle)
 	}
@@ -220,7 +225,11 @@ func humanLine(r *Result) string {
 		fmt.Fprintf(&b, "; latency p50 %.1fµs p99 %.1fµs p99.9 %.1fµs max %.1fµs", r.Latency.P50, r.Latency.P99, r.Latency.P999, r.Latency.Max)
 	}
 	if s := r.Server; s != nil {
-		fmt.Fprintf(&b, "; server cpu %.2fs = %.2fµs/job, rss %s (peak %s)", s.CPUSeconds, s.CPUPerJob, kib(s.VmRSSKB), kib(s.VmHWMKB))
+		fmt.Fprintf(&b, "; server cpu %.2fs = %.2fµs/job", s.CPUSeconds, s.CPUPerJob)
+		if s.Syscalls != nil && s.SyscallsPerJob != nil {
+			fmt.Fprintf(&b, ", syscalls %d = %.2f/job", *s.Syscalls, *s.SyscallsPerJob)
+		}
+		fmt.Fprintf(&b, ", rss %s (peak %s)", kib(s.VmRSSKB), kib(s.VmHWMKB))
 	}
 	if r.Seconds > 0 {
 		fmt.Fprintf(&b, "; generator cpu %.2fµs/job", r.ClientCPU)
@@ -280,172 +289,4 @@ func waitPortMain(args []string, stderr io.Writer) int {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// summarizeMain prints, per case, the median rate and server CPU of each label and the ratio
-// of each label's median rate to the baseline's.
-func summarizeMain(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("summarize", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	baseline := fs.String("baseline", "", "label the ratios are relative to (default: the first label containing \"gearmand\")")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	var results []Result
-	read := func(r io.Reader) error {
-		dec := json.NewDecoder(r)
-		for {
-			var res Result
-			if err := dec.Decode(&res); err == io.EOF {
-				return nil
-			} else if err != nil {
-				return err
-			}
-			results = append(results, res)
-		}
-	}
-	if fs.NArg() == 0 {
-		if err := read(os.Stdin); err != nil {
-			fmt.Fprintln(stderr, "summarize:", err)
-			return 1
-		}
-	}
-	for _, name := range fs.Args() {
-		f, err := os.Open(name)
-		if err != nil {
-			fmt.Fprintln(stderr, "summarize:", err)
-			return 1
-		}
-		err = read(f)
-		f.Close()
-		if err != nil {
-			fmt.Fprintf(stderr, "summarize: %s: %v\n", name, err)
-			return 1
-		}
-	}
-	var rates []Result
-	for _, r := range results {
-		if r.Memory == nil && r.Workload != "memory" {
-			rates = append(rates, r)
-		}
-	}
-	if len(rates) > 0 {
-		summarize(rates, *baseline, stdout)
-	}
-	summarizeMemory(results, stdout)
-	return 0
-}
-
-func summarize(results []Result, baseline string, w io.Writer) {
-	type group struct {
-		label                  string
-		rates, cpus, p99s, hwm []float64
-		runs, failed           int
-	}
-	var cases []string
-	byCase := map[string][]*group{}
-	for _, r := range results {
-		key := r.Case
-		if key == "" {
-			key = r.Workload
-		}
-		gs, ok := byCase[key]
-		if !ok {
-			cases = append(cases, key)
-		}
-		var g *group
-		for _, x := range gs {
-			if x.label == r.Label {
-				g = x
-			}
-		}
-		if g == nil {
-			g = &group{label: r.Label}
-			byCase[key] = append(gs, g)
-		}
-		g.runs++
-		if !r.OK {
-			g.failed++
-			continue
-		}
-		g.rates = append(g.rates, r.Rate)
-		if r.Server != nil {
-			g.cpus = append(g.cpus, r.Server.CPUPerJob)
-			g.hwm = append(g.hwm, float64(r.Server.VmHWMKB))
-		}
-		if r.Latency != nil {
-			g.p99s = append(g.p99s, r.Latency.P99)
-		}
-	}
-	fmt.Fprintf(w, "%-28s %-22s %5s %14s %10s %16s %12s %12s\n",
-		"case", "server", "runs", "median rate/s", "ratio", "srv CPU µs/job", "p99 µs", "srv peak RSS")
-	for _, key := range cases {
-		gs := byCase[key]
-		var base *group
-		for _, g := range gs {
-			if (baseline != "" && g.label == baseline) || (baseline == "" && base == nil && strings.Contains(g.label, "gearmand")) {
-				base = g
-			}
-		}
-		for _, g := range gs {
-			ratio := "-"
-			if base != nil && len(base.rates) > 0 && len(g.rates) > 0 {
-				ratio = fmt.Sprintf("%.2fx", median(g.rates)/median(base.rates))
-			}
-			runs := fmt.Sprintf("%d", g.runs)
-			if g.failed > 0 {
-				runs = fmt.Sprintf("%d(%d!)", g.runs, g.failed)
-			}
-			fmt.Fprintf(w, "%-28s %-22s %5s %14s %10s %16s %12s %12s\n", key, g.label, runs,
-				fmtOr(g.rates, "%.0f", 1), ratio, fmtOr(g.cpus, "%.2f", 1), fmtOr(g.p99s, "%.1f", 1), fmtOr(g.hwm, "%s", 1024))
-		}
-	}
-}
-
-// summarizeMemory prints one line per memory run (these are single long runs, not medians).
-func summarizeMemory(results []Result, w io.Writer) {
-	header := false
-	for _, r := range results {
-		m := r.Memory
-		if m == nil {
-			continue
-		}
-		if !header {
-			fmt.Fprintf(w, "%-22s %-22s %9s %10s %10s %10s %10s %10s %11s %11s %11s %9s %s\n",
-				"case", "server", "jobs", "RSS before", "after fill", "B/job", "drained", "settled", "dir filled", "dir drained", "dir settled", "drain/s", "ok")
-			header = true
-		}
-		key := r.Case
-		if key == "" {
-			key = r.Workload
-		}
-		ok := "ok"
-		if !r.OK {
-			ok = "FAILED: " + r.Failure
-		}
-		fmt.Fprintf(w, "%-22s %-22s %9d %10s %10s %10.0f %10s %10s %11s %11s %11s %9.0f %s\n", key, r.Label, r.N,
-			kib(m.RSSBeforeKB), kib(m.RSSAfterFillKB), m.RSSPerJobBytes, kib(m.RSSAfterDrainKB), kib(m.RSSAfterSettleKB),
-			bytesStr(m.DataDirAfterFill), bytesStr(m.DataDirAfterDrain), bytesStr(m.DataDirAfterSettle), r.Rate, ok)
-	}
-}
-
-func fmtOr(xs []float64, format string, scale float64) string {
-	if len(xs) == 0 {
-		return "-"
-	}
-	m := median(xs)
-	if format == "%s" {
-		return bytesStr(int64(m * scale))
-	}
-	return fmt.Sprintf(format, m*scale)
-}
-
-func median(xs []float64) float64 {
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }

@@ -21,12 +21,14 @@ type config struct {
 	Window   int
 	Workers  int
 	Grabs    int
+	Split    bool // workers write each packet on its own, as libgearman does
 	Size     int
 	Fn       string
 	Unique   bool
 	Timeout  time.Duration
 	Idle     int
 	PID      int
+	Perf     string // perf(1) to count the server's system calls with; "" = do not count
 	DataDir  string
 	Settle   time.Duration
 	Label    string
@@ -46,6 +48,7 @@ type Result struct {
 	Workers    int              `json:"workers,omitempty"`
 	Window     int              `json:"window"`
 	Grabs      int              `json:"grabs,omitempty"`
+	Split      bool             `json:"split_writes,omitempty"`
 	Size       int              `json:"size"`
 	Unique     bool             `json:"unique,omitempty"`
 	Idle       int              `json:"idle,omitempty"`
@@ -71,13 +74,16 @@ type Latency struct {
 	Max  float64 `json:"max"`
 }
 
-// ServerStats is the server process's accounting over the timed phase (-pid).
+// ServerStats is the server process's accounting over the timed phase (-pid). The system
+// call fields are absent (nil), not zero, when perf could not count them.
 type ServerStats struct {
-	PID        int     `json:"pid"`
-	CPUSeconds float64 `json:"cpu_seconds"`
-	CPUPerJob  float64 `json:"cpu_us_per_job"`
-	VmHWMKB    int64   `json:"vm_hwm_kb"`
-	VmRSSKB    int64   `json:"vm_rss_kb"`
+	PID            int      `json:"pid"`
+	CPUSeconds     float64  `json:"cpu_seconds"`
+	CPUPerJob      float64  `json:"cpu_us_per_job"`
+	Syscalls       *int64   `json:"syscalls,omitempty"`
+	SyscallsPerJob *float64 `json:"syscalls_per_job,omitempty"`
+	VmHWMKB        int64    `json:"vm_hwm_kb"`
+	VmRSSKB        int64    `json:"vm_rss_kb"`
 }
 
 // MemStats is the memory workload's report. Data-dir sizes are -1 without -datadir.
@@ -96,7 +102,8 @@ type MemStats struct {
 	VmHWMKB            int64   `json:"vm_hwm_kb"`
 }
 
-// meter measures one timed phase: wall time, the server's CPU (with -pid) and our own.
+// meter measures one timed phase: wall time, the server's CPU and system calls (with -pid)
+// and our own CPU.
 type meter struct {
 	pid        int
 	start      time.Time
@@ -106,12 +113,23 @@ type meter struct {
 	elapsed    time.Duration
 	srvCPUUsed float64
 	cliCPUUsed float64
+
+	counter  *syscallCounter // nil when not counting
+	syscalls int64
+	sysErr   error // why syscalls were not counted (perf missing or failed)
 }
 
-func startMeter(pid int) *meter {
-	m := &meter{pid: pid}
-	if pid > 0 {
-		m.srvCPU, m.srvErr = procCPU(pid)
+// startMeter starts measuring; with cfg.PID and cfg.Perf it first waits until perf counts the
+// server's system calls.
+func startMeter(cfg *config) *meter {
+	m := &meter{pid: cfg.PID}
+	if m.pid > 0 {
+		if cfg.Perf == "" {
+			m.sysErr = errors.New("-perf is empty")
+		} else {
+			m.counter, m.sysErr = startSyscallCounter(cfg.Perf, m.pid)
+		}
+		m.srvCPU, m.srvErr = procCPU(m.pid)
 	}
 	m.cliCPU = selfCPU()
 	m.start = time.Now()
@@ -125,6 +143,10 @@ func (m *meter) stop() {
 		var after float64
 		after, m.srvErr = procCPU(m.pid)
 		m.srvCPUUsed = after - m.srvCPU
+	}
+	if m.counter != nil {
+		m.syscalls, m.sysErr = m.counter.stop()
+		m.counter = nil
 	}
 }
 
@@ -147,6 +169,16 @@ func (m *meter) fill(res *Result, jobs int64) error {
 	s := &ServerStats{PID: m.pid, CPUSeconds: m.srvCPUUsed}
 	if jobs > 0 {
 		s.CPUPerJob = m.srvCPUUsed * 1e6 / float64(jobs)
+	}
+	if m.sysErr != nil {
+		warnNoSyscalls(m.sysErr)
+	} else {
+		n := m.syscalls
+		s.Syscalls = &n
+		if jobs > 0 {
+			per := float64(n) / float64(jobs)
+			s.SyscallsPerJob = &per
+		}
 	}
 	res.Server = s
 	return nil
@@ -229,7 +261,7 @@ func submitBG(cfg *config, n int64, timed bool) (submitResult, *meter, bool, err
 	}
 	var m *meter
 	if timed {
-		m = startMeter(cfg.PID)
+		m = startMeter(cfg)
 	}
 	err = driveAll(cs, hs, r)
 	if m != nil {
@@ -265,6 +297,7 @@ func drainJobs(cfg *config, n int64) (drainResult, *meter, bool, error) {
 	hs := make([]handler, len(cs))
 	for i, c := range cs {
 		ws[i] = newWorker(r, []byte(cfg.Fn), cfg.Grabs, false)
+		ws[i].split = cfg.Split
 		ws[i].completed, ws[i].target = &completed, n
 		ws[i].register(c)
 		hs[i] = ws[i]
@@ -272,7 +305,7 @@ func drainJobs(cfg *config, n int64) (drainResult, *meter, bool, error) {
 	if n == 0 {
 		r.stop()
 	}
-	m := startMeter(cfg.PID)
+	m := startMeter(cfg)
 	err = driveAll(cs, hs, r)
 	m.stop()
 	for _, w := range ws {
@@ -454,7 +487,7 @@ func drainAndCheck(cfg *config, res *Result, n int64) error {
 }
 
 func runDrain(cfg *config, res *Result) error {
-	res.Workers, res.Grabs = cfg.Workers, cfg.Grabs
+	res.Workers, res.Grabs, res.Split = cfg.Workers, cfg.Grabs, cfg.Split
 	if _, err := fillQueue(cfg, cfg.N, false); err != nil {
 		return err
 	}
@@ -475,20 +508,23 @@ func runEcho(cfg *config, res *Result) error {
 	es := make([]*echoer, len(cs))
 	hs := make([]handler, len(cs))
 	for i := range cs {
-		es[i] = &echoer{r: r, payload: payload, window: cfg.Window}
+		es[i] = newEchoer(r, payload, cfg.Window)
 		hs[i] = es[i]
 	}
-	m := startMeter(cfg.PID)
+	m := startMeter(cfg)
 	err = driveAll(cs, hs, r)
 	m.stop()
 	var echoed int64
 	var errs errCount
+	hist := newHistogram()
 	for _, e := range es {
 		echoed += e.echoed
 		errs.merge(&e.errs)
+		hist.merge(e.hist)
 	}
 	res.TimedOut = r.timedOut.Load()
 	setErrors(res, &errs)
+	res.Latency = hist.latency()
 	if ferr := m.fill(res, echoed); ferr != nil && err == nil {
 		err = ferr
 	}
@@ -503,7 +539,7 @@ func runEcho(cfg *config, res *Result) error {
 }
 
 func runRoundtrip(cfg *config, res *Result) error {
-	res.Workers, res.Grabs = cfg.Workers, cfg.Grabs
+	res.Workers, res.Grabs, res.Split = cfg.Workers, cfg.Grabs, cfg.Split
 	wcs, err := dialAll(cfg.Addr, cfg.Workers)
 	if err != nil {
 		return err
@@ -524,6 +560,7 @@ func runRoundtrip(cfg *config, res *Result) error {
 	var asleep atomic.Int64
 	for i, c := range wcs {
 		ws[i] = newWorker(wr, fn, cfg.Grabs, true)
+		ws[i].split = cfg.Split
 		ws[i].asleep = &asleep
 		ws[i].register(c)
 		whs[i] = ws[i]
@@ -549,7 +586,7 @@ func runRoundtrip(cfg *config, res *Result) error {
 		ks[i] = newRTClient(cr, fn, uint64(i+1), cfg.Window, cfg.Size)
 		chs[i] = ks[i]
 	}
-	m := startMeter(cfg.PID)
+	m := startMeter(cfg)
 	cerr := driveAll(ccs, chs, cr)
 	m.stop()
 	wr.stop()
@@ -568,12 +605,7 @@ func runRoundtrip(cfg *config, res *Result) error {
 	}
 	res.TimedOut = cr.timedOut.Load()
 	setErrors(res, &errs)
-	res.Latency = &Latency{
-		P50:  float64(hist.quantile(0.50)) / 1e3,
-		P99:  float64(hist.quantile(0.99)) / 1e3,
-		P999: float64(hist.quantile(0.999)) / 1e3,
-		Max:  float64(hist.max) / 1e3,
-	}
+	res.Latency = hist.latency()
 	err = errors.Join(cerr, werr)
 	if ferr := m.fill(res, done); ferr != nil && err == nil {
 		err = ferr
@@ -607,7 +639,7 @@ func waitAsleep(asleep *atomic.Int64, n int, wdone <-chan struct{}) error {
 }
 
 func runMemory(cfg *config, res *Result) error {
-	res.Workers, res.Grabs = cfg.Workers, cfg.Grabs
+	res.Workers, res.Grabs, res.Split = cfg.Workers, cfg.Grabs, cfg.Split
 	if cfg.PID <= 0 {
 		return errors.New("memory needs -pid (the server's process id)")
 	}
