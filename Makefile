@@ -50,8 +50,8 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./codec/ ./queue/ ./engine/ ./wal/
 
 # Spur against C gearmand (Debian's gearman-job-server) on loopback, A B A B, 3 rounds;
-# COMPARE picks the comparisons (see bench/compare.sh). All of them take about 30 minutes.
-COMPARE ?= core sizes idle depth durable memory
+# COMPARE picks the comparisons (see bench/compare.sh). All of them take about 40 minutes.
+COMPARE ?= deploy core sizes idle depth durable memory
 bench-compare: build
 	bench/compare.sh $(COMPARE)
 
