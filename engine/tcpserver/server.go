@@ -108,10 +108,13 @@ type Server struct {
 // the same loop (a worker's WORK_COMPLETE for its client, a submit's NOOP for a worker).
 //
 // The connection a callback is for is written at the end of that callback. Others sent to
-// meanwhile are collected (pending, then deferred) and written together once the loop has
-// run every callback of the events it woke up for: one task per iteration, queued with the
-// first deferred connection, runs after them. A client that eight workers' results reach in
-// one iteration gets one write instead of eight.
+// meanwhile are collected (pending, then deferred). When the loop is busy (this callback
+// began within busyGap of the previous one's end) they are written together once the loop
+// has run every callback of the events it woke up for: one task per iteration, queued with
+// the first deferred connection, runs after them, and a client that eight workers' results
+// reach in one iteration gets one write instead of eight. When it is not (a synchronous
+// client's round trip, one event at a time) they are written at once: the task would cost
+// an eventfd write per hop and coalesce nothing.
 type loopState struct {
 	depth int // callbacks in progress; gnet nests OnClose in a callback whose write failed
 
@@ -125,7 +128,13 @@ type loopState struct {
 	deferred    []gnet.Conn
 	flushQueued bool
 	flushTask   gnet.AsyncCallback // writes deferred; made once per loop
+	leftAt      time.Time          // when the last OnTraffic ended
 }
+
+// busyGap is how soon after the last callback a callback must begin for the loop to count
+// as busy: epoll returned the next events at once, so more callbacks are likely to follow
+// in the same iteration. A synchronous round trip's next packet takes a network round trip.
+const busyGap = 10 * time.Microsecond
 
 // enter marks the loop as running a callback. Call only from the loop.
 func (l *loopState) enter() {
@@ -139,7 +148,7 @@ func (l *loopState) enter() {
 // leave ends a callback. The outermost one writes out every connection sent something
 // meanwhile, including by the writes themselves (a failed write closes its connection,
 // which may requeue jobs and wake workers). Call only from the loop.
-func (srv *Server) leave(l *loopState) {
+func (srv *Server) leave(l *loopState, busy bool) {
 	if l.depth > 1 {
 		l.depth--
 		return
@@ -151,12 +160,16 @@ func (srv *Server) leave(l *loopState) {
 	l.active = false
 	l.depth = 0
 	l.mu.Unlock()
-	if len(l.deferred) == 0 || l.flushQueued {
-		return
-	}
-	l.flushQueued = true
-	if err := l.deferred[0].Wake(l.flushTask); err != nil {
-		srv.flushDeferred(l) // the loop cannot queue the task: write them now
+	switch {
+	case len(l.deferred) == 0 || l.flushQueued:
+		// Nothing to write, or the queued task writes it.
+	case !busy:
+		srv.flushDeferred(l)
+	default:
+		l.flushQueued = true
+		if err := l.deferred[0].Wake(l.flushTask); err != nil {
+			srv.flushDeferred(l) // the loop cannot queue the task: write them now
+		}
 	}
 }
 
@@ -311,7 +324,7 @@ func (srv *Server) OnClose(c gnet.Conn, _ error) gnet.Action {
 		c.SetContext(nil)
 		srv.partial.release(cn)
 		cn.s.Close() // requeues and notifications it causes are flushed by leave
-		srv.leave(l)
+		srv.leave(l, false)
 	}
 	return gnet.None
 }
@@ -323,6 +336,7 @@ func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
 		return gnet.None // a wake-up for a connection that closed meanwhile
 	}
 	l := cn.loop
+	busy := time.Since(l.leftAt) < busyGap
 	l.enter()
 	closeConn := false
 	if cn.partial.evicted.Load() {
@@ -341,7 +355,8 @@ func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	if srv.flush(cn) {
 		closeConn = true
 	}
-	srv.leave(l)
+	srv.leave(l, busy)
+	l.leftAt = time.Now()
 	if closeConn {
 		return gnet.Close
 	}
