@@ -268,17 +268,18 @@ func (l *Log) NextSeq() (uint64, error) {
 		return 0, err
 	}
 	l.seq++
-	if l.seq+l.block/2 > l.asked {
+	seq := l.seq // others may take numbers while this one waits
+	if seq+l.block/2 > l.asked {
 		l.asked += l.block
 		l.wake.Signal()
 	}
-	for l.seq > l.durable {
+	for seq > l.durable {
 		l.reserved.Wait()
 		if err := l.refusal(); err != nil {
-			return 0, err // l.seq stays taken: a gap, never a repeat
+			return 0, err // seq stays taken: a gap, never a repeat
 		}
 	}
-	return l.seq, nil
+	return seq, nil
 }
 
 // Put queues r for the next batch; ack.Acked(nil) runs once it is durable, Acked(err) if it

@@ -508,3 +508,36 @@ func reopen(t *testing.T, dir string) (*Log, *Recovered) {
 	t.Cleanup(func() { l.Close() })
 	return l, rec
 }
+
+// Callers that wait for a reservation to become durable each get their own number (they used
+// to all get the last one taken while they waited).
+func TestNextSeqNeverRepeatsWhileWaiting(t *testing.T) {
+	l, _, err := Open(Options{Dir: "data", Logger: quietLogger(), fs: vfs.NewMem(), seqBlock: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var mu sync.Mutex
+	seen := map[uint64]bool{}
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 500; i++ {
+				s, err := l.NextSeq()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				if seen[s] {
+					t.Errorf("NextSeq issued %d twice", s)
+				}
+				seen[s] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+}
