@@ -305,3 +305,26 @@ func TestUnwritableDirIsAClearError(t *testing.T) {
 		t.Fatalf("open under a file: %v", err)
 	}
 }
+
+// jobPutLen is what Put reserves before encoding a record in place: it must be exact.
+func TestJobPutLenIsExact(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	for i := 0; i < 20000; i++ {
+		r := sampleRecord(uint64(i)<<uint(i%60), rng)
+		switch i % 4 {
+		case 1:
+			r.RunAt = -int64(rng.IntN(1 << 40))
+		case 2:
+			r.RunAt = int64(rng.Uint64())
+		}
+		b := appendJobPut(nil, &r)
+		if len(b) != jobPutLen(&r) {
+			t.Fatalf("record %+v: encoded %d bytes, jobPutLen %d", r, len(b), jobPutLen(&r))
+		}
+		w, rest := nextTxnWrite(b)
+		got, err := decodeRecord(r.Seq, w.value)
+		if err != nil || len(rest) != 0 || !w.set || string(w.key) != string(jobKey(nil, r.Seq)) {
+			t.Fatalf("record %+v: decoded %+v, %v (%d bytes left)", r, got, err, len(rest))
+		}
+	}
+}

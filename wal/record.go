@@ -69,6 +69,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 )
 
 // Kind is the first byte of every key: what the record is.
@@ -133,6 +134,43 @@ func functionKey(dst []byte, name string) []byte {
 	dst = append(dst, byte(KindFunction))
 	return append(dst, name...)
 }
+
+// appendJobPut encodes the write of job record r, key and value, in the encoding of Txn.buf.
+func appendJobPut(dst []byte, r *Record) []byte {
+	dst = append(dst, txnSet, 1+8, byte(KindJob))
+	dst = binary.BigEndian.AppendUint64(dst, r.Seq)
+	dst = binary.AppendUvarint(dst, uint64(recordLen(r)))
+	return appendRecord(dst, r)
+}
+
+// jobPutLen is the length of appendJobPut's encoding of r.
+func jobPutLen(r *Record) int {
+	n := recordLen(r)
+	return 3 + 8 + uvarintLen(uint64(n)) + n
+}
+
+// appendJobDelete encodes the removal of job record seq in the encoding of Txn.buf.
+func appendJobDelete(dst []byte, seq uint64) []byte {
+	dst = append(dst, txnDelete, 1+8, byte(KindJob))
+	return binary.BigEndian.AppendUint64(dst, seq)
+}
+
+const jobDeleteLen = 3 + 8
+
+// recordLen is the length of appendRecord's encoding of r.
+func recordLen(r *Record) int {
+	n := 3
+	if r.RunAt != 0 {
+		n += uvarintLen(uint64(r.RunAt)<<1 ^ uint64(r.RunAt>>63)) // zig-zag, as AppendVarint
+	}
+	for _, s := range [...]string{r.Handle, r.Function, r.Unique, r.Reducer} {
+		n += uvarintLen(uint64(len(s))) + len(s)
+	}
+	return n + len(r.Data)
+}
+
+// uvarintLen is the length of binary.AppendUvarint's encoding of x.
+func uvarintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
 
 // appendRecord encodes r's value (everything but the key) onto dst.
 func appendRecord(dst []byte, r *Record) []byte {

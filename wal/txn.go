@@ -31,16 +31,13 @@ const (
 
 // PutJob writes a job record under r.Seq.
 func (t *Txn) PutJob(r Record) {
-	t.scratch = appendRecord(t.scratch[:0], &r)
-	t.key(txnSet, KindJob, 8)
-	t.buf = binary.BigEndian.AppendUint64(t.buf, r.Seq)
-	t.value(t.scratch)
+	t.buf = appendJobPut(t.buf, &r)
+	t.sets = true
 }
 
 // DeleteJob removes the job record under seq.
 func (t *Txn) DeleteJob(seq uint64) {
-	t.key(txnDelete, KindJob, 8)
-	t.buf = binary.BigEndian.AppendUint64(t.buf, seq)
+	t.buf = appendJobDelete(t.buf, seq)
 }
 
 // PutFunction writes s under s.Name, replacing that function's earlier settings.
