@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spur-gearman/spur/engine"
 )
 
 var spurdBin string
@@ -219,5 +222,31 @@ func TestOldStyleVerboseFlags(t *testing.T) {
 		}
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		waitExit(t, cmd)
+	}
+}
+
+// -w keeps gearmand's meaning when given (0 = every sleeping worker); left out, the engine
+// wakes only as many workers as ready jobs need.
+func TestWorkerWakeupFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 0},
+		{[]string{"-w", "0"}, engine.WakeAll},
+		{[]string{"--worker-wakeup=0"}, engine.WakeAll},
+		{[]string{"-w", "3"}, 3},
+	} {
+		o, _, err := parseFlags(tc.args, io.Discard)
+		if err != nil {
+			t.Fatalf("%v: %v", tc.args, err)
+		}
+		if got := o.wakeup(); got != tc.want {
+			t.Errorf("%v: WorkerWakeup %d, want %d", tc.args, got, tc.want)
+		}
+	}
+	o, _, err := parseFlags([]string{"-w", "-1"}, io.Discard)
+	if err == nil && o.validate() == nil {
+		t.Fatal("-w -1 was accepted")
 	}
 }
