@@ -135,11 +135,13 @@ func (s *Session) sendJobCreated(j *queue.Job) {
 // grab hands the worker its next job: its registrations are walked newest first and the
 // first function with a ready job serves its best one (gearmand 1.1's per-function priority).
 func (s *Session) grab(kind codec.Type) {
+	// The wake-up this grab answers ends once the grab is done, and tops up the function
+	// the NOOP was for (this worker may take a job of another function, or none). It is
+	// taken before the flags are reset, so that one noted meanwhile stays for the next.
+	prev := s.wokeFor.Swap(nil)
+	defer s.e.endWake(s, prev)
 	s.sleeping.Store(false)
 	s.noopSent.Store(false)
-	// Whatever the grab takes, the wake-up it answers ends afterwards, and tops up the
-	// function the NOOP was for (this worker may take a job of another function, or none).
-	defer s.e.answered(s)
 	if s.e.draining.Load() {
 		// Shutting down: queued jobs stay queued for the next start.
 		s.send(func(b []byte) []byte { return codec.AppendEmpty(b, codec.NoJob) })
@@ -206,20 +208,21 @@ func (s *Session) preSleep() {
 	if s.abilities.len() == 0 {
 		return
 	}
+	// Back to sleep without grabbing: a wake-up it had ends once it has looked for work
+	// itself (and maybe woken itself for the same job). It is taken before noopSent is
+	// reset, so that a wake-up noted from then on stays for the worker's next answer.
+	e := s.e
+	prev := s.wokeFor.Swap(nil)
+	defer e.endWake(s, prev)
 	// Each PRE_SLEEP may earn one NOOP, even if one went out since the last grab: the worker
 	// is asking again (gearmand checks no flag here). Sleeping is published before looking,
 	// so a job queued meanwhile either sees the flag and sends the NOOP or is seen here; the
 	// compare-and-swap lets only one of the two send it.
 	s.noopSent.Store(false)
 	s.sleeping.Store(true)
-	e := s.e
 	if e.draining.Load() {
 		return
 	}
-	// Back to sleep without grabbing: a wake-up it had ends once it has looked for work
-	// itself (and maybe woken itself for the same job).
-	prev := s.wokeFor.Swap(nil)
-	defer e.endWake(s, prev)
 	var t int64 // read only when a function has scheduled jobs
 	looking := true
 	s.abilities.newestFirst(func(r registration) bool {

@@ -117,12 +117,10 @@ func (e *Engine) noteWoken(f *queue.Function, w *Session) {
 	}
 }
 
-// answered ends the wake-up of w, which has just grabbed: see endWake.
-func (e *Engine) answered(w *Session) { e.endWake(w, w.wokeFor.Swap(nil)) }
-
 // endWake ends w's claim on a job of f, the function its last NOOP was for (taken from
-// w.wokeFor), and tops f up: the job it was woken for may still be waiting. A claim w got
-// again for f meanwhile stands. Call with no shard lock held.
+// w.wokeFor when it grabbed or went back to sleep), and tops f up: the job it was woken for
+// may still be waiting. A claim w got again for f meanwhile stands. Call with no shard lock
+// held.
 func (e *Engine) endWake(w *Session, f *queue.Function) {
 	if f == nil {
 		return
