@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spur-gearman/spur/codec"
 	"github.com/spur-gearman/spur/queue"
@@ -44,6 +45,8 @@ func (s *Session) admin(line []byte) {
 			s.sendText(s.e.jobsText(false))
 		case w.N == 3 && w.Is(1, "unique") && w.Is(2, "jobs"):
 			s.sendText(s.e.jobsText(true))
+		case w.N == 2 && w.Is(1, "scheduled"):
+			s.sendText(s.e.scheduledText())
 		default:
 			s.sendText(codec.AdminUnknownShow)
 		}
@@ -204,6 +207,49 @@ func (e *Engine) jobsText(uniques bool) string {
 	}
 	b.WriteString(".\n")
 	return b.String()
+}
+
+// scheduledText renders `show scheduled`, one line per job waiting for its run-at time,
+// soonest first:
+//
+//	HANDLE \t FUNCTION \t UNIQUE \t RUN-AT (unix seconds) \t RUN-AT (RFC 3339, UTC) \t PRIORITY
+//
+// Function names and uniques are bytes a client chose: tabs, line breaks and other control
+// bytes in them are written as \xNN (and a backslash as \x5c), so that no job can forge or
+// split a line of the listing.
+func (e *Engine) scheduledText() string {
+	var b strings.Builder
+	for _, j := range e.Scheduled() {
+		b.WriteString(j.Handle)
+		b.WriteByte('\t')
+		writeAdminField(&b, j.Function)
+		b.WriteByte('\t')
+		writeAdminField(&b, j.Unique)
+		b.WriteByte('\t')
+		b.WriteString(strconv.FormatInt(j.RunAt, 10))
+		b.WriteByte('\t')
+		b.WriteString(time.Unix(min(j.RunAt, maxTimerEpoch), 0).UTC().Format(time.RFC3339))
+		b.WriteByte('\t')
+		b.WriteString(j.Priority.String())
+		b.WriteByte('\n')
+	}
+	b.WriteString(".\n")
+	return b.String()
+}
+
+// writeAdminField writes s with control bytes and backslashes escaped as \xNN.
+func writeAdminField(b *strings.Builder, s string) {
+	const hex = "0123456789abcdef"
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == 0x7f || c == '\\' {
+			b.WriteString(`\x`)
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+			continue
+		}
+		b.WriteByte(c)
+	}
 }
 
 func boolDigit(b bool) string {

@@ -561,3 +561,43 @@ func TestAdminCancelScheduledJob(t *testing.T) {
 		t.Fatalf("drop %q", got)
 	}
 }
+
+// `show scheduled` lists the jobs waiting for their SUBMIT_JOB_EPOCH time, soonest first,
+// with control bytes of client-chosen fields escaped; a cancelled one leaves the list, and
+// jobs that are due or plain are not in it.
+func TestAdminShowScheduled(t *testing.T) {
+	addr := startServer(t, Config{})
+	c, adm := dial(t, addr), dial(t, addr)
+	if got := adm.admin("show scheduled"); got != ".\n" {
+		t.Fatalf("empty: %q", got)
+	}
+	later, sooner := time.Now().Unix()+7200, time.Now().Unix()+3600
+	epoch := func(fn, unique string, at int64) string {
+		c.send(codec.SubmitJobEpoch, fn, unique, strconv.FormatInt(at, 10), "data")
+		return c.expect(codec.JobCreated).args[0]
+	}
+	hLate := epoch("report", "nightly", later)
+	hSoon := epoch("mail", "a\tb\nc\\", sooner)
+	hSoon2 := epoch("mail", "", sooner)
+	epoch("mail", "", time.Now().Unix()-10) // due already: queued, not scheduled
+	c.submit(codec.SubmitJobBg, "mail", "", "plain")
+	line := func(h, fn, unique string, at int64) string {
+		return h + "\t" + fn + "\t" + unique + "\t" + strconv.FormatInt(at, 10) + "\t" +
+			time.Unix(at, 0).UTC().Format(time.RFC3339) + "\tnormal\n"
+	}
+	want := line(hSoon, "mail", `a\x09b\x0ac\x5c`, sooner) + line(hSoon2, "mail", "", sooner) +
+		line(hLate, "report", "nightly", later) + ".\n"
+	if got := adm.admin("SHOW SCHEDULED"); got != want {
+		t.Fatalf("show scheduled\n got %q\nwant %q", got, want)
+	}
+	if got := adm.admin("cancel job " + hSoon); got != "OK\r\n" {
+		t.Fatalf("cancel: %q", got)
+	}
+	want = line(hSoon2, "mail", "", sooner) + line(hLate, "report", "nightly", later) + ".\n"
+	if got := adm.admin("show scheduled"); got != want {
+		t.Fatalf("after cancel\n got %q\nwant %q", got, want)
+	}
+	if got := adm.admin("show scheduled extra"); got != "ERR UNKNOWN_SHOW_ARGUMENTS\r\n" {
+		t.Fatalf("show scheduled extra: %q", got)
+	}
+}

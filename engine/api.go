@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"sort"
 
 	"github.com/spur-gearman/spur/codec"
 	"github.com/spur-gearman/spur/queue"
@@ -209,4 +210,41 @@ func (e *Engine) Cancel(handle []byte) bool {
 	e.unpersist(j)
 	e.log.Info("job cancelled", "handle", j.Handle, "function", j.Fn.Name)
 	return true
+}
+
+// ScheduledJob is a job waiting for the run-at time its SUBMIT_JOB_EPOCH gave.
+type ScheduledJob struct {
+	Handle   string
+	Function string
+	Unique   string
+	RunAt    int64 // unix seconds
+	Priority queue.Priority
+}
+
+// Scheduled lists the jobs waiting for their run-at time, soonest first (submission order
+// within a second). It visits the shards one at a time and sorts outside their locks.
+func (e *Engine) Scheduled() []ScheduledJob {
+	type entry struct {
+		ScheduledJob
+		seq uint64
+	}
+	var out []entry
+	e.reg.EachShard(func(sh *queue.Shard) {
+		sh.EachFunction(func(f *queue.Function) {
+			f.EachDelayed(func(j *queue.Job) {
+				out = append(out, entry{ScheduledJob{j.Handle, f.Name, j.Unique, j.RunAt, j.Priority}, j.Seq})
+			})
+		})
+	})
+	sort.Slice(out, func(a, b int) bool {
+		if out[a].RunAt != out[b].RunAt {
+			return out[a].RunAt < out[b].RunAt
+		}
+		return out[a].seq < out[b].seq
+	})
+	jobs := make([]ScheduledJob, len(out))
+	for i := range out {
+		jobs[i] = out[i].ScheduledJob
+	}
+	return jobs
 }

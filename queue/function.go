@@ -255,6 +255,14 @@ func (f *Function) unindex(j *Job) {
 	}
 }
 
+// EachDelayed calls fn for every job waiting in the delay heap for its run-at time, in no
+// particular order.
+func (f *Function) EachDelayed(fn func(*Job)) {
+	for _, j := range f.delayed {
+		fn(j)
+	}
+}
+
 // EachQueued calls fn for every live job that is waiting (ready FIFOs in priority order, then the
 // delay heap). Running jobs are not included.
 func (f *Function) EachQueued(fn func(*Job)) {

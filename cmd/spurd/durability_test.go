@@ -431,6 +431,11 @@ func testRecovery(t *testing.T, kill bool) {
 	_, addr, _ = startDurable(t, dir)
 
 	expectShownJobs(t, addr, jobs)
+	wantSched := []string{sched.handle + "\t" + fn + "\tu-epoch\t" + strconv.FormatInt(epoch, 10) + "\t" +
+		time.Unix(epoch, 0).UTC().Format(time.RFC3339) + "\tnormal"}
+	if got := adminList(t, addr, "show scheduled"); !slices.Equal(got, wantSched) {
+		t.Errorf("show scheduled after the restart: %q, want %q", got, wantSched)
+	}
 	if got := adminList(t, addr, "status"); !slices.Equal(got, wantStatus) {
 		t.Errorf("status after the restart: %q, want %q", got, wantStatus)
 	}
