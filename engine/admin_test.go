@@ -269,16 +269,28 @@ func TestAdminCancelRunningJob(t *testing.T) {
 		t.Fatalf("cancel %q", got)
 	}
 	c.expect(codec.WorkFail, h)
-	w.send(codec.WorkData, h, "d")
-	w.send(codec.WorkComplete, h, "late result")
-	w.syncEcho() // accepted silently: no ERROR
-	c.expectNothing(quiet)
+	// Freed at once: the worker still has it, but the server no longer counts it.
+	if got := adm.admin("status"); got != "f\t0\t0\t1\n.\n" {
+		t.Fatalf("status right after the cancel %q", got)
+	}
 	if got := adm.admin("show jobs"); got != ".\n" {
 		t.Fatalf("show jobs %q", got)
 	}
-	if got := adm.admin("status"); got != "f\t0\t0\t1\n.\n" {
-		t.Fatalf("status %q", got)
+	if got := adm.admin("cancel job " + h); got != "ERR UNKNOWN_JOB\r\n" {
+		t.Fatalf("cancelling it again: %q", got)
 	}
+	w.send(codec.WorkData, h, "d")
+	w.send(codec.WorkStatus, h, "1", "2")
+	w.send(codec.WorkComplete, h, "late result")
+	w.syncEcho() // accepted silently: no ERROR
+	c.expectNothing(quiet)
+	// The worker goes on to its next job as usual.
+	h2 := c.submit(codec.SubmitJob, "f", "", "next")
+	if gh, _, _, _ := w.grab(); gh != h2 {
+		t.Fatalf("next grab %s, want %s", gh, h2)
+	}
+	w.send(codec.WorkComplete, h2, "done")
+	c.expect(codec.WorkComplete, h2, "done")
 }
 
 func TestAdminCancelErrors(t *testing.T) {

@@ -191,9 +191,12 @@ func statusOf(j *queue.Job) JobStatus {
 		Clients: len(j.Listeners()), Function: j.Fn.Name}
 }
 
-// Cancel is `cancel job HANDLE`: foreground clients get WORK_FAIL; a queued job is dropped
-// when a grab reaches it, a running one when its worker reports (the result is discarded);
-// a background job's record is deleted. It reports whether there was a live job to cancel.
+// Cancel is `cancel job HANDLE`: foreground clients get WORK_FAIL, once; a background job's
+// record is deleted. A queued job is dropped when a grab reaches it. A running one is freed
+// at once: the protocol has no way to stop its worker, which is not told and works on, and
+// whatever it sends about the job afterwards is dropped without a reply (as a timed-out
+// job's is), because many worker libraries die on an ERROR they did not expect. It reports
+// whether there was a live job to cancel.
 func (e *Engine) Cancel(handle []byte) bool {
 	j := e.reg.Lookup(handle)
 	if j == nil {
@@ -205,10 +208,14 @@ func (e *Engine) Cancel(handle []byte) bool {
 	if j.State == queue.Done || j.Ignore {
 		return false
 	}
+	e.log.Info("job cancelled", "handle", j.Handle, "function", j.Fn.Name, "running", j.State == queue.Running)
+	if j.State == queue.Running {
+		e.finish(j, workFail([]byte(j.Handle)))
+		return true
+	}
 	e.releaseListeners(j, workFail([]byte(j.Handle)))
 	j.Fn.Ignore(j)
 	e.unpersist(j)
-	e.log.Info("job cancelled", "handle", j.Handle, "function", j.Fn.Name)
 	return true
 }
 

@@ -582,6 +582,25 @@ func adminList(t *testing.T, addr, command string) []string {
 	}
 }
 
+// adminLine sends a text admin command that answers one line (OK, ERR ...) and returns it.
+func adminLine(t *testing.T, addr, command string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+	if err != nil {
+		t.Fatalf("admin connect %s: %v", addr, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := fmt.Fprintf(c, "%s\r\n", command); err != nil {
+		t.Fatalf("admin %q: %v", command, err)
+	}
+	l, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		t.Fatalf("admin %q: %v", command, err)
+	}
+	return l
+}
+
 // funcStatus is one line of the admin "status" reply.
 type funcStatus struct {
 	total, running, workers int

@@ -434,3 +434,38 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestPHPCancelRunningJob: `cancel job` on a job a PHP worker is running fails the waiting
+// doNormal() client at once (GEARMAN_WORK_FAIL); the worker, which the protocol cannot
+// interrupt, finishes, its late WORK_COMPLETE is dropped without an ERROR, and it serves
+// its next job.
+func TestPHPCancelRunningJob(t *testing.T) { forEachMode(t, testPHPCancelRunningJob) }
+
+func testPHPCancelRunningJob(t *testing.T, srv serverMode) {
+	requirePHP(t)
+	addr, _ := srv.start(t)
+	fn := fnName(t, "held")
+	rel, release := releaseFile(t)
+	w := phpWorker(t, addr, []string{"RELEASE_FILE=" + rel}, 2, fn+"=hold")
+	waitWorkers(t, addr, fn, 1)
+
+	client := startProc(t, nil, "php", "client.php", addr, "do", "normal", fn, "first")
+	start := strings.Fields(w.waitLine("START "))
+	h := start[2]
+	if got := adminLine(t, addr, "cancel job "+h); got != "OK\r\n" {
+		t.Fatalf("cancel job %s: %q", h, got)
+	}
+	if lines := client.mustExit(); !reflect.DeepEqual(lines, []string{"RESULT 24 ", "OK"}) {
+		t.Errorf("client of the cancelled job: got %q, want [\"RESULT 24 \" OK] (GEARMAN_WORK_FAIL)", lines)
+	}
+	release() // the worker finishes the cancelled job and sends its result
+	w.waitLine("END ")
+	lines := phpClient(t, addr, "do", "normal", fn, "second")
+	if want := []string{"RESULT 0 held:second"}; !reflect.DeepEqual(lines, want) {
+		t.Errorf("next job on the same worker: got %q, want %q", lines, want)
+	}
+	starts := startLines(t, w.mustExit())
+	if len(starts) != 2 || starts[1][4] != "second" {
+		t.Errorf("worker ran %v, want the cancelled job and then \"second\"", starts)
+	}
+}
