@@ -47,6 +47,8 @@ func (s *Session) admin(line []byte) {
 			s.sendText(s.e.jobsText(true))
 		case w.N == 2 && w.Is(1, "scheduled"):
 			s.sendText(s.e.scheduledText())
+		case w.N == 2 && w.Is(1, "paused"):
+			s.sendText(s.e.pausedText())
 		default:
 			s.sendText(codec.AdminUnknownShow)
 		}
@@ -78,6 +80,13 @@ func (s *Session) admin(line []byte) {
 			return
 		}
 		s.dropFunction(w.Word(2))
+	case w.Is(0, "pause") || w.Is(0, "resume"):
+		cmd := strings.ToLower(string(w.Word(0)))
+		if w.N != 2 {
+			s.sendText(codec.AdminIncompleteArgs(cmd))
+			return
+		}
+		s.setPaused(w.Word(1), cmd == "pause")
 	case w.Is(0, "getpid") && w.N == 1:
 		s.sendText(codec.AdminValue(strconv.Itoa(os.Getpid())))
 	case w.Is(0, "verbose") && w.N == 1:
@@ -204,6 +213,59 @@ func (e *Engine) jobsText(uniques bool) string {
 			b.WriteByte('\n')
 		}
 		sh.Unlock()
+	}
+	b.WriteString(".\n")
+	return b.String()
+}
+
+// setPaused is `pause FN` and `resume FN`. A paused function's jobs stay queued: submits
+// still queue them, grabs pass them by and no sleeping worker is woken for them, until
+// `resume` wakes its sleepers. Pausing a function nothing knows yet makes it, so that its
+// jobs can be held before they arrive. Durable with a store, like `maxqueue`.
+func (s *Session) setPaused(name []byte, paused bool) {
+	sh := s.e.reg.ShardFor(name)
+	sh.Lock()
+	defer sh.Unlock()
+	f := sh.Get(name)
+	switch {
+	case f == nil && !paused:
+		s.sendText(codec.AdminOK) // nothing to resume
+		return
+	case f == nil:
+		f = sh.Ensure(name)
+	case f.Paused == paused:
+		s.sendText(codec.AdminOK)
+		return
+	}
+	st := settingsOf(f)
+	st.Paused = paused
+	if !s.saveSettings(f.Name, &st, codec.AdminOK) {
+		return // the log refused: the function stays as the log holds it
+	}
+	f.Paused = paused
+	f.NoteSettingsChanged()
+	s.e.log.Info("function paused or resumed by admin command", "function", f.Name, "paused", paused, "remote", s.who.IP)
+	if !paused {
+		f.NoSleeper = false
+		s.e.wakeWorkers(f)
+	}
+}
+
+// pausedText renders `show paused`: the paused functions' names, sorted, one per line.
+func (e *Engine) pausedText() string {
+	var names []string
+	e.reg.EachShard(func(sh *queue.Shard) {
+		sh.EachFunction(func(f *queue.Function) {
+			if f.Paused {
+				names = append(names, f.Name)
+			}
+		})
+	})
+	sort.Strings(names)
+	var b strings.Builder
+	for _, n := range names {
+		writeAdminField(&b, n)
+		b.WriteByte('\n')
 	}
 	b.WriteString(".\n")
 	return b.String()

@@ -613,3 +613,63 @@ func TestAdminShowScheduled(t *testing.T) {
 		t.Fatalf("show scheduled extra: %q", got)
 	}
 }
+
+// `pause FN` keeps a function's jobs queued (no grab gets them, no sleeper is woken for
+// them) until `resume FN`, which wakes its sleepers; `show paused` lists paused functions.
+func TestAdminPauseResume(t *testing.T) {
+	addr := startServer(t, Config{})
+	c, adm := dial(t, addr), dial(t, addr)
+	w := sleeper(t, addr, "f")
+	if got := adm.admin("pause f"); got != "OK\r\n" {
+		t.Fatalf("pause: %q", got)
+	}
+	h := c.submit(codec.SubmitJobBg, "f", "", "held")
+	w.expectNothing(quiet) // not woken for a paused function
+	awake := dial(t, addr)
+	awake.canDo("f")
+	awake.send(codec.GrabJobUniq)
+	awake.expect(codec.NoJob)
+	awake.send(codec.PreSleep)
+	awake.expectNothing(quiet) // its PRE_SLEEP finds nothing it may take
+	if got := adm.admin("status"); got != "f\t1\t0\t2\n.\n" {
+		t.Fatalf("status while paused: %q", got)
+	}
+	if got := adm.admin("show paused"); got != "f\n.\n" {
+		t.Fatalf("show paused: %q", got)
+	}
+	if got := adm.admin("PAUSE f"); got != "OK\r\n" {
+		t.Fatalf("pause again: %q", got)
+	}
+	if got := adm.admin("resume f"); got != "OK\r\n" {
+		t.Fatalf("resume: %q", got)
+	}
+	got := woken([]*client{w, awake}, quiet)
+	if len(got) != 1 {
+		t.Fatalf("resume woke %v, want one sleeper for the one job", got)
+	}
+	if gh, _, _, _ := []*client{w, awake}[got[0]].grab(); gh != h {
+		t.Fatalf("grab after resume: %s, want %s", gh, h)
+	}
+	if got := adm.admin("show paused"); got != ".\n" {
+		t.Fatalf("show paused after resume: %q", got)
+	}
+
+	// A function nobody knows yet can be paused ahead of its jobs; resuming an unknown one is
+	// a no-op.
+	if got := adm.admin("pause later"); got != "OK\r\n" {
+		t.Fatalf("pause later: %q", got)
+	}
+	c.submit(codec.SubmitJobBg, "later", "", "x")
+	lw := dial(t, addr)
+	lw.canDo("later")
+	lw.send(codec.GrabJobUniq)
+	lw.expect(codec.NoJob)
+	if got := adm.admin("resume nobody"); got != "OK\r\n" {
+		t.Fatalf("resume nobody: %q", got)
+	}
+	for _, cmd := range []string{"pause", "resume", "pause a b"} {
+		if got := adm.admin(cmd); got != codec.AdminIncompleteArgs(strings.Fields(cmd)[0]) {
+			t.Fatalf("%s: %q", cmd, got)
+		}
+	}
+}

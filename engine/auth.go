@@ -68,13 +68,16 @@ type Authorizer interface {
 // ErrLocalOnly refuses a command that only a connection from this machine may run.
 var ErrLocalOnly = errors.New("is only accepted from a loopback connection")
 
-// gearmandRules allows what gearmand allows, which is everything, except `shutdown`
-// from another machine.
+// gearmandRules allows what gearmand allows, which is everything, except `shutdown` from
+// another machine; Spur's own commands that change state (`pause`, `resume`) are local too.
 type gearmandRules struct{}
 
 func (gearmandRules) Allow(id *Identity, act Action, name []byte) error {
-	if act == ActAdmin && string(name) == "shutdown" && !id.Loopback {
-		return ErrLocalOnly
+	if act == ActAdmin && !id.Loopback {
+		switch string(name) {
+		case "shutdown", "pause", "resume":
+			return ErrLocalOnly
+		}
 	}
 	return nil
 }

@@ -94,8 +94,13 @@ func TestGearmandRules(t *testing.T) {
 	if r.Allow(&remote, ActAdmin, []byte("status")) != nil || r.Allow(&local, ActAdmin, []byte("shutdown")) != nil {
 		t.Error("gearmand's admin commands refused")
 	}
-	if !errors.Is(r.Allow(&remote, ActAdmin, []byte("shutdown")), ErrLocalOnly) {
-		t.Error("shutdown allowed from another machine")
+	for _, cmd := range []string{"shutdown", "pause", "resume"} {
+		if !errors.Is(r.Allow(&remote, ActAdmin, []byte(cmd)), ErrLocalOnly) {
+			t.Errorf("%s allowed from another machine", cmd)
+		}
+		if r.Allow(&local, ActAdmin, []byte(cmd)) != nil {
+			t.Errorf("%s refused from this machine", cmd)
+		}
 	}
 }
 

@@ -153,6 +153,9 @@ func (s *Session) grab(kind codec.Type) {
 		sh := r.fn.Shard()
 		sh.Lock()
 		defer sh.Unlock()
+		if r.fn.Paused {
+			return true // `pause`: its jobs wait for `resume`
+		}
 		if t == 0 && r.fn.HasDelayed() {
 			t = now()
 		}
@@ -230,7 +233,7 @@ func (s *Session) preSleep() {
 		sh.Lock()
 		defer sh.Unlock()
 		r.fn.NoSleeper = false // it has a sleeper again: s
-		if !looking {
+		if !looking || r.fn.Paused {
 			return true
 		}
 		if t == 0 && r.fn.HasDelayed() {

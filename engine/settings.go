@@ -6,13 +6,14 @@ import (
 	"github.com/spur-gearman/spur/wal"
 )
 
-// A function's own settings — its `maxqueue` limits, being made by `create function` — are
+// A function's own settings — its `maxqueue` limits, being made by `create function`, being
+// paused — are
 // durable with a store: the admin command that changes them is answered once the change is
 // committed, and a restart brings them back (RestoreFunctions).
 
 // settingsOf is what the store keeps of f. Call with f's shard locked.
 func settingsOf(f *queue.Function) wal.FunctionSettings {
-	return wal.FunctionSettings{Name: f.Name, MaxQueue: f.MaxQueue, Declared: f.Declared}
+	return wal.FunctionSettings{Name: f.Name, MaxQueue: f.MaxQueue, Declared: f.Declared, Paused: f.Paused}
 }
 
 // saveSettings writes st as the settings of function name (deleting them when st is nil or
@@ -27,7 +28,7 @@ func (s *Session) saveSettings(name string, st *wal.FunctionSettings, ok string)
 		return true
 	}
 	var t wal.Txn
-	if st == nil || (!st.Declared && st.MaxQueue == [queue.NumPriorities]int{}) {
+	if st == nil || (!st.Declared && !st.Paused && st.MaxQueue == [queue.NumPriorities]int{}) {
 		t.DeleteFunction(name)
 	} else {
 		t.PutFunction(*st)
@@ -65,7 +66,7 @@ func (e *Engine) RestoreFunctions(settings []wal.FunctionSettings) {
 		sh := e.reg.ShardFor([]byte(st.Name))
 		sh.Lock()
 		f := sh.Ensure([]byte(st.Name))
-		f.MaxQueue, f.Declared = st.MaxQueue, st.Declared
+		f.MaxQueue, f.Declared, f.Paused = st.MaxQueue, st.Declared, st.Paused
 		f.NoteSettingsChanged()
 		sh.Unlock()
 	}

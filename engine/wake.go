@@ -52,8 +52,8 @@ func (e *Engine) countsWakes() bool { return e.cfg.WorkerWakeup == 0 }
 
 // wakeWorkers wakes sleeping workers of f for its ready jobs. Call with f's shard locked.
 func (e *Engine) wakeWorkers(f *queue.Function) {
-	if e.draining.Load() {
-		return // nothing is handed out while the server drains for shutdown
+	if e.draining.Load() || f.Paused {
+		return // nothing is handed out while the server drains for shutdown, or f is paused
 	}
 	if e.countsWakes() {
 		e.topUp(f)
@@ -80,7 +80,7 @@ func (e *Engine) wakeWorkers(f *queue.Function) {
 // has a woken worker to take it or no sleeper is left. Call with f's shard locked.
 func (e *Engine) topUp(f *queue.Function) {
 	need := f.Ready() - len(f.Woken)
-	if need <= 0 || f.NoSleeper || e.draining.Load() {
+	if need <= 0 || f.NoSleeper || f.Paused || e.draining.Load() {
 		return
 	}
 	n := len(f.Workers)

@@ -407,7 +407,7 @@ func (w *world) step(i, act int) {
 }
 
 func (w *world) adminLine(fs *fuzzSess) string {
-	switch w.next() % 18 {
+	switch w.next() % 21 {
 	case 0:
 		return "status"
 	case 1:
@@ -442,6 +442,12 @@ func (w *world) adminLine(fs *fuzzSess) string {
 		return "cancel jobs " + w.handle(fs)
 	case 16:
 		return "STATUS"
+	case 17:
+		return "show scheduled"
+	case 18:
+		return "pause " + w.fn()
+	case 19:
+		return "resume " + w.fn()
 	default:
 		return "getpid"
 	}

@@ -39,6 +39,7 @@ type Function struct {
 	// The function's own settings: while it has any (HasSettings) it is never swept.
 	MaxQueue [NumPriorities]int // 0 = unlimited
 	Declared bool               // made by `create function`
+	Paused   bool               // `pause`: its jobs queue but are not handed out
 
 	Total   int                // live jobs: queued, delayed and running
 	Running int                // jobs assigned to a worker

@@ -45,8 +45,9 @@
 //	| 1 byte  | 1 byte| each a signed varint; 0 = unlimited          |
 //	+---------+-------+----------------------------------------------+
 //
-//	flags bit 0: declared (made by admin `create function`); nothing may follow the three
-//	limits
+//	flags bit 0: declared (made by admin `create function`); bit 1: paused (admin `pause`:
+//	its jobs are not handed out); nothing may follow the three limits. A version that does
+//	not know a flag refuses the record.
 //
 // # Invariants
 //
@@ -103,6 +104,7 @@ type FunctionSettings struct {
 	Name     string
 	MaxQueue [3]int // per priority, 0 = unlimited (admin `maxqueue`)
 	Declared bool   // made by admin `create function`
+	Paused   bool   // admin `pause`: jobs queue but are not handed out
 }
 
 // Entry is one recovered record of a kind other than jobs: its key (without the kind byte) and
@@ -118,6 +120,7 @@ const (
 	flagRunAt       = 1
 	functionVersion = 1
 	flagDeclared    = 1
+	flagPaused      = 2
 )
 
 var metaSeqKey = []byte{byte(kindMeta), 's', 'e', 'q'}
@@ -233,6 +236,9 @@ func appendFunction(dst []byte, s *FunctionSettings) []byte {
 	if s.Declared {
 		flags |= flagDeclared
 	}
+	if s.Paused {
+		flags |= flagPaused
+	}
 	dst = append(dst, functionVersion, flags)
 	for _, m := range s.MaxQueue {
 		dst = binary.AppendVarint(dst, int64(m))
@@ -249,8 +255,8 @@ func decodeFunction(name string, value []byte) (FunctionSettings, error) {
 	if len(value) < 2 || value[0] != functionVersion {
 		return bad("unknown version")
 	}
-	s := FunctionSettings{Name: name, Declared: value[1]&flagDeclared != 0}
-	if value[1]&^flagDeclared != 0 {
+	s := FunctionSettings{Name: name, Declared: value[1]&flagDeclared != 0, Paused: value[1]&flagPaused != 0}
+	if value[1]&^(flagDeclared|flagPaused) != 0 {
 		return bad("unknown flags")
 	}
 	rest := value[2:]

@@ -316,6 +316,8 @@ func TestFunctionSettingsSurviveRestart(t *testing.T) {
 	}
 	put(FunctionSettings{Name: "resize", MaxQueue: [3]int{10, 0, 5}})
 	put(FunctionSettings{Name: "mail", Declared: true})
+	put(FunctionSettings{Name: "held", Paused: true})
+	put(FunctionSettings{Name: "both", Declared: true, Paused: true, MaxQueue: [3]int{0, 4, 0}})
 	put(FunctionSettings{Name: "", MaxQueue: [3]int{1, 1, 1}}) // an empty name is a name
 	put(FunctionSettings{Name: "big\x00bin", MaxQueue: [3]int{1 << 40, -1, 7}, Declared: true})
 	put(FunctionSettings{Name: "resize", MaxQueue: [3]int{3, 2, 1}}) // replaces the first
@@ -341,7 +343,7 @@ func TestFunctionSettingsSurviveRestart(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("recovered functions\n got %+v\nwant %+v", got, want)
 	}
-	if !reflect.DeepEqual(names, []string{"", "big\x00bin", "gone", "resize"}) {
+	if !reflect.DeepEqual(names, []string{"", "big\x00bin", "both", "gone", "held", "resize"}) {
 		t.Fatalf("functions not in key order: %q", names)
 	}
 }
@@ -456,7 +458,7 @@ func TestCorruptFunctionSettingsAreAnError(t *testing.T) {
 	for i, bad := range [][]byte{
 		append(bytes.Clone(good), 0), // trailing byte
 		{9, 0, 0, 0, 0},              // version
-		{1, 2, 0, 0, 0},              // flags
+		{1, 4, 0, 0, 0},              // flags
 	} {
 		if _, err := decodeFunction("x", bad); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("damage %d accepted: %v", i, err)

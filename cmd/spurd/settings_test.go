@@ -49,3 +49,37 @@ func TestFunctionSettingsSurviveRestart(t *testing.T) {
 	g = dialG(t, addr)
 	g.submit(&job{typ: codec.SubmitJobBg, fn: "limited", data: "two"}) // the limit is gone
 }
+
+// A paused function stays paused across SIGKILL and restart, with its queued job held; a
+// resume is durable too.
+func TestPauseSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	cmd, addr, stderr := startDurable(t, dir)
+	if got := adminLine(t, addr, "pause held"); got != "OK\r\n" {
+		t.Fatalf("pause: %q", got)
+	}
+	g := dialG(t, addr)
+	j := &job{typ: codec.SubmitJobBg, fn: "held", data: "waits"}
+	g.submit(j)
+	stopSpurd(t, cmd, stderr, true)
+
+	cmd, addr, stderr = startDurable(t, dir)
+	if got := adminList(t, addr, "show paused"); !slices.Equal(got, []string{"held"}) {
+		t.Fatalf("show paused after restart: %q", got)
+	}
+	w := dialG(t, addr)
+	w.sendStr(codec.CanDo, "held")
+	w.expectNoJob() // still paused
+	if got := adminLine(t, addr, "resume held"); got != "OK\r\n" {
+		t.Fatalf("resume: %q", got)
+	}
+	w.grabExpect(j)
+	w.sendStr(codec.WorkComplete, j.handle, "")
+	w.sync()
+	stopSpurd(t, cmd, stderr, true)
+
+	_, addr, _ = startDurable(t, dir)
+	if got := adminList(t, addr, "show paused"); len(got) != 0 {
+		t.Fatalf("show paused after resume and restart: %q", got)
+	}
+}
