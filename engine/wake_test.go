@@ -158,33 +158,21 @@ func TestWokenWorkerSleepingAgainIsWokenAgain(t *testing.T) {
 
 // A woken worker that disconnects before it answers is replaced at once.
 func TestWokenWorkerDisconnectingIsReplaced(t *testing.T) {
-	addr := startServer(t, Config{WakeTimeout: noWatchdog})
-	c := dial(t, addr)
-	ws := sleepers(t, addr, 3, "f")
-	h := c.submit(codec.SubmitJobBg, "f", "", "x")
-	got := woken(ws, quiet)
-	if len(got) != 1 {
-		t.Fatalf("woke %v", got)
-	}
-	ws[got[0]].conn.Close()
-	var rest []*client
-	for i, w := range ws {
-		if i != got[0] {
-			rest = append(rest, w)
-		}
-	}
-	next := woken(rest, time.Second)
-	if len(next) != 1 {
-		t.Fatalf("after the woken worker left, %v were woken, want one", next)
-	}
-	if gh, _, _, _ := rest[next[0]].grab(); gh != h {
-		t.Fatalf("grabbed %s, want %s", gh, h)
-	}
+	testWokenWorkerLostIsReplaced(t, func(w *client) { w.conn.Close() })
 }
 
-// The race where the woken worker dies holding the job: it grabs and disconnects at once.
-// The requeued job wakes exactly one other sleeper, which gets it.
+// The race where the woken worker dies holding the job: it grabs and disconnects at once,
+// before or after the assignment; both must end in a requeue.
 func TestWokenWorkerDyingWithTheJobIsReplaced(t *testing.T) {
+	testWokenWorkerLostIsReplaced(t, func(w *client) {
+		w.write(request(codec.GrabJobUniq))
+		w.conn.Close()
+	})
+}
+
+// testWokenWorkerLostIsReplaced wakes one of three sleepers for one job, lets lose end it,
+// and checks that exactly one other sleeper is woken and gets the job.
+func testWokenWorkerLostIsReplaced(t *testing.T, lose func(*client)) {
 	addr := startServer(t, Config{WakeTimeout: noWatchdog})
 	c := dial(t, addr)
 	ws := sleepers(t, addr, 3, "f")
@@ -193,18 +181,11 @@ func TestWokenWorkerDyingWithTheJobIsReplaced(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("woke %v", got)
 	}
-	dying := ws[got[0]]
-	dying.write(request(codec.GrabJobUniq))
-	dying.conn.Close() // before or after the assignment: both must end in a requeue
-	var rest []*client
-	for i, w := range ws {
-		if i != got[0] {
-			rest = append(rest, w)
-		}
-	}
+	lose(ws[got[0]])
+	rest := append(append([]*client{}, ws[:got[0]]...), ws[got[0]+1:]...)
 	next := woken(rest, time.Second)
 	if len(next) != 1 {
-		t.Fatalf("after the woken worker died, %v were woken, want one", next)
+		t.Fatalf("after the woken worker was lost, %v were woken, want one", next)
 	}
 	if gh, _, _, _ := rest[next[0]].grab(); gh != h {
 		t.Fatalf("grabbed %s, want %s", gh, h)

@@ -554,20 +554,27 @@ func linesWithPrefix(lines []string, prefix string) []string {
 // Raw admin protocol, used to synchronise tests (e.g. wait until a worker has
 // registered) independently of the client under test.
 
-// adminList sends a text admin command and returns the reply lines before the
-// terminating ".".
-func adminList(t *testing.T, addr, command string) []string {
+// adminSend sends a text admin command on a connection of its own, closed when the test
+// ends, and returns the reader of its reply.
+func adminSend(t *testing.T, addr, command string) *bufio.Reader {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 	if err != nil {
 		t.Fatalf("admin connect %s: %v", addr, err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := fmt.Fprintf(c, "%s\r\n", command); err != nil {
 		t.Fatalf("admin %q: %v", command, err)
 	}
-	r := bufio.NewReader(c)
+	return bufio.NewReader(c)
+}
+
+// adminList sends a text admin command and returns the reply lines before the
+// terminating ".".
+func adminList(t *testing.T, addr, command string) []string {
+	t.Helper()
+	r := adminSend(t, addr, command)
 	var lines []string
 	for {
 		l, err := r.ReadString('\n')
@@ -585,16 +592,7 @@ func adminList(t *testing.T, addr, command string) []string {
 // adminLine sends a text admin command that answers one line (OK, ERR ...) and returns it.
 func adminLine(t *testing.T, addr, command string) string {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		t.Fatalf("admin connect %s: %v", addr, err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := fmt.Fprintf(c, "%s\r\n", command); err != nil {
-		t.Fatalf("admin %q: %v", command, err)
-	}
-	l, err := bufio.NewReader(c).ReadString('\n')
+	l, err := adminSend(t, addr, command).ReadString('\n')
 	if err != nil {
 		t.Fatalf("admin %q: %v", command, err)
 	}

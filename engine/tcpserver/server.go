@@ -145,6 +145,18 @@ func (l *loopState) enter() {
 	}
 }
 
+// exit ends the outermost callback: the connections sent something during it move from
+// pending to deferred. Call only from the loop.
+func (l *loopState) exit() {
+	l.mu.Lock()
+	l.deferred = append(l.deferred, l.pending...)
+	clear(l.pending)
+	l.pending = l.pending[:0]
+	l.active = false
+	l.depth = 0
+	l.mu.Unlock()
+}
+
 // leave ends a callback. The outermost one writes out every connection sent something
 // meanwhile, including by the writes themselves (a failed write closes its connection,
 // which may requeue jobs and wake workers). Call only from the loop.
@@ -153,13 +165,7 @@ func (srv *Server) leave(l *loopState, busy bool) {
 		l.depth--
 		return
 	}
-	l.mu.Lock()
-	l.deferred = append(l.deferred, l.pending...)
-	clear(l.pending)
-	l.pending = l.pending[:0]
-	l.active = false
-	l.depth = 0
-	l.mu.Unlock()
+	l.exit()
 	switch {
 	case len(l.deferred) == 0 || l.flushQueued:
 		// Nothing to write, or the queued task writes it.
@@ -187,14 +193,7 @@ func (srv *Server) flushDeferred(l *loopState) {
 				_ = c.Close()
 			}
 		}
-		// What the writes sent goes into pending; written in this same pass.
-		l.mu.Lock()
-		l.deferred = append(l.deferred, l.pending...)
-		clear(l.pending)
-		l.pending = l.pending[:0]
-		l.active = false
-		l.depth = 0
-		l.mu.Unlock()
+		l.exit() // what the writes sent is written in this same pass
 		clear(d)
 		l.spare = d
 	}
