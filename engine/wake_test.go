@@ -36,6 +36,22 @@ func sleepers(t *testing.T, addr string, n int, fns ...string) []*client {
 	return ws
 }
 
+// oneWoken starts a server with cfg, n sleepers of f and one background job of f, and
+// returns the submitting client, the sleepers, the job's handle and which sleeper the job
+// woke (exactly one must be).
+func oneWoken(t *testing.T, cfg Config, n int) (c *client, ws []*client, h string, i int) {
+	t.Helper()
+	addr := startServer(t, cfg)
+	c = dial(t, addr)
+	ws = sleepers(t, addr, n, "f")
+	h = c.submit(codec.SubmitJobBg, "f", "", "x")
+	got := woken(ws, quiet)
+	if len(got) != 1 {
+		t.Fatalf("one job woke %v, want exactly one worker", got)
+	}
+	return c, ws, h, got[0]
+}
+
 func TestDefaultWakesOneSleeperPerJob(t *testing.T) {
 	addr := startServer(t, Config{WakeTimeout: noWatchdog})
 	c := dial(t, addr)
@@ -66,16 +82,8 @@ func TestDefaultWakesOneSleeperPerJob(t *testing.T) {
 // A worker that answers and takes the job needs no replacement; one that answers and takes
 // nothing (another worker was faster) needs none either while nothing is left.
 func TestWokenWorkerThatGrabsNeedsNoReplacement(t *testing.T) {
-	addr := startServer(t, Config{WakeTimeout: noWatchdog})
-	c := dial(t, addr)
-	ws := sleepers(t, addr, 3, "f")
-	h := c.submit(codec.SubmitJobBg, "f", "", "x")
-	got := woken(ws, quiet)
-	if len(got) != 1 {
-		t.Fatalf("woke %v", got)
-	}
-	w := ws[got[0]]
-	if gh, _, _, _ := w.grab(); gh != h {
+	_, ws, h, i := oneWoken(t, Config{WakeTimeout: noWatchdog}, 3)
+	if gh, _, _, _ := ws[i].grab(); gh != h {
 		t.Fatalf("grabbed %s, want %s", gh, h)
 	}
 	if more := woken(ws, quiet); len(more) != 0 {
@@ -142,15 +150,8 @@ func TestWokenWorkerTakingAnotherFunctionWakesAnother(t *testing.T) {
 
 // A woken worker that goes back to sleep without grabbing is woken again while the job waits.
 func TestWokenWorkerSleepingAgainIsWokenAgain(t *testing.T) {
-	addr := startServer(t, Config{WakeTimeout: noWatchdog})
-	c := dial(t, addr)
-	ws := sleepers(t, addr, 2, "f")
-	c.submit(codec.SubmitJobBg, "f", "", "x")
-	got := woken(ws, quiet)
-	if len(got) != 1 {
-		t.Fatalf("woke %v", got)
-	}
-	w, other := ws[got[0]], ws[1-got[0]]
+	_, ws, _, i := oneWoken(t, Config{WakeTimeout: noWatchdog}, 2)
+	w, other := ws[i], ws[1-i]
 	w.send(codec.PreSleep)
 	w.expect(codec.Noop)
 	other.expectNothing(quiet)
@@ -173,16 +174,9 @@ func TestWokenWorkerDyingWithTheJobIsReplaced(t *testing.T) {
 // testWokenWorkerLostIsReplaced wakes one of three sleepers for one job, lets lose end it,
 // and checks that exactly one other sleeper is woken and gets the job.
 func testWokenWorkerLostIsReplaced(t *testing.T, lose func(*client)) {
-	addr := startServer(t, Config{WakeTimeout: noWatchdog})
-	c := dial(t, addr)
-	ws := sleepers(t, addr, 3, "f")
-	h := c.submit(codec.SubmitJobBg, "f", "", "x")
-	got := woken(ws, quiet)
-	if len(got) != 1 {
-		t.Fatalf("woke %v", got)
-	}
-	lose(ws[got[0]])
-	rest := append(append([]*client{}, ws[:got[0]]...), ws[got[0]+1:]...)
+	_, ws, h, i := oneWoken(t, Config{WakeTimeout: noWatchdog}, 3)
+	lose(ws[i])
+	rest := append(append([]*client{}, ws[:i]...), ws[i+1:]...)
 	next := woken(rest, time.Second)
 	if len(next) != 1 {
 		t.Fatalf("after the woken worker was lost, %v were woken, want one", next)
@@ -194,16 +188,9 @@ func testWokenWorkerLostIsReplaced(t *testing.T, lose func(*client)) {
 
 // A woken worker that gives the function up (CANT_DO) before answering is replaced.
 func TestWokenWorkerGivingUpTheFunctionIsReplaced(t *testing.T) {
-	addr := startServer(t, Config{WakeTimeout: noWatchdog})
-	c := dial(t, addr)
-	ws := sleepers(t, addr, 2, "f")
-	c.submit(codec.SubmitJobBg, "f", "", "x")
-	got := woken(ws, quiet)
-	if len(got) != 1 {
-		t.Fatalf("woke %v", got)
-	}
-	ws[got[0]].send(codec.CantDo, "f")
-	ws[1-got[0]].expect(codec.Noop)
+	_, ws, _, i := oneWoken(t, Config{WakeTimeout: noWatchdog}, 2)
+	ws[i].send(codec.CantDo, "f")
+	ws[1-i].expect(codec.Noop)
 }
 
 // A woken worker that never answers loses its claim after WakeTimeout: another is woken.
@@ -212,13 +199,14 @@ func TestSilentWokenWorkerIsReplacedAfterTimeout(t *testing.T) {
 	addr := startServer(t, Config{WakeTimeout: bound})
 	c := dial(t, addr)
 	ws := sleepers(t, addr, 2, "f")
-	start := time.Now()
+	start := time.Now() // the bound runs from the submit
 	h := c.submit(codec.SubmitJobBg, "f", "", "x")
 	got := woken(ws, quiet)
 	if len(got) != 1 {
 		t.Fatalf("woke %v", got)
 	}
-	other := ws[1-got[0]]
+	i := got[0]
+	other := ws[1-i]
 	other.expect(codec.Noop)
 	if waited := time.Since(start); waited < bound {
 		t.Fatalf("the second worker was woken after %v, before the %v bound", waited, bound)
@@ -227,8 +215,8 @@ func TestSilentWokenWorkerIsReplacedAfterTimeout(t *testing.T) {
 		t.Fatalf("grabbed %s, want %s", gh, h)
 	}
 	// The silent worker answers late: nothing is left for it, and nobody else is woken.
-	ws[got[0]].send(codec.GrabJobUniq)
-	ws[got[0]].expect(codec.NoJob)
+	ws[i].send(codec.GrabJobUniq)
+	ws[i].expect(codec.NoJob)
 }
 
 // A requeued job (its worker disconnected) wakes one sleeper, not all.
