@@ -49,6 +49,8 @@ func (s *Session) admin(line []byte) {
 			s.sendText(s.e.scheduledText())
 		case w.N == 2 && w.Is(1, "paused"):
 			s.sendText(s.e.pausedText())
+		case w.N == 2 && w.Is(1, "limits"):
+			s.sendText(s.e.limitsText())
 		default:
 			s.sendText(codec.AdminUnknownShow)
 		}
@@ -87,6 +89,12 @@ func (s *Session) admin(line []byte) {
 			return
 		}
 		s.setPaused(w.Word(1), cmd == "pause")
+	case w.Is(0, "limit"):
+		if w.N != 3 {
+			s.sendText(codec.AdminIncompleteArgs("limit"))
+			return
+		}
+		s.setLimit(w.Word(1), int(max(0, min(atoi(w.Word(2)), 1<<31-1))))
 	case w.Is(0, "getpid") && w.N == 1:
 		s.sendText(codec.AdminValue(strconv.Itoa(os.Getpid())))
 	case w.Is(0, "verbose") && w.N == 1:
@@ -249,6 +257,55 @@ func (s *Session) setPaused(name []byte, paused bool) {
 		f.NoSleeper = false
 		s.e.wakeWorkers(f)
 	}
+}
+
+// setLimit is `limit FN N`: at most N of the function's jobs run at once, across all its
+// workers (0 removes the limit). Jobs beyond it wait queued; a worker asking for work passes
+// them by, and a sleeper is woken when a running one ends. Made for a fragile downstream:
+// a database that takes ten connections, an API with a rate limit. Durable, like `maxqueue`.
+func (s *Session) setLimit(name []byte, n int) {
+	sh := s.e.reg.ShardFor(name)
+	sh.Lock()
+	defer sh.Unlock()
+	f := sh.Get(name)
+	switch {
+	case f == nil && n == 0:
+		s.sendText(codec.AdminOK)
+		return
+	case f == nil:
+		f = sh.Ensure(name)
+	case f.Limit == n:
+		s.sendText(codec.AdminOK)
+		return
+	}
+	st := settingsOf(f)
+	st.Limit = n
+	if !s.saveSettings(f.Name, &st, codec.AdminOK) {
+		return // the log refused: the function stays as the log holds it
+	}
+	f.Limit = n
+	f.NoteSettingsChanged()
+	s.e.log.Info("function concurrency limit set by admin command", "function", f.Name, "limit", n, "remote", s.who.IP)
+	f.NoSleeper = false
+	s.e.wakeWorkers(f) // a higher limit or none may let waiting jobs start
+}
+
+// limitsText renders `show limits`: FUNCTION \t LIMIT \t RUNNING per function with a
+// concurrency limit, sorted by name.
+func (e *Engine) limitsText() string {
+	var lines []string
+	e.reg.EachShard(func(sh *queue.Shard) {
+		sh.EachFunction(func(f *queue.Function) {
+			if f.Limit > 0 {
+				var b strings.Builder
+				writeAdminField(&b, f.Name)
+				b.WriteString("\t" + strconv.Itoa(f.Limit) + "\t" + strconv.Itoa(f.Running) + "\n")
+				lines = append(lines, b.String())
+			}
+		})
+	})
+	sort.Strings(lines)
+	return strings.Join(lines, "") + ".\n"
 }
 
 // pausedText renders `show paused`: the paused functions' names, sorted, one per line.

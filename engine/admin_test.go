@@ -673,3 +673,51 @@ func TestAdminPauseResume(t *testing.T) {
 		}
 	}
 }
+
+// `limit FN N` lets at most N of a function's jobs run at once: a worker asking for more
+// gets NO_JOB, a sleeper is not woken past the limit, and one is woken when a running job
+// ends; `show limits` lists FUNCTION, LIMIT, RUNNING; `limit FN 0` lifts it.
+func TestAdminLimit(t *testing.T) {
+	addr := startServer(t, Config{WakeTimeout: noWatchdog})
+	c, adm := dial(t, addr), dial(t, addr)
+	if got := adm.admin("limit f 1"); got != "OK\r\n" {
+		t.Fatalf("limit: %q", got)
+	}
+	w1, w2 := dial(t, addr), sleeper(t, addr, "f")
+	w1.canDo("f")
+	h1 := c.submit(codec.SubmitJobBg, "f", "", "1")
+	w2.expect(codec.Noop) // one may run
+	if gh, _, _, _ := w1.grab(); gh != h1 {
+		t.Fatalf("first grab %s, want %s", gh, h1)
+	}
+	h2 := c.submit(codec.SubmitJobBg, "f", "", "2")
+	w2.send(codec.GrabJobUniq)
+	w2.expect(codec.NoJob) // at the limit: passed by
+	w2.send(codec.PreSleep)
+	w2.expectNothing(quiet) // and not woken for it
+	if got := adm.admin("show limits"); got != "f\t1\t1\n.\n" {
+		t.Fatalf("show limits: %q", got)
+	}
+	w1.send(codec.WorkComplete, h1, "done")
+	w2.expect(codec.Noop) // a slot is free: the sleeper is woken
+	if gh, _, _, _ := w2.grab(); gh != h2 {
+		t.Fatalf("grab after the first ended: %s, want %s", gh, h2)
+	}
+	h3 := c.submit(codec.SubmitJobBg, "f", "", "3")
+	w1.send(codec.GrabJobUniq)
+	w1.expect(codec.NoJob)
+	if got := adm.admin("limit f 0"); got != "OK\r\n" {
+		t.Fatalf("limit 0: %q", got)
+	}
+	if gh, _, _, _ := w1.grab(); gh != h3 {
+		t.Fatalf("grab without a limit: %s, want %s", gh, h3)
+	}
+	if got := adm.admin("show limits"); got != ".\n" {
+		t.Fatalf("show limits after limit 0: %q", got)
+	}
+	for _, cmd := range []string{"limit", "limit f", "limit f 1 2"} {
+		if got := adm.admin(cmd); got != codec.AdminIncompleteArgs("limit") {
+			t.Fatalf("%s: %q", cmd, got)
+		}
+	}
+}

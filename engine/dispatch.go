@@ -153,8 +153,8 @@ func (s *Session) grab(kind codec.Type) {
 		sh := r.fn.Shard()
 		sh.Lock()
 		defer sh.Unlock()
-		if r.fn.Paused {
-			return true // `pause`: its jobs wait for `resume`
+		if !r.fn.Startable() {
+			return true // paused, or at its concurrency limit: its jobs wait
 		}
 		if t == 0 && r.fn.HasDelayed() {
 			t = now()
@@ -233,7 +233,7 @@ func (s *Session) preSleep() {
 		sh.Lock()
 		defer sh.Unlock()
 		r.fn.NoSleeper = false // it has a sleeper again: s
-		if !looking || r.fn.Paused {
+		if !looking || !r.fn.Startable() {
 			return true
 		}
 		if t == 0 && r.fn.HasDelayed() {

@@ -47,7 +47,11 @@ func (e *Engine) finish(j *queue.Job, notify func(b []byte, l *Session) []byte) 
 		w.unassign(j)
 	}
 	e.unpersist(j)
-	j.Fn.Finish(j)
+	f, wasRunning := j.Fn, j.State == queue.Running
+	f.Finish(j)
+	if wasRunning && f.Limit > 0 {
+		e.wakeWorkers(f) // a slot under its concurrency limit is free again
+	}
 }
 
 // persist makes background job j durable and answers its submitter s with JOB_CREATED once

@@ -52,8 +52,8 @@ func (e *Engine) countsWakes() bool { return e.cfg.WorkerWakeup == 0 }
 
 // wakeWorkers wakes sleeping workers of f for its ready jobs. Call with f's shard locked.
 func (e *Engine) wakeWorkers(f *queue.Function) {
-	if e.draining.Load() || f.Paused {
-		return // nothing is handed out while the server drains for shutdown, or f is paused
+	if e.draining.Load() || !f.Startable() {
+		return // nothing is handed out while the server drains for shutdown, or of f now
 	}
 	if e.countsWakes() {
 		e.topUp(f)
@@ -79,8 +79,12 @@ func (e *Engine) wakeWorkers(f *queue.Function) {
 // topUp wakes sleeping workers of f, starting at its rotating cursor, until every ready job
 // has a woken worker to take it or no sleeper is left. Call with f's shard locked.
 func (e *Engine) topUp(f *queue.Function) {
-	need := f.Ready() - len(f.Woken)
-	if need <= 0 || f.NoSleeper || f.Paused || e.draining.Load() {
+	ready := f.Ready()
+	if f.Limit > 0 {
+		ready = min(ready, f.Limit-f.Running) // no more than the limit lets start
+	}
+	need := ready - len(f.Woken)
+	if need <= 0 || f.NoSleeper || !f.Startable() || e.draining.Load() {
 		return
 	}
 	n := len(f.Workers)

@@ -407,7 +407,7 @@ func (w *world) step(i, act int) {
 }
 
 func (w *world) adminLine(fs *fuzzSess) string {
-	switch w.next() % 21 {
+	switch w.next() % 22 {
 	case 0:
 		return "status"
 	case 1:
@@ -448,6 +448,8 @@ func (w *world) adminLine(fs *fuzzSess) string {
 		return "pause " + w.fn()
 	case 19:
 		return "resume " + w.fn()
+	case 20:
+		return "limit " + w.fn() + " " + strconv.Itoa(int(w.next()%3))
 	default:
 		return "getpid"
 	}

@@ -40,6 +40,7 @@ type Function struct {
 	MaxQueue [NumPriorities]int // 0 = unlimited
 	Declared bool               // made by `create function`
 	Paused   bool               // `pause`: its jobs queue but are not handed out
+	Limit    int                // `limit`: most of its jobs running at once; 0 = no limit
 
 	Total   int                // live jobs: queued, delayed and running
 	Running int                // jobs assigned to a worker
@@ -165,6 +166,12 @@ func (f *Function) HasReady(now int64) bool {
 		}
 	}
 	return false
+}
+
+// Startable reports whether one more of the function's jobs may be handed out now: it is
+// not paused and under its concurrency limit.
+func (f *Function) Startable() bool {
+	return !f.Paused && (f.Limit == 0 || f.Running < f.Limit)
 }
 
 // Ready returns how many jobs wait in the ready FIFOs (ignored ones included, which Pop

@@ -46,8 +46,9 @@
 //	+---------+-------+----------------------------------------------+
 //
 //	flags bit 0: declared (made by admin `create function`); bit 1: paused (admin `pause`:
-//	its jobs are not handed out); nothing may follow the three limits. A version that does
-//	not know a flag refuses the record.
+//	its jobs are not handed out); bit 2: a concurrency limit follows the three max queue
+//	values (admin `limit`: a signed varint, the most of its jobs running at once). Nothing
+//	else may follow. A version that does not know a flag refuses the record.
 //
 // # Invariants
 //
@@ -105,6 +106,7 @@ type FunctionSettings struct {
 	MaxQueue [3]int // per priority, 0 = unlimited (admin `maxqueue`)
 	Declared bool   // made by admin `create function`
 	Paused   bool   // admin `pause`: jobs queue but are not handed out
+	Limit    int    // admin `limit`: most of its jobs running at once; 0 = no limit
 }
 
 // Entry is one recovered record of a kind other than jobs: its key (without the kind byte) and
@@ -121,6 +123,7 @@ const (
 	functionVersion = 1
 	flagDeclared    = 1
 	flagPaused      = 2
+	flagLimit       = 4
 )
 
 var metaSeqKey = []byte{byte(kindMeta), 's', 'e', 'q'}
@@ -239,9 +242,15 @@ func appendFunction(dst []byte, s *FunctionSettings) []byte {
 	if s.Paused {
 		flags |= flagPaused
 	}
+	if s.Limit != 0 {
+		flags |= flagLimit
+	}
 	dst = append(dst, functionVersion, flags)
 	for _, m := range s.MaxQueue {
 		dst = binary.AppendVarint(dst, int64(m))
+	}
+	if s.Limit != 0 {
+		dst = binary.AppendVarint(dst, int64(s.Limit))
 	}
 	return dst
 }
@@ -256,7 +265,7 @@ func decodeFunction(name string, value []byte) (FunctionSettings, error) {
 		return bad("unknown version")
 	}
 	s := FunctionSettings{Name: name, Declared: value[1]&flagDeclared != 0, Paused: value[1]&flagPaused != 0}
-	if value[1]&^(flagDeclared|flagPaused) != 0 {
+	if value[1]&^(flagDeclared|flagPaused|flagLimit) != 0 {
 		return bad("unknown flags")
 	}
 	rest := value[2:]
@@ -266,6 +275,13 @@ func decodeFunction(name string, value []byte) (FunctionSettings, error) {
 			return bad("bad max queue")
 		}
 		s.MaxQueue[i], rest = int(v), rest[n:]
+	}
+	if value[1]&flagLimit != 0 {
+		v, n := binary.Varint(rest)
+		if n <= 0 || v <= 0 || int64(int(v)) != v {
+			return bad("bad limit")
+		}
+		s.Limit, rest = int(v), rest[n:]
 	}
 	if len(rest) != 0 {
 		return bad("trailing bytes")

@@ -317,7 +317,8 @@ func TestFunctionSettingsSurviveRestart(t *testing.T) {
 	put(FunctionSettings{Name: "resize", MaxQueue: [3]int{10, 0, 5}})
 	put(FunctionSettings{Name: "mail", Declared: true})
 	put(FunctionSettings{Name: "held", Paused: true})
-	put(FunctionSettings{Name: "both", Declared: true, Paused: true, MaxQueue: [3]int{0, 4, 0}})
+	put(FunctionSettings{Name: "both", Declared: true, Paused: true, MaxQueue: [3]int{0, 4, 0}, Limit: 3})
+	put(FunctionSettings{Name: "limited", Limit: 1 << 30})
 	put(FunctionSettings{Name: "", MaxQueue: [3]int{1, 1, 1}}) // an empty name is a name
 	put(FunctionSettings{Name: "big\x00bin", MaxQueue: [3]int{1 << 40, -1, 7}, Declared: true})
 	put(FunctionSettings{Name: "resize", MaxQueue: [3]int{3, 2, 1}}) // replaces the first
@@ -343,7 +344,7 @@ func TestFunctionSettingsSurviveRestart(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("recovered functions\n got %+v\nwant %+v", got, want)
 	}
-	if !reflect.DeepEqual(names, []string{"", "big\x00bin", "both", "gone", "held", "resize"}) {
+	if !reflect.DeepEqual(names, []string{"", "big\x00bin", "both", "gone", "held", "limited", "resize"}) {
 		t.Fatalf("functions not in key order: %q", names)
 	}
 }
@@ -458,7 +459,9 @@ func TestCorruptFunctionSettingsAreAnError(t *testing.T) {
 	for i, bad := range [][]byte{
 		append(bytes.Clone(good), 0), // trailing byte
 		{9, 0, 0, 0, 0},              // version
-		{1, 4, 0, 0, 0},              // flags
+		{1, 8, 0, 0, 0},              // flags
+		{1, 4, 0, 0, 0},              // a limit announced, missing
+		{1, 4, 0, 0, 0, 0},           // a limit of 0 is no limit, never stored
 	} {
 		if _, err := decodeFunction("x", bad); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("damage %d accepted: %v", i, err)

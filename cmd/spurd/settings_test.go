@@ -50,13 +50,15 @@ func TestFunctionSettingsSurviveRestart(t *testing.T) {
 	g.submit(&job{typ: codec.SubmitJobBg, fn: "limited", data: "two"}) // the limit is gone
 }
 
-// A paused function stays paused across SIGKILL and restart, with its queued job held; a
-// resume is durable too.
+// A paused function stays paused across SIGKILL and restart, with its queued job held, and a
+// concurrency limit stays set; a resume is durable too.
 func TestPauseSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	cmd, addr, stderr := startDurable(t, dir)
-	if got := adminLine(t, addr, "pause held"); got != "OK\r\n" {
-		t.Fatalf("pause: %q", got)
+	for _, c := range []string{"pause held", "limit narrow 2"} {
+		if got := adminLine(t, addr, c); got != "OK\r\n" {
+			t.Fatalf("%s: %q", c, got)
+		}
 	}
 	g := dialG(t, addr)
 	j := &job{typ: codec.SubmitJobBg, fn: "held", data: "waits"}
@@ -66,6 +68,9 @@ func TestPauseSurvivesRestart(t *testing.T) {
 	cmd, addr, stderr = startDurable(t, dir)
 	if got := adminList(t, addr, "show paused"); !slices.Equal(got, []string{"held"}) {
 		t.Fatalf("show paused after restart: %q", got)
+	}
+	if got := adminList(t, addr, "show limits"); !slices.Equal(got, []string{"narrow\t2\t0"}) {
+		t.Fatalf("show limits after restart: %q", got)
 	}
 	w := dialG(t, addr)
 	w.sendStr(codec.CanDo, "held")
