@@ -10,6 +10,7 @@ import (
 
 	"github.com/spur-gearman/spur/codec"
 	"github.com/spur-gearman/spur/queue"
+	"github.com/spur-gearman/spur/wal"
 )
 
 // admin executes one text admin line. Replies copy gearmand byte for byte, odd line endings
@@ -67,15 +68,8 @@ func (s *Session) admin(line []byte) {
 			s.sendText(codec.AdminIncompleteArgs("create"))
 			return
 		}
-		sh := s.e.reg.ShardFor(w.Word(2))
-		sh.Lock()
-		f := sh.Ensure(w.Word(2))
-		st := settingsOf(f)
-		st.Declared = true // kept, even with nothing in it, until dropped
-		if s.saveSettings(f.Name, &st, codec.AdminOK) {
-			f.Declared = true
-		}
-		sh.Unlock()
+		// Kept, even with nothing in it, until dropped.
+		s.changeSettings(w.Word(2), false, func(st *wal.FunctionSettings) { st.Declared = true })
 	case w.Is(0, "drop"):
 		if w.N != 3 || !w.Is(1, "function") {
 			s.sendText(codec.AdminIncompleteArgs("drop"))
@@ -229,65 +223,49 @@ func (e *Engine) jobsText(uniques bool) string {
 // setPaused is `pause FN` and `resume FN`. A paused function's jobs stay queued: submits
 // still queue them, grabs pass them by and no sleeping worker is woken for them, until
 // `resume` wakes its sleepers. Pausing a function nothing knows yet makes it, so that its
-// jobs can be held before they arrive. Durable with a store, like `maxqueue`.
+// jobs can be held before they arrive.
 func (s *Session) setPaused(name []byte, paused bool) {
-	sh := s.e.reg.ShardFor(name)
-	sh.Lock()
-	defer sh.Unlock()
-	f := sh.Get(name)
-	switch {
-	case f == nil && !paused:
-		s.sendText(codec.AdminOK) // nothing to resume
-		return
-	case f == nil:
-		f = sh.Ensure(name)
-	case f.Paused == paused:
-		s.sendText(codec.AdminOK)
-		return
-	}
-	st := settingsOf(f)
-	st.Paused = paused
-	if !s.saveSettings(f.Name, &st, codec.AdminOK) {
-		return // the log refused: the function stays as the log holds it
-	}
-	f.Paused = paused
-	f.NoteSettingsChanged()
-	s.e.log.Info("function paused or resumed by admin command", "function", f.Name, "paused", paused, "remote", s.who.IP)
-	if !paused {
-		f.NoSleeper = false
-		s.e.wakeWorkers(f)
-	}
+	s.changeSettings(name, !paused, func(st *wal.FunctionSettings) { st.Paused = paused })
 }
 
 // setLimit is `limit FN N`: at most N of the function's jobs run at once, across all its
 // workers (0 removes the limit). Jobs beyond it wait queued; a worker asking for work passes
 // them by, and a sleeper is woken when a running one ends. Made for a fragile downstream:
-// a database that takes ten connections, an API with a rate limit. Durable, like `maxqueue`.
+// a database that takes ten connections, an API with a rate limit.
 func (s *Session) setLimit(name []byte, n int) {
+	s.changeSettings(name, n == 0, func(st *wal.FunctionSettings) { st.Limit = n })
+}
+
+// changeSettings changes a function's own settings for an admin command, durably (answered
+// OK once the store has it), and then wakes its sleepers, as the change may let waiting
+// jobs start. A function nothing knows yet is made, unless the change sets its default.
+func (s *Session) changeSettings(name []byte, toDefault bool, change func(*wal.FunctionSettings)) {
 	sh := s.e.reg.ShardFor(name)
 	sh.Lock()
 	defer sh.Unlock()
 	f := sh.Get(name)
-	switch {
-	case f == nil && n == 0:
-		s.sendText(codec.AdminOK)
+	if f == nil && toDefault {
+		s.sendText(codec.AdminOK) // nothing to change
 		return
-	case f == nil:
+	}
+	if f == nil {
 		f = sh.Ensure(name)
-	case f.Limit == n:
+	}
+	before := settingsOf(f)
+	st := before
+	change(&st)
+	if st == before {
 		s.sendText(codec.AdminOK)
 		return
 	}
-	st := settingsOf(f)
-	st.Limit = n
 	if !s.saveSettings(f.Name, &st, codec.AdminOK) {
 		return // the log refused: the function stays as the log holds it
 	}
-	f.Limit = n
-	f.NoteSettingsChanged()
-	s.e.log.Info("function concurrency limit set by admin command", "function", f.Name, "limit", n, "remote", s.who.IP)
+	applySettings(f, &st)
+	s.e.log.Info("function settings changed by admin command", "function", f.Name,
+		"declared", st.Declared, "paused", st.Paused, "limit", st.Limit, "remote", s.who.IP)
 	f.NoSleeper = false
-	s.e.wakeWorkers(f) // a higher limit or none may let waiting jobs start
+	s.e.wakeWorkers(f)
 }
 
 // limitsText renders `show limits`: FUNCTION \t LIMIT \t RUNNING per function with a

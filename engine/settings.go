@@ -65,9 +65,14 @@ func (e *Engine) RestoreFunctions(settings []wal.FunctionSettings) {
 	for _, st := range settings {
 		sh := e.reg.ShardFor([]byte(st.Name))
 		sh.Lock()
-		f := sh.Ensure([]byte(st.Name))
-		f.MaxQueue, f.Declared, f.Paused, f.Limit = st.MaxQueue, st.Declared, st.Paused, st.Limit
-		f.NoteSettingsChanged()
+		applySettings(sh.Ensure([]byte(st.Name)), &st)
 		sh.Unlock()
 	}
+}
+
+// applySettings gives f the settings st (the inverse of settingsOf). Call with f's shard
+// locked.
+func applySettings(f *queue.Function, st *wal.FunctionSettings) {
+	f.MaxQueue, f.Declared, f.Paused, f.Limit = st.MaxQueue, st.Declared, st.Paused, st.Limit
+	f.NoteSettingsChanged()
 }
