@@ -89,6 +89,12 @@ func (s *Session) admin(line []byte) {
 			return
 		}
 		s.setLimit(w.Word(1), int(max(0, min(atoi(w.Word(2)), 1<<31-1))))
+	case w.Is(0, "drain"):
+		if w.N != 3 || !w.Is(1, "worker") {
+			s.sendText(codec.AdminIncompleteArgs("drain"))
+			return
+		}
+		s.sendText(s.e.drainWorker(w.Word(2)))
 	case w.Is(0, "getpid") && w.N == 1:
 		s.sendText(codec.AdminValue(strconv.Itoa(os.Getpid())))
 	case w.Is(0, "verbose") && w.N == 1:
@@ -180,6 +186,9 @@ func (e *Engine) workersText() string {
 		b.WriteString(s.who.IP)
 		b.WriteByte(' ')
 		b.WriteString(s.clientID)
+		if s.draining.Load() {
+			b.WriteString(" draining")
+		}
 		b.WriteString(" :")
 		s.abilities.newestFirst(func(r registration) bool {
 			b.WriteByte(' ')
@@ -191,6 +200,22 @@ func (e *Engine) workersText() string {
 	}
 	b.WriteString(".\n")
 	return b.String()
+}
+
+// drainWorker is `drain worker ID`, ID being the first column of `workers`: the worker
+// connection with that file descriptor gets no more jobs (a grab gets NO_JOB, it is not
+// woken), finishes what it holds, and is then disconnected. gearmand has no way to stop a
+// worker from the server side.
+func (e *Engine) drainWorker(id []byte) string {
+	fd, err := strconv.Atoi(string(id))
+	if err == nil {
+		for _, s := range e.sessionList() {
+			if s.fd == fd && s.drain() {
+				return codec.AdminOK
+			}
+		}
+	}
+	return codec.AdminErr("UNKNOWN_WORKER", "no worker connection has the id "+string(id))
 }
 
 // jobsText renders `show jobs` (HANDLE RETRIES IGNORE PERSISTED) or `show unique jobs`.

@@ -721,3 +721,70 @@ func TestAdminLimit(t *testing.T) {
 		}
 	}
 }
+
+// workerID returns the id (first column of `workers`) of the connection with client id cid.
+func workerID(t *testing.T, adm *client, cid string) string {
+	t.Helper()
+	for _, l := range strings.Split(adm.admin("workers"), "\n") {
+		if f := strings.Fields(l); len(f) >= 3 && f[2] == cid {
+			return f[0]
+		}
+	}
+	t.Fatalf("no connection %q in workers", cid)
+	return ""
+}
+
+// `drain worker ID` gives the worker no more jobs (NO_JOB, no NOOP), lets it finish what it
+// holds and then closes its connection; `workers` marks it meanwhile. An idle worker goes at
+// once; an id that is no worker is an error.
+func TestAdminDrainWorker(t *testing.T) {
+	addr := startServer(t, Config{WakeTimeout: noWatchdog})
+	c, adm := dial(t, addr), dial(t, addr)
+	w := dial(t, addr)
+	w.send(codec.SetClientID, "busy")
+	w.canDo("f")
+	h1 := c.submit(codec.SubmitJobBg, "f", "", "1")
+	if gh, _, _, _ := w.grab(); gh != h1 {
+		t.Fatalf("grab %s", gh)
+	}
+	other := sleeper(t, addr, "f")
+	id := workerID(t, adm, "busy")
+	if got := adm.admin("drain worker " + id); got != "OK\r\n" {
+		t.Fatalf("drain worker %s: %q", id, got)
+	}
+	if got := adm.admin("workers"); !strings.Contains(got, " busy draining : f\n") {
+		t.Fatalf("workers does not mark the draining worker:\n%s", got)
+	}
+	h2 := c.submit(codec.SubmitJobBg, "f", "", "2")
+	other.expect(codec.Noop)
+	w.send(codec.GrabJobUniq)
+	w.expect(codec.NoJob)
+	w.send(codec.PreSleep)
+	w.expectNothing(quiet) // not woken while draining
+	if gh, _, _, _ := other.grab(); gh != h2 {
+		t.Fatalf("the other worker got %s, want %s", gh, h2)
+	}
+	w.send(codec.WorkComplete, h1, "done") // its last job ends: the connection goes
+	w.expectClosed()
+	waitAdmin(t, adm, "status", "f\t1\t1\t1\n.\n")
+
+	idle := dial(t, addr)
+	idle.send(codec.SetClientID, "idle")
+	idle.canDo("g")
+	idle.syncEcho()
+	if got := adm.admin("drain worker " + workerID(t, adm, "idle")); got != "OK\r\n" {
+		t.Fatalf("drain idle worker: %q", got)
+	}
+	idle.expectClosed()
+
+	c.send(codec.SetClientID, "client")
+	c.syncEcho()
+	for _, bad := range []string{workerID(t, adm, "client"), "999999", "x"} {
+		if got := adm.admin("drain worker " + bad); !strings.HasPrefix(got, "ERR UNKNOWN_WORKER ") {
+			t.Fatalf("drain worker %s: %q", bad, got)
+		}
+	}
+	if got := adm.admin("drain"); got != codec.AdminIncompleteArgs("drain") {
+		t.Fatalf("drain: %q", got)
+	}
+}

@@ -69,14 +69,14 @@ type Authorizer interface {
 var ErrLocalOnly = errors.New("is only accepted from a loopback connection")
 
 // gearmandRules allows what gearmand allows, which is everything, except `shutdown` from
-// another machine; Spur's own commands that change state (`pause`, `resume`, `limit`) are
-// local too.
+// another machine; Spur's own commands that change state (`pause`, `resume`, `limit`,
+// `drain worker`) are local too.
 type gearmandRules struct{}
 
 func (gearmandRules) Allow(id *Identity, act Action, name []byte) error {
 	if act == ActAdmin && !id.Loopback {
 		switch string(name) {
-		case "shutdown", "pause", "resume", "limit":
+		case "shutdown", "pause", "resume", "limit", "drain":
 			return ErrLocalOnly
 		}
 	}

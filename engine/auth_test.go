@@ -94,7 +94,7 @@ func TestGearmandRules(t *testing.T) {
 	if r.Allow(&remote, ActAdmin, []byte("status")) != nil || r.Allow(&local, ActAdmin, []byte("shutdown")) != nil {
 		t.Error("gearmand's admin commands refused")
 	}
-	for _, cmd := range []string{"shutdown", "pause", "resume", "limit"} {
+	for _, cmd := range []string{"shutdown", "pause", "resume", "limit", "drain"} {
 		if !errors.Is(r.Allow(&remote, ActAdmin, []byte(cmd)), ErrLocalOnly) {
 			t.Errorf("%s allowed from another machine", cmd)
 		}

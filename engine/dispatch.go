@@ -142,8 +142,9 @@ func (s *Session) grab(kind codec.Type) {
 	defer s.e.endWake(s, prev)
 	s.sleeping.Store(false)
 	s.noopSent.Store(false)
-	if s.e.draining.Load() {
-		// Shutting down: queued jobs stay queued for the next start.
+	if s.e.draining.Load() || s.draining.Load() {
+		// Shutting down (queued jobs stay queued for the next start), or this worker is
+		// being drained.
 		s.send(func(b []byte) []byte { return codec.AppendEmpty(b, codec.NoJob) })
 		return
 	}
@@ -223,7 +224,7 @@ func (s *Session) preSleep() {
 	// compare-and-swap lets only one of the two send it.
 	s.noopSent.Store(false)
 	s.sleeping.Store(true)
-	if e.draining.Load() {
+	if e.draining.Load() || s.draining.Load() {
 		return
 	}
 	var t int64 // read only when a function has scheduled jobs

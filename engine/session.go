@@ -36,6 +36,10 @@ type Session struct {
 	sleeping   atomic.Bool // sent PRE_SLEEP and has not grabbed since
 	noopSent   atomic.Bool // a NOOP went out since the last grab
 	exceptions atomic.Bool // OPTION_REQ exceptions: WORK_EXCEPTION is forwarded, not downgraded
+	// draining: `drain worker` was given for it: no more jobs, and the connection is closed
+	// once the last job it holds has ended (closing).
+	draining atomic.Bool
+	closing  atomic.Bool
 	// wokeFor is the function whose jobs the worker's last NOOP was sent for, until the worker
 	// answers it (see wake.go).
 	wokeFor atomic.Pointer[queue.Function]
@@ -282,6 +286,38 @@ func (s *Session) ReleaseOutput(out *bytebufferpool.ByteBuffer) { ReleaseOutput(
 // LogAttrs names the connection in a transport's log lines.
 func (s *Session) LogAttrs() []any { return []any{"conn", s.id, "remote", s.who.IP} }
 
+// Closing reports that the connection is to be closed once its output is written: a
+// drained worker that holds no job any more.
+func (s *Session) Closing() bool { return s.closing.Load() }
+
+// drain stops handing s jobs and closes its connection once it holds none; it reports
+// whether s is a worker (has registrations). Safe from any goroutine.
+func (s *Session) drain() bool {
+	s.mu.Lock()
+	worker := s.abilities.len() > 0
+	idle := len(s.assigned) == 0
+	s.mu.Unlock()
+	if !worker {
+		return false
+	}
+	s.draining.Store(true)
+	s.e.log.Info("draining worker: no more jobs, closed when its last one ends", "conn", s.id, "remote", s.who.IP, "idle", idle)
+	if idle {
+		s.closeDrained()
+	}
+	return true
+}
+
+// closeDrained asks the session's loop to close the connection of a drained worker that
+// holds nothing. Safe from any goroutine.
+func (s *Session) closeDrained() {
+	if s.closing.Swap(true) {
+		return
+	}
+	s.mu.Lock()
+	s.unlockAndWake()
+}
+
 // MaxOutbound is the outbound cap a transport enforces on bytes it has queued itself.
 func (s *Session) MaxOutbound() int { return s.e.cfg.MaxOutbound }
 
@@ -305,7 +341,11 @@ func (s *Session) unassign(j *queue.Job) {
 		}
 		s.released.add(j.Seq)
 	}
+	done := len(s.assigned) == 0 && s.draining.Load()
 	s.mu.Unlock()
+	if done {
+		s.closeDrained()
+	}
 }
 
 // releasedJobs remembers the job numbers of the last jobs a worker held, so that a result it

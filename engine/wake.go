@@ -91,8 +91,8 @@ func (e *Engine) topUp(f *queue.Function) {
 	for k := 0; k < n && need > 0; k++ {
 		i := (f.WakeCursor + k) % n
 		w := f.Workers[i].(*Session)
-		if !w.sleeping.Load() || !w.noopSent.CompareAndSwap(false, true) {
-			continue // awake, or woken already (for f or another of its functions)
+		if !w.sleeping.Load() || w.draining.Load() || !w.noopSent.CompareAndSwap(false, true) {
+			continue // awake, being drained, or woken already (for f or another function)
 		}
 		e.noteWoken(f, w)
 		w.send(appendNoop)

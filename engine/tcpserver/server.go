@@ -36,6 +36,9 @@ type Session interface {
 	ReleaseOutput(out *bytebufferpool.ByteBuffer)
 	// MaxOutbound caps the bytes the transport may queue for the connection itself.
 	MaxOutbound() int
+	// Closing reports that the server side ends the connection (a drained worker with
+	// nothing left to do): the transport closes it once its output is written.
+	Closing() bool
 	// Close releases what the session held, once the connection is gone.
 	Close()
 	// LogAttrs names the connection in log lines.
@@ -374,6 +377,9 @@ func (srv *Server) flush(cn *conn) (closeConn bool) {
 	if out != nil {
 		_, _ = cn.c.Write(out.B)
 		cn.s.ReleaseOutput(out)
+	}
+	if cn.s.Closing() {
+		return true // gnet writes what is still buffered before it closes
 	}
 	if overflow || cn.c.OutboundBuffered() > cn.s.MaxOutbound() {
 		srv.log.Warn("closing connection that does not read its replies",

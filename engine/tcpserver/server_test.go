@@ -57,6 +57,7 @@ func (s *echoSession) ReleaseOutput(*bytebufferpool.ByteBuffer) {}
 func (s *echoSession) MaxOutbound() int                         { return 1 << 20 }
 func (s *echoSession) Close()                                   {}
 func (s *echoSession) LogAttrs() []any                          { return nil }
+func (s *echoSession) Closing() bool                            { return false }
 
 func startEcho(t *testing.T, cfg Config) (*Server, string) {
 	t.Helper()
