@@ -469,3 +469,40 @@ func testPHPCancelRunningJob(t *testing.T, srv serverMode) {
 		t.Errorf("worker ran %v, want the cancelled job and then \"second\"", starts)
 	}
 }
+
+// TestPHPDrainWorker: `drain worker ID` on a PHP worker running a job lets the job finish
+// (its client gets the result), then closes the connection; the PECL worker does not
+// reconnect by itself, so a job submitted afterwards is not taken by it.
+func TestPHPDrainWorker(t *testing.T) { forEachMode(t, testPHPDrainWorker) }
+
+func testPHPDrainWorker(t *testing.T, srv serverMode) {
+	requirePHP(t)
+	addr, _ := srv.start(t)
+	fn := fnName(t, "drained")
+	rel, release := releaseFile(t)
+	w := phpWorker(t, addr, []string{"RELEASE_FILE=" + rel, "IDLE_DEADLINE=4"}, 5, fn+"=hold")
+	waitWorkers(t, addr, fn, 1)
+	client := startProc(t, nil, "php", "client.php", addr, "do", "normal", fn, "last")
+	w.waitLine("START ")
+	id := ""
+	for _, l := range adminList(t, addr, "workers") {
+		if strings.HasSuffix(l, " : "+fn) {
+			id = strings.Fields(l)[0]
+		}
+	}
+	if got := adminLine(t, addr, "drain worker "+id); got != "OK\r\n" {
+		t.Fatalf("drain worker %q: %q", id, got)
+	}
+	release()
+	if lines := client.mustExit(); !reflect.DeepEqual(lines, []string{"RESULT 0 held:last", "OK"}) {
+		t.Errorf("client of the job running when the drain began: got %q", lines)
+	}
+	waitWorkers(t, addr, fn, 0)
+	// A job submitted now waits: the worker process does not come back on its own.
+	phpClient(t, addr, "bg", "normal", fn, "after")
+	lines, _ := w.wait()
+	t.Logf("worker after the drain: %q", lines)
+	if starts := startLines(t, lines); len(starts) != 1 {
+		t.Errorf("drained worker ran %d jobs, want only the one it held", len(starts))
+	}
+}
