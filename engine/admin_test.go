@@ -580,9 +580,7 @@ func TestAdminCancelScheduledJob(t *testing.T) {
 func TestAdminShowScheduled(t *testing.T) {
 	addr := startServer(t, Config{})
 	c, adm := dial(t, addr), dial(t, addr)
-	if got := adm.admin("show scheduled"); got != ".\n" {
-		t.Fatalf("empty: %q", got)
-	}
+	adm.expectAdmin("show scheduled", ".\n")
 	later, sooner := time.Now().Unix()+7200, time.Now().Unix()+3600
 	epoch := func(fn, unique string, at int64) string {
 		c.send(codec.SubmitJobEpoch, fn, unique, strconv.FormatInt(at, 10), "data")
@@ -599,19 +597,11 @@ func TestAdminShowScheduled(t *testing.T) {
 	}
 	want := line(hSoon, "mail", `a\x09b\x0ac\x5c`, sooner) + line(hSoon2, "mail", "", sooner) +
 		line(hLate, "report", "nightly", later) + ".\n"
-	if got := adm.admin("SHOW SCHEDULED"); got != want {
-		t.Fatalf("show scheduled\n got %q\nwant %q", got, want)
-	}
-	if got := adm.admin("cancel job " + hSoon); got != "OK\r\n" {
-		t.Fatalf("cancel: %q", got)
-	}
+	adm.expectAdmin("SHOW SCHEDULED", want)
+	adm.expectAdmin("cancel job "+hSoon, "OK\r\n")
 	want = line(hSoon2, "mail", "", sooner) + line(hLate, "report", "nightly", later) + ".\n"
-	if got := adm.admin("show scheduled"); got != want {
-		t.Fatalf("after cancel\n got %q\nwant %q", got, want)
-	}
-	if got := adm.admin("show scheduled extra"); got != "ERR UNKNOWN_SHOW_ARGUMENTS\r\n" {
-		t.Fatalf("show scheduled extra: %q", got)
-	}
+	adm.expectAdmin("show scheduled", want)
+	adm.expectAdmin("show scheduled extra", "ERR UNKNOWN_SHOW_ARGUMENTS\r\n")
 }
 
 // `pause FN` keeps a function's jobs queued (no grab gets them, no sleeper is woken for
@@ -620,9 +610,7 @@ func TestAdminPauseResume(t *testing.T) {
 	addr := startServer(t, Config{})
 	c, adm := dial(t, addr), dial(t, addr)
 	w := sleeper(t, addr, "f")
-	if got := adm.admin("pause f"); got != "OK\r\n" {
-		t.Fatalf("pause: %q", got)
-	}
+	adm.expectAdmin("pause f", "OK\r\n")
 	h := c.submit(codec.SubmitJobBg, "f", "", "held")
 	w.expectNothing(quiet) // not woken for a paused function
 	awake := dial(t, addr)
@@ -631,18 +619,10 @@ func TestAdminPauseResume(t *testing.T) {
 	awake.expect(codec.NoJob)
 	awake.send(codec.PreSleep)
 	awake.expectNothing(quiet) // its PRE_SLEEP finds nothing it may take
-	if got := adm.admin("status"); got != "f\t1\t0\t2\n.\n" {
-		t.Fatalf("status while paused: %q", got)
-	}
-	if got := adm.admin("show paused"); got != "f\n.\n" {
-		t.Fatalf("show paused: %q", got)
-	}
-	if got := adm.admin("PAUSE f"); got != "OK\r\n" {
-		t.Fatalf("pause again: %q", got)
-	}
-	if got := adm.admin("resume f"); got != "OK\r\n" {
-		t.Fatalf("resume: %q", got)
-	}
+	adm.expectAdmin("status", "f\t1\t0\t2\n.\n")
+	adm.expectAdmin("show paused", "f\n.\n")
+	adm.expectAdmin("PAUSE f", "OK\r\n")
+	adm.expectAdmin("resume f", "OK\r\n")
 	got := woken([]*client{w, awake}, quiet)
 	if len(got) != 1 {
 		t.Fatalf("resume woke %v, want one sleeper for the one job", got)
@@ -650,27 +630,19 @@ func TestAdminPauseResume(t *testing.T) {
 	if gh, _, _, _ := []*client{w, awake}[got[0]].grab(); gh != h {
 		t.Fatalf("grab after resume: %s, want %s", gh, h)
 	}
-	if got := adm.admin("show paused"); got != ".\n" {
-		t.Fatalf("show paused after resume: %q", got)
-	}
+	adm.expectAdmin("show paused", ".\n")
 
 	// A function nobody knows yet can be paused ahead of its jobs; resuming an unknown one is
 	// a no-op.
-	if got := adm.admin("pause later"); got != "OK\r\n" {
-		t.Fatalf("pause later: %q", got)
-	}
+	adm.expectAdmin("pause later", "OK\r\n")
 	c.submit(codec.SubmitJobBg, "later", "", "x")
 	lw := dial(t, addr)
 	lw.canDo("later")
 	lw.send(codec.GrabJobUniq)
 	lw.expect(codec.NoJob)
-	if got := adm.admin("resume nobody"); got != "OK\r\n" {
-		t.Fatalf("resume nobody: %q", got)
-	}
+	adm.expectAdmin("resume nobody", "OK\r\n")
 	for _, cmd := range []string{"pause", "resume", "pause a b"} {
-		if got := adm.admin(cmd); got != codec.AdminIncompleteArgs(strings.Fields(cmd)[0]) {
-			t.Fatalf("%s: %q", cmd, got)
-		}
+		adm.expectAdmin(cmd, codec.AdminIncompleteArgs(strings.Fields(cmd)[0]))
 	}
 }
 
@@ -680,9 +652,7 @@ func TestAdminPauseResume(t *testing.T) {
 func TestAdminLimit(t *testing.T) {
 	addr := startServer(t, Config{WakeTimeout: noWatchdog})
 	c, adm := dial(t, addr), dial(t, addr)
-	if got := adm.admin("limit f 1"); got != "OK\r\n" {
-		t.Fatalf("limit: %q", got)
-	}
+	adm.expectAdmin("limit f 1", "OK\r\n")
 	w1, w2 := dial(t, addr), sleeper(t, addr, "f")
 	w1.canDo("f")
 	h1 := c.submit(codec.SubmitJobBg, "f", "", "1")
@@ -695,9 +665,7 @@ func TestAdminLimit(t *testing.T) {
 	w2.expect(codec.NoJob) // at the limit: passed by
 	w2.send(codec.PreSleep)
 	w2.expectNothing(quiet) // and not woken for it
-	if got := adm.admin("show limits"); got != "f\t1\t1\n.\n" {
-		t.Fatalf("show limits: %q", got)
-	}
+	adm.expectAdmin("show limits", "f\t1\t1\n.\n")
 	w1.send(codec.WorkComplete, h1, "done")
 	w2.expect(codec.Noop) // a slot is free: the sleeper is woken
 	if gh, _, _, _ := w2.grab(); gh != h2 {
@@ -706,19 +674,13 @@ func TestAdminLimit(t *testing.T) {
 	h3 := c.submit(codec.SubmitJobBg, "f", "", "3")
 	w1.send(codec.GrabJobUniq)
 	w1.expect(codec.NoJob)
-	if got := adm.admin("limit f 0"); got != "OK\r\n" {
-		t.Fatalf("limit 0: %q", got)
-	}
+	adm.expectAdmin("limit f 0", "OK\r\n")
 	if gh, _, _, _ := w1.grab(); gh != h3 {
 		t.Fatalf("grab without a limit: %s, want %s", gh, h3)
 	}
-	if got := adm.admin("show limits"); got != ".\n" {
-		t.Fatalf("show limits after limit 0: %q", got)
-	}
+	adm.expectAdmin("show limits", ".\n")
 	for _, cmd := range []string{"limit", "limit f", "limit f 1 2"} {
-		if got := adm.admin(cmd); got != codec.AdminIncompleteArgs("limit") {
-			t.Fatalf("%s: %q", cmd, got)
-		}
+		adm.expectAdmin(cmd, codec.AdminIncompleteArgs("limit"))
 	}
 }
 
@@ -749,9 +711,7 @@ func TestAdminDrainWorker(t *testing.T) {
 	}
 	other := sleeper(t, addr, "f")
 	id := workerID(t, adm, "busy")
-	if got := adm.admin("drain worker " + id); got != "OK\r\n" {
-		t.Fatalf("drain worker %s: %q", id, got)
-	}
+	adm.expectAdmin("drain worker "+id, "OK\r\n")
 	if got := adm.admin("workers"); !strings.Contains(got, " busy draining : f\n") {
 		t.Fatalf("workers does not mark the draining worker:\n%s", got)
 	}
@@ -772,9 +732,7 @@ func TestAdminDrainWorker(t *testing.T) {
 	idle.send(codec.SetClientID, "idle")
 	idle.canDo("g")
 	idle.syncEcho()
-	if got := adm.admin("drain worker " + workerID(t, adm, "idle")); got != "OK\r\n" {
-		t.Fatalf("drain idle worker: %q", got)
-	}
+	adm.expectAdmin("drain worker "+workerID(t, adm, "idle"), "OK\r\n")
 	idle.expectClosed()
 
 	c.send(codec.SetClientID, "client")
@@ -784,7 +742,5 @@ func TestAdminDrainWorker(t *testing.T) {
 			t.Fatalf("drain worker %s: %q", bad, got)
 		}
 	}
-	if got := adm.admin("drain"); got != codec.AdminIncompleteArgs("drain") {
-		t.Fatalf("drain: %q", got)
-	}
+	adm.expectAdmin("drain", codec.AdminIncompleteArgs("drain"))
 }

@@ -226,32 +226,25 @@ type ScheduledJob struct {
 	Unique   string
 	RunAt    int64 // unix seconds
 	Priority queue.Priority
+	seq      uint64 // submission order, for jobs due in the same second
 }
 
 // Scheduled lists the jobs waiting for their run-at time, soonest first (submission order
 // within a second). It visits the shards one at a time and sorts outside their locks.
 func (e *Engine) Scheduled() []ScheduledJob {
-	type entry struct {
-		ScheduledJob
-		seq uint64
-	}
-	var out []entry
+	var jobs []ScheduledJob
 	e.reg.EachShard(func(sh *queue.Shard) {
 		sh.EachFunction(func(f *queue.Function) {
 			f.EachDelayed(func(j *queue.Job) {
-				out = append(out, entry{ScheduledJob{j.Handle, f.Name, j.Unique, j.RunAt, j.Priority}, j.Seq})
+				jobs = append(jobs, ScheduledJob{j.Handle, f.Name, j.Unique, j.RunAt, j.Priority, j.Seq})
 			})
 		})
 	})
-	sort.Slice(out, func(a, b int) bool {
-		if out[a].RunAt != out[b].RunAt {
-			return out[a].RunAt < out[b].RunAt
+	sort.Slice(jobs, func(a, b int) bool {
+		if jobs[a].RunAt != jobs[b].RunAt {
+			return jobs[a].RunAt < jobs[b].RunAt
 		}
-		return out[a].seq < out[b].seq
+		return jobs[a].seq < jobs[b].seq
 	})
-	jobs := make([]ScheduledJob, len(out))
-	for i := range out {
-		jobs[i] = out[i].ScheduledJob
-	}
 	return jobs
 }

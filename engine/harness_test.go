@@ -201,6 +201,14 @@ func (c *client) admin(line string) string {
 	return c.readAdmin()
 }
 
+// expectAdmin sends an admin line and fails unless the reply is want.
+func (c *client) expectAdmin(line, want string) {
+	c.t.Helper()
+	if got := c.admin(line); got != want {
+		c.t.Fatalf("%s: got %q, want %q", line, got, want)
+	}
+}
+
 func (c *client) readAdmin() string {
 	c.t.Helper()
 	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))

@@ -52,12 +52,12 @@ func (e *Engine) countsWakes() bool { return e.cfg.WorkerWakeup == 0 }
 
 // wakeWorkers wakes sleeping workers of f for its ready jobs. Call with f's shard locked.
 func (e *Engine) wakeWorkers(f *queue.Function) {
-	if e.draining.Load() || !f.Startable() {
-		return // nothing is handed out while the server drains for shutdown, or of f now
-	}
 	if e.countsWakes() {
 		e.topUp(f)
 		return
+	}
+	if e.draining.Load() || !f.Startable() {
+		return // nothing is handed out while the server drains for shutdown, or of f now
 	}
 	n := len(f.Workers)
 	sent := 0
@@ -77,7 +77,8 @@ func (e *Engine) wakeWorkers(f *queue.Function) {
 }
 
 // topUp wakes sleeping workers of f, starting at its rotating cursor, until every ready job
-// has a woken worker to take it or no sleeper is left. Call with f's shard locked.
+// that may start has a woken worker to take it or no sleeper is left; nothing while the
+// server drains or f is paused or at its limit. Call with f's shard locked.
 func (e *Engine) topUp(f *queue.Function) {
 	ready := f.Ready()
 	if f.Limit > 0 {
