@@ -96,17 +96,20 @@ type Record struct {
 	Unique   string
 	Reducer  string
 	Priority uint8
-	RunAt    int64 // unix seconds; 0 = as soon as possible
+	RunAt    int64  // unix seconds; 0 = as soon as possible
+	Attempts uint32 // assignments that failed so far under a retry policy
+	Created  int64  // unix nanoseconds of the submission; 0 = not recorded
 	Data     []byte
 }
 
 // FunctionSettings are a function's own durable settings (they survive a restart).
 type FunctionSettings struct {
 	Name     string
-	MaxQueue [3]int // per priority, 0 = unlimited (admin `maxqueue`)
-	Declared bool   // made by admin `create function`
-	Paused   bool   // admin `pause`: jobs queue but are not handed out
-	Limit    int    // admin `limit`: most of its jobs running at once; 0 = no limit
+	MaxQueue [3]int      // per priority, 0 = unlimited (admin `maxqueue`)
+	Declared bool        // made by admin `create function`
+	Paused   bool        // admin `pause`: jobs queue but are not handed out
+	Limit    int         // admin `limit`: most of its jobs running at once; 0 = no limit
+	Retry    RetryPolicy // admin `retry`: failed background jobs run again; zero = none
 }
 
 // Entry is one recovered record of a kind other than jobs: its key (without the kind byte) and

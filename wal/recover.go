@@ -10,7 +10,12 @@ import (
 type Recovered struct {
 	Jobs      []Record // submission order
 	Functions []FunctionSettings
-	Other     []Entry // kinds this version does not interpret yet (kept, not dropped)
+	Dead      []DeadLetter // oldest first
+	Schedules []Schedule
+	// Results are left on disk; only their number and size are counted.
+	Results     int
+	ResultBytes int64
+	Other       []Entry // kinds this version does not interpret yet (kept, not dropped)
 }
 
 // recover reads every key once: the sequence reservation, the jobs, the function settings,
