@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"sort"
+	"time"
 
 	"github.com/spur-gearman/spur/codec"
 	"github.com/spur-gearman/spur/queue"
@@ -79,7 +80,7 @@ func (e *Engine) place(f *queue.Function, req *SubmitRequest) (*queue.Job, place
 	}
 	var hbuf [64]byte
 	j := queue.NewJob(e.appendHandle(hbuf[:0], seq), req.Unique, req.Reducer, req.Data)
-	j.Seq, j.Priority, j.Background, j.RunAt = seq, req.Priority, req.Background, req.RunAt
+	j.Seq, j.Priority, j.Background, j.RunAt = seq, req.Priority, req.Background, milliOf(req.RunAt)
 	var t int64 // the clock is read only for a scheduled job: it was 8% of a submit burst
 	if req.RunAt > 0 {
 		t = now()
@@ -224,9 +225,9 @@ type ScheduledJob struct {
 	Handle   string
 	Function string
 	Unique   string
-	RunAt    int64 // unix seconds
+	RunAt    time.Time
 	Priority queue.Priority
-	seq      uint64 // submission order, for jobs due in the same second
+	seq      uint64 // submission order, for jobs due at the same time
 }
 
 // Scheduled lists the jobs waiting for their run-at time, soonest first (submission order
@@ -236,13 +237,13 @@ func (e *Engine) Scheduled() []ScheduledJob {
 	e.reg.EachShard(func(sh *queue.Shard) {
 		sh.EachFunction(func(f *queue.Function) {
 			f.EachDelayed(func(j *queue.Job) {
-				jobs = append(jobs, ScheduledJob{j.Handle, f.Name, j.Unique, j.RunAt, j.Priority, j.Seq})
+				jobs = append(jobs, ScheduledJob{j.Handle, f.Name, j.Unique, time.UnixMilli(j.RunAt), j.Priority, j.Seq})
 			})
 		})
 	})
 	sort.Slice(jobs, func(a, b int) bool {
-		if jobs[a].RunAt != jobs[b].RunAt {
-			return jobs[a].RunAt < jobs[b].RunAt
+		if !jobs[a].RunAt.Equal(jobs[b].RunAt) {
+			return jobs[a].RunAt.Before(jobs[b].RunAt)
 		}
 		return jobs[a].seq < jobs[b].seq
 	})

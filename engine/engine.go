@@ -162,7 +162,7 @@ func (e *Engine) Restore(recs []wal.Record) {
 		sh.Lock()
 		f := sh.Ensure([]byte(r.Function))
 		j := queue.NewJob([]byte(r.Handle), []byte(r.Unique), []byte(r.Reducer), r.Data)
-		j.Seq, j.Priority, j.RunAt = r.Seq, queue.Priority(r.Priority), r.RunAt
+		j.Seq, j.Priority, j.RunAt = r.Seq, queue.Priority(r.Priority), milliOf(r.RunAt)
 		j.Background, j.Persisted = true, true
 		f.Enqueue(j, t)
 		if j.State == queue.Delayed {
@@ -215,8 +215,24 @@ func (e *Engine) Running() int {
 	return n
 }
 
-// now is the clock scheduled jobs are compared against, in unix seconds.
-func now() int64 { return time.Now().Unix() }
+// now is the clock scheduled jobs are compared against, in unix milliseconds (queue.Job's
+// RunAt): epoch jobs are given in seconds, retry backoffs in fractions of one.
+func now() int64 { return time.Now().UnixMilli() }
+
+// milliOf converts a run-at time in unix seconds (SUBMIT_JOB_EPOCH, the job log) to the
+// engine's milliseconds. Absurd epochs are clamped to ±maxTimerEpoch seconds, far beyond any
+// real schedule, where time.Unix and the multiplication are still safe.
+func milliOf(sec int64) int64 { return max(-maxTimerEpoch, min(sec, maxTimerEpoch)) * 1000 }
+
+// secondsOf converts a run-at time in milliseconds back to unix seconds, rounding up: a job
+// never runs before its time, even after a restart.
+func secondsOf(ms int64) int64 {
+	s := ms / 1000
+	if ms%1000 > 0 {
+		s++
+	}
+	return s
+}
 
 func (e *Engine) addSession(s *Session) {
 	e.sessMu.Lock()

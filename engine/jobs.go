@@ -84,7 +84,7 @@ func (e *Engine) writeJob(j *queue.Job, r *createdReply) {
 		Unique:   j.Unique,
 		Reducer:  j.Reducer(),
 		Priority: uint8(j.Priority),
-		RunAt:    j.RunAt,
+		RunAt:    secondsOf(j.RunAt),
 		Data:     j.Data,
 	}, r)
 	if err != nil {
@@ -267,9 +267,9 @@ func (e *Engine) armDueTimer(f *queue.Function) {
 	if !ok || (f.WakeTimer != nil && f.WakeAt != 0 && f.WakeAt <= due) {
 		return
 	}
-	// Clamp absurd epochs: time.Unix overflows near MaxInt64 and would fire at once, forever.
-	// Past the clamp time.Until saturates at the largest Duration (~292 years).
-	d := time.Until(time.Unix(min(due, maxTimerEpoch), 0))
+	// Run-at times are clamped (milliOf): time.Unix overflows near MaxInt64 and would fire
+	// at once, forever. Far in the future, time.Until saturates at the largest Duration.
+	d := time.Until(time.UnixMilli(due))
 	f.WakeAt = due
 	if f.WakeTimer == nil {
 		f.WakeTimer = time.AfterFunc(d, func() { e.onDue(f) })

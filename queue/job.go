@@ -102,7 +102,7 @@ type Job struct {
 	Fn     *Function
 	Unique string
 	Data   []byte
-	RunAt  int64  // unix seconds; 0 = as soon as possible
+	RunAt  int64  // unix milliseconds; 0 = as soon as possible
 	Seq    uint64 // the handle's number: submission order, unique across restarts
 
 	Worker Peer // holder while Running
