@@ -17,6 +17,9 @@ const (
 	adminUnknownCommand   = "ERR UNKNOWN_COMMAND Unknown+server+command"            // gearmand glues the name on
 	adminIncompleteArgs   = "ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+"
 	adminAccessDeniedCode = "ACCESS_DENIED"
+
+	// AdminCodeInvalidArguments is gearmand's code for bad arguments, for Spur's own commands.
+	AdminCodeInvalidArguments = "INVALID_ARGUMENTS"
 )
 
 // AdminUnknownCommand is the reply to an admin command gearmand does not know.

@@ -52,6 +52,12 @@ func (s *Session) admin(line []byte) {
 			s.sendText(s.e.pausedText())
 		case w.N == 2 && w.Is(1, "limits"):
 			s.sendText(s.e.limitsText())
+		case w.N == 2 && w.Is(1, "retries"):
+			s.sendText(s.e.retriesText())
+		case w.Is(1, "result"):
+			s.showResult(&w)
+		case w.N <= 3 && w.Is(1, "dead"):
+			s.sendText(s.deadText(string(w.Word(2))))
 		default:
 			s.sendText(codec.AdminUnknownShow)
 		}
@@ -89,6 +95,15 @@ func (s *Session) admin(line []byte) {
 			return
 		}
 		s.setLimit(w.Word(1), int(max(0, min(atoi(w.Word(2)), 1<<31-1))))
+	case w.Is(0, "retry"):
+		s.adminRetry(&w)
+	case w.Is(0, "purge"):
+		if w.N != 3 || !w.Is(1, "dead") {
+			s.sendText(codec.AdminIncompleteArgs("purge"))
+			return
+		}
+		s.e.PurgeDead(string(w.Word(2)))
+		s.sendText(codec.AdminOK)
 	case w.Is(0, "drain"):
 		if w.N != 3 || !w.Is(1, "worker") {
 			s.sendText(codec.AdminIncompleteArgs("drain"))

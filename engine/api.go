@@ -7,6 +7,7 @@ import (
 
 	"github.com/spur-gearman/spur/codec"
 	"github.com/spur-gearman/spur/queue"
+	"github.com/spur-gearman/spur/wal"
 )
 
 // The engine's typed operations: what the binary dispatcher does for a packet, as plain Go
@@ -192,6 +193,9 @@ func statusOf(j *queue.Job) JobStatus {
 		Clients: len(j.Listeners()), Function: j.Fn.Name}
 }
 
+// cancelled is the data of a cancelled background job's result.
+var cancelled = []byte("cancelled")
+
 // Cancel is `cancel job HANDLE`: foreground clients get WORK_FAIL, once; a background job's
 // record is deleted. A queued job is dropped when a grab reaches it. A running one is freed
 // at once: the protocol has no way to stop its worker, which is not told and works on, and
@@ -210,13 +214,18 @@ func (e *Engine) Cancel(handle []byte) bool {
 		return false
 	}
 	e.log.Info("job cancelled", "handle", j.Handle, "function", j.Fn.Name, "running", j.State == queue.Running)
-	if j.State == queue.Running {
-		e.finish(j, workFail([]byte(j.Handle)))
+	fail := workFail([]byte(j.Handle))
+	if j.State == queue.Running || j.State == queue.Delayed {
+		e.conclude(j, wal.OutcomeFail, cancelled, fail)
 		return true
 	}
-	e.releaseListeners(j, workFail([]byte(j.Handle)))
+	e.releaseListeners(j, fail)
 	j.Fn.Ignore(j)
-	e.unpersist(j)
+	var res *wal.Result
+	if j.Background && e.cfg.ResultTTL > 0 {
+		res = e.resultOf(j, wal.OutcomeFail, cancelled, 0)
+	}
+	e.closeRecord(j, res, nil)
 	return true
 }
 

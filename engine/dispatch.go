@@ -8,6 +8,7 @@ import (
 
 	"github.com/spur-gearman/spur/codec"
 	"github.com/spur-gearman/spur/queue"
+	"github.com/spur-gearman/spur/wal"
 )
 
 // dispatch executes one binary packet.
@@ -301,7 +302,7 @@ func (s *Session) dropAbilities(fns []*queue.Function) {
 		for _, j := range s.assignedOf(f) {
 			if j.State == queue.Running && j.Worker == queue.Peer(s) {
 				s.unassign(j)
-				s.e.requeue(j, "worker gave up the function")
+				s.e.requeue(j, "worker gave up the function", false)
 			}
 		}
 		sh.Unlock()
@@ -312,9 +313,9 @@ func (s *Session) assignedOf(f *queue.Function) []*queue.Job {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []*queue.Job
-	for _, j := range s.assigned {
-		if j.Fn == f {
-			out = append(out, j)
+	for _, a := range s.assigned {
+		if a.job.Fn == f {
+			out = append(out, a.job)
 		}
 	}
 	return out
@@ -350,14 +351,14 @@ func (s *Session) work(p *codec.Packet) {
 		e.notifyAll(j, func(b []byte, _ *Session) []byte { return codec.AppendPacket(b, codec.WorkStatus, h, num, den) })
 	case codec.WorkComplete:
 		data := p.Args[1]
-		e.finish(j, func(b []byte, _ *Session) []byte { return codec.AppendPacket(b, codec.WorkComplete, h, data) })
+		e.conclude(j, wal.OutcomeComplete, data, func(b []byte, _ *Session) []byte { return codec.AppendPacket(b, codec.WorkComplete, h, data) })
 	case codec.WorkFail:
-		e.finish(j, workFail(h))
+		e.failed(j, wal.OutcomeFail, nil, workFail(h))
 	case codec.WorkException:
 		// Listeners without the exceptions option get a plain WORK_FAIL (gearmand adds a
 		// stray NUL to it: spec weakness 14).
 		data := p.Args[1]
-		e.finish(j, func(b []byte, l *Session) []byte {
+		e.failed(j, wal.OutcomeException, data, func(b []byte, l *Session) []byte {
 			if l.exceptions.Load() {
 				return codec.AppendPacket(b, codec.WorkException, h, data)
 			}

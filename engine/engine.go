@@ -53,6 +53,16 @@ type Config struct {
 	// Authorizer decides what each connection may do; nil allows what gearmand allows
 	// (everything, and `shutdown` only from a loopback connection).
 	Authorizer Authorizer
+	// ResultTTL keeps the outcome of every background job this long (results.go); 0 keeps
+	// none (spurd's default is DefaultResultTTL). ResultMaxBytes bounds what they take,
+	// oldest out first; 0 = DefaultResultMaxBytes.
+	ResultTTL      time.Duration
+	ResultMaxBytes int64
+	// Dead letters (dead.go) are kept DeadTTL, at most DeadMax of them in DeadMaxBytes; zero
+	// values mean the Default ones.
+	DeadTTL      time.Duration
+	DeadMax      int
+	DeadMaxBytes int64
 	// IdleGrace is how long a function with nothing in it (no job, no worker, no settings of
 	// its own) is kept before RunUpkeep deletes it; default DefaultIdleGrace.
 	IdleGrace time.Duration
@@ -94,6 +104,10 @@ type Engine struct {
 
 	sessMu   sync.Mutex // guards sessions; never held while taking another lock
 	sessions map[uint64]*Session
+
+	resultLog  ResultLog  // the store, when it keeps results; else memResults has them
+	memResults memResults // results without a ResultLog
+	dead       deadLetters
 }
 
 // New returns an engine with cfg's settings.
@@ -126,7 +140,19 @@ func New(cfg Config) *Engine {
 	if cfg.IdleGrace == 0 {
 		cfg.IdleGrace = DefaultIdleGrace
 	}
-	return &Engine{
+	if cfg.ResultMaxBytes == 0 {
+		cfg.ResultMaxBytes = DefaultResultMaxBytes
+	}
+	if cfg.DeadTTL == 0 {
+		cfg.DeadTTL = DefaultDeadTTL
+	}
+	if cfg.DeadMax == 0 {
+		cfg.DeadMax = DefaultDeadMax
+	}
+	if cfg.DeadMaxBytes == 0 {
+		cfg.DeadMaxBytes = DefaultDeadMaxBytes
+	}
+	e := &Engine{
 		cfg:      cfg,
 		store:    cfg.Store,
 		auth:     cfg.Authorizer,
@@ -134,6 +160,9 @@ func New(cfg Config) *Engine {
 		reg:      queue.NewRegistry(),
 		sessions: make(map[uint64]*Session),
 	}
+	e.resultLog, _ = cfg.Store.(ResultLog)
+	e.memResults.maxBytes = cfg.ResultMaxBytes
+	return e
 }
 
 // nextSeq returns a job number never issued before: by this engine, or with a store, by any
@@ -164,6 +193,8 @@ func (e *Engine) Restore(recs []wal.Record) {
 		j := queue.NewJob([]byte(r.Handle), []byte(r.Unique), []byte(r.Reducer), r.Data)
 		j.Seq, j.Priority, j.RunAt = r.Seq, queue.Priority(r.Priority), milliOf(r.RunAt)
 		j.Background, j.Persisted = true, true
+		j.SetFailures(r.Attempts)
+		j.SetFirstFailed(r.FirstFailed)
 		f.Enqueue(j, t)
 		if j.State == queue.Delayed {
 			e.armDueTimer(f)
@@ -173,8 +204,8 @@ func (e *Engine) Restore(recs []wal.Record) {
 }
 
 // RunUpkeep does the engine's periodic housekeeping every interval until ctx is done: idle
-// functions are deleted after Config.IdleGrace, and the index space of drained backlogs is
-// given back. spurd runs it for the life of the server.
+// functions are deleted after Config.IdleGrace, the index space of drained backlogs is
+// given back, and expired results and dead letters are dropped. spurd runs it for the life of the server.
 func (e *Engine) RunUpkeep(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -186,6 +217,8 @@ func (e *Engine) RunUpkeep(ctx context.Context, every time.Duration) {
 			if n := e.reg.SweepIdle(now, e.cfg.IdleGrace); n > 0 {
 				e.log.Debug("deleted idle functions", "count", n)
 			}
+			e.expireResults(now)
+			e.expireDead(now)
 		}
 	}
 }

@@ -179,7 +179,7 @@ func (e *Engine) checkFunction(f *queue.Function, indexed []*queue.Job) error {
 				return fail("job %s is held by a %T, not a session", j.Handle, j.Worker)
 			}
 			w.mu.Lock()
-			lost := !w.closed && w.assigned[j.Seq] != j
+			lost := !w.closed && w.assigned[j.Seq].job != j
 			w.mu.Unlock()
 			if lost {
 				return fail("job %s is Running on session %d, which does not know it holds it", j.Handle, w.id)
@@ -268,7 +268,8 @@ func checkSession(sh *queue.Shard, s *Session) error {
 	if s.closed {
 		return nil // Close is releasing what it held
 	}
-	for h, j := range s.assigned {
+	for h, a := range s.assigned {
+		j := a.job
 		if j.Fn.Shard() != sh {
 			continue
 		}

@@ -40,20 +40,6 @@ func (e *Engine) notifyAll(j *queue.Job, build func(b []byte, l *Session) []byte
 	}
 }
 
-// finish ends j for good after notify has told its listeners, who are then detached.
-func (e *Engine) finish(j *queue.Job, notify func(b []byte, l *Session) []byte) {
-	e.releaseListeners(j, notify)
-	if w, ok := j.Worker.(*Session); ok {
-		w.unassign(j)
-	}
-	e.unpersist(j)
-	f, wasRunning := j.Fn, j.State == queue.Running
-	f.Finish(j)
-	if wasRunning && f.Limit > 0 {
-		e.wakeWorkers(f) // a slot under its concurrency limit is free again
-	}
-}
-
 // persist makes background job j durable and answers its submitter s with JOB_CREATED once
 // it is, or with ERROR QUEUE_ERROR if it cannot be written (the job is then withdrawn).
 // Without a store the job is acknowledged at once; `show jobs` still reports it persisted,
@@ -224,25 +210,24 @@ func workFail(h []byte) func(b []byte, _ *Session) []byte {
 	return func(b []byte, _ *Session) []byte { return codec.AppendPacket(b, codec.WorkFail, h) }
 }
 
-// failJob ends j with WORK_FAIL to every listener.
-func (e *Engine) failJob(j *queue.Job) {
-	h := []byte(j.Handle)
-	e.finish(j, workFail(h))
-}
-
-// requeue returns a running job whose worker let go of it without a result (disconnect,
-// CANT_DO, timeout) to the back of its queue, or fails it once --job-retries is reached.
-// The caller has already removed it from the worker's assigned set.
-func (e *Engine) requeue(j *queue.Job, why string) {
+// requeue returns a running job whose worker let go of it without a result (CANT_DO) to
+// the back of its queue, or fails it once --job-retries is reached. lost says the worker
+// failed it (disconnected, timed out): under a retry policy that is a failed attempt. The
+// caller has already removed it from the worker's assigned set.
+func (e *Engine) requeue(j *queue.Job, why string, lost bool) {
 	j.StopTimer()
 	if j.Ignore {
-		e.finish(j, nil) // cancelled or abandoned: nobody wants it any more
+		e.conclude(j, wal.OutcomeFail, nil, nil) // cancelled or abandoned: nobody wants it any more
+		return
+	}
+	if lost && j.Background && j.Fn.Retry.Attempts > 0 {
+		e.failed(j, wal.OutcomeFail, []byte(why), workFail([]byte(j.Handle)))
 		return
 	}
 	retries := j.AddRetry()
 	if e.cfg.JobRetries > 0 && int(retries) >= e.cfg.JobRetries {
 		e.log.Warn("job failed: retries exhausted", "handle", j.Handle, "function", j.Fn.Name, "retries", retries, "reason", why)
-		e.failJob(j)
+		e.conclude(j, wal.OutcomeFail, []byte(why), workFail([]byte(j.Handle)))
 		return
 	}
 	e.log.Info("job requeued", "handle", j.Handle, "function", j.Fn.Name, "retries", retries, "reason", why)
@@ -306,7 +291,7 @@ func (e *Engine) armTimeout(j *queue.Job, w *Session, d time.Duration) {
 		}
 		w.unassign(j)
 		j.SetTimer(nil)
-		e.requeue(j, "worker timeout")
+		e.requeue(j, "worker timeout", true)
 	})
 	j.SetTimer(t)
 }

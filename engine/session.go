@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/valyala/bytebufferpool"
 
@@ -54,7 +55,7 @@ type Session struct {
 	closed      bool
 	clientID    string
 	abilities   abilities             // registered functions (see abilities for who may read it)
-	assigned    map[uint64]*queue.Job // by Seq
+	assigned    map[uint64]assignment // by Seq
 	released    *releasedJobs         // jobs this worker held last, for late results
 	listening   map[*queue.Job]struct{}
 }
@@ -323,18 +324,31 @@ func (s *Session) MaxOutbound() int { return s.e.cfg.MaxOutbound }
 
 // assign records that the worker holds j.
 func (s *Session) assign(j *queue.Job) {
+	a := assignment{job: j}
+	if j.Background && s.e.cfg.ResultTTL > 0 {
+		a.started = time.Now().UnixNano() // for its result: only read when one is kept
+	}
 	s.mu.Lock()
 	if s.assigned == nil {
-		s.assigned = make(map[uint64]*queue.Job)
+		s.assigned = make(map[uint64]assignment)
 	}
-	s.assigned[j.Seq] = j
+	s.assigned[j.Seq] = a
 	s.mu.Unlock()
 }
 
+// assignment is a job a worker holds, with when it got it (unix nanoseconds; 0 when nothing
+// needs to know).
+type assignment struct {
+	job     *queue.Job
+	started int64
+}
+
 // unassign records that the worker no longer holds j: it finished, timed out, was requeued.
-func (s *Session) unassign(j *queue.Job) {
+// It returns when the worker got it (see assignment).
+func (s *Session) unassign(j *queue.Job) (started int64) {
 	s.mu.Lock()
-	if s.assigned[j.Seq] == j {
+	if a := s.assigned[j.Seq]; a.job == j {
+		started = a.started
 		delete(s.assigned, j.Seq)
 		if s.released == nil {
 			s.released = &releasedJobs{}
@@ -346,6 +360,7 @@ func (s *Session) unassign(j *queue.Job) {
 	if done {
 		s.closeDrained()
 	}
+	return started
 }
 
 // releasedJobs remembers the job numbers of the last jobs a worker held, so that a result it
@@ -389,7 +404,7 @@ func (s *Session) assignedJob(handle []byte) *queue.Job {
 		return nil
 	}
 	s.mu.Lock()
-	j := s.assigned[seq]
+	j := s.assigned[seq].job
 	s.mu.Unlock()
 	if j == nil || j.Handle != string(handle) {
 		return nil
@@ -435,11 +450,12 @@ func (s *Session) Close() {
 		s.e.replaceWoken(f)
 		sh.Unlock()
 	}
-	for _, j := range assigned {
+	for _, a := range assigned {
+		j := a.job
 		sh := j.Fn.Shard()
 		sh.Lock()
 		if j.State == queue.Running && j.Worker == queue.Peer(s) {
-			s.e.requeue(j, "worker disconnected")
+			s.e.requeue(j, "worker disconnected", true)
 		}
 		sh.Unlock()
 	}

@@ -7,13 +7,13 @@ import (
 )
 
 // A function's own settings — its `maxqueue` limits, being made by `create function`, being
-// paused, its concurrency limit — are
-// durable with a store: the admin command that changes them is answered once the change is
+// paused, its concurrency limit, its retry policy — are durable with a store: the admin command that changes them is answered once the change is
 // committed, and a restart brings them back (RestoreFunctions).
 
 // settingsOf is what the store keeps of f. Call with f's shard locked.
 func settingsOf(f *queue.Function) wal.FunctionSettings {
-	return wal.FunctionSettings{Name: f.Name, MaxQueue: f.MaxQueue, Declared: f.Declared, Paused: f.Paused, Limit: f.Limit}
+	return wal.FunctionSettings{Name: f.Name, MaxQueue: f.MaxQueue, Declared: f.Declared, Paused: f.Paused, Limit: f.Limit,
+		Retry: wal.RetryPolicy(f.Retry)}
 }
 
 // saveSettings writes st as the settings of function name (deleting them when st is nil or
@@ -28,7 +28,7 @@ func (s *Session) saveSettings(name string, st *wal.FunctionSettings, ok string)
 		return true
 	}
 	var t wal.Txn
-	if st == nil || (!st.Declared && !st.Paused && st.Limit == 0 && st.MaxQueue == [queue.NumPriorities]int{}) {
+	if st == nil || *st == (wal.FunctionSettings{Name: st.Name}) {
 		t.DeleteFunction(name)
 	} else {
 		t.PutFunction(*st)
@@ -74,5 +74,6 @@ func (e *Engine) RestoreFunctions(settings []wal.FunctionSettings) {
 // locked.
 func applySettings(f *queue.Function, st *wal.FunctionSettings) {
 	f.MaxQueue, f.Declared, f.Paused, f.Limit = st.MaxQueue, st.Declared, st.Paused, st.Limit
+	f.Retry = queue.RetryPolicy(st.Retry)
 	f.NoteSettingsChanged()
 }

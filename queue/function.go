@@ -41,6 +41,7 @@ type Function struct {
 	Declared bool               // made by `create function`
 	Paused   bool               // `pause`: its jobs queue but are not handed out
 	Limit    int                // `limit`: most of its jobs running at once; 0 = no limit
+	Retry    RetryPolicy        // `retry`: failed background jobs run again
 
 	Total   int                // live jobs: queued, delayed and running
 	Running int                // jobs assigned to a worker
@@ -54,6 +55,15 @@ type Function struct {
 	idleListed  bool  // in its shard's idle list
 	idleSince   int64 // unix nanoseconds the sweeper first saw it idle; 0 = not yet
 	roomyListed bool  // in its shard's roomy list: a coalescing index to shrink
+}
+
+// RetryPolicy makes a failed background job run again after a backoff instead of ending:
+// up to Attempts assignments in all, the n-th retry Base·2^(n−1) later, capped at Max. The
+// zero value is no policy (gearmand's behaviour).
+type RetryPolicy struct {
+	Attempts int
+	Base     time.Duration
+	Max      time.Duration
 }
 
 // Shard returns the shard whose lock guards f.

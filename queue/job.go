@@ -90,8 +90,8 @@ const (
 type Peer interface{ PeerID() uint64 }
 
 // Job is one unit of work. Its fields are guarded by its function's shard lock, except the
-// immutable identity fields (Handle, Seq, Fn, Unique, Priority, RunAt and the reducer), which
-// may be read without it. Data is immutable too but only while the job is live: once it is
+// immutable identity fields (Handle, Seq, Fn, Unique, Priority and the reducer), which may be
+// read without it. Data is immutable too but only while the job is live: once it is
 // Done, a pooled data buffer goes back to its pool and Data is nil. Jobs made by NewJob carry
 // their handle, unique id, reducer and data in the same allocation (see jobWith).
 //
@@ -102,7 +102,7 @@ type Job struct {
 	Fn     *Function
 	Unique string
 	Data   []byte
-	RunAt  int64  // unix milliseconds; 0 = as soon as possible
+	RunAt  int64  // unix milliseconds; 0 = as soon as possible; a retry sets it anew
 	Seq    uint64 // the handle's number: submission order, unique across restarts
 
 	Worker Peer // holder while Running
@@ -138,6 +138,7 @@ type jobMore struct {
 	reducer   string
 	num, den  uint64 // last WORK_STATUS; reset on requeue
 	retries   uint32 // assignments that ended without a result (worker gone, timeout)
+	failures  uint32 // failed assignments counted by a retry policy; durable (wal.Record.Attempts)
 	timer     *time.Timer
 	rare      atomic.Pointer[jobRare]
 }
@@ -146,6 +147,9 @@ type jobMore struct {
 type jobRare struct {
 	dataBuf  *bytebufferpool.ByteBuffer // Data's pooled buffer, if it has one (see NewJob); shard lock
 	sameHash *Job                       // next job filed under the same hash in keyIndex; shard lock
+	// firstFailed is when the job first failed under a retry policy (unix nanoseconds), for
+	// its dead letter; shard lock.
+	firstFailed int64
 }
 
 // moreFields returns j's jobMore, creating it if needed.
@@ -266,6 +270,36 @@ func (j *Job) Retries() uint32 {
 
 // AddRetry counts one more assignment that ended without a result and returns the total.
 func (j *Job) AddRetry() uint32 { m := j.moreFields(); m.retries++; return m.retries }
+
+// Failures returns how many assignments of the job failed under a retry policy.
+func (j *Job) Failures() uint32 {
+	if m := j.more.Load(); m != nil {
+		return m.failures
+	}
+	return 0
+}
+
+// SetFailures records how many assignments of the job failed under a retry policy.
+func (j *Job) SetFailures(n uint32) {
+	if j.more.Load() != nil || n != 0 {
+		j.moreFields().failures = n
+	}
+}
+
+// FirstFailed returns when the job first failed under a retry policy (unix nanoseconds), or 0.
+func (j *Job) FirstFailed() int64 {
+	if r := j.rare(); r != nil {
+		return r.firstFailed
+	}
+	return 0
+}
+
+// SetFirstFailed records when the job first failed under a retry policy.
+func (j *Job) SetFirstFailed(t int64) {
+	if j.rare() != nil || t != 0 {
+		j.rareFields().firstFailed = t
+	}
+}
 
 // Timer returns the CAN_DO_TIMEOUT timer of the current assignment, or nil.
 func (j *Job) Timer() *time.Timer {

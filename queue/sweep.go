@@ -25,7 +25,7 @@ import "time"
 // HasSettings reports whether the function has settings of its own (a queue limit, or being
 // declared by `create function`), which keep it from ever being swept.
 func (f *Function) HasSettings() bool {
-	return f.Declared || f.Paused || f.Limit != 0 || f.MaxQueue != [NumPriorities]int{}
+	return f.Declared || f.Paused || f.Limit != 0 || f.Retry != RetryPolicy{} || f.MaxQueue != [NumPriorities]int{}
 }
 
 // Idle reports whether the function holds nothing worth keeping: no job (queued, delayed or

@@ -98,8 +98,9 @@ type Record struct {
 	Priority uint8
 	RunAt    int64  // unix seconds; 0 = as soon as possible
 	Attempts uint32 // assignments that failed so far under a retry policy
-	Created  int64  // unix nanoseconds of the submission; 0 = not recorded
-	Data     []byte
+	// FirstFailed is when the first of them failed (unix nanoseconds), for its dead letter.
+	FirstFailed int64
+	Data        []byte
 }
 
 // FunctionSettings are a function's own durable settings (they survive a restart).
