@@ -75,7 +75,7 @@ func (s *Session) admin(line []byte) {
 			return
 		}
 		// Kept, even with nothing in it, until dropped.
-		s.changeSettings(w.Word(2), false, func(st *wal.FunctionSettings) { st.Declared = true })
+		s.changeSettings(w.Word(2), func(st *wal.FunctionSettings) { st.Declared = true })
 	case w.Is(0, "drop"):
 		if w.N != 3 || !w.Is(1, "function") {
 			s.sendText(codec.AdminIncompleteArgs("drop"))
@@ -156,7 +156,7 @@ func (s *Session) adminMaxQueue(w *codec.AdminWords) {
 	}
 	st := settingsOf(f)
 	st.MaxQueue = limits
-	if s.saveSettings(f.Name, &st, codec.AdminOK) {
+	if s.saveForAdmin(f.Name, &st) {
 		f.MaxQueue = limits
 		f.NoteSettingsChanged()
 	}
@@ -265,7 +265,7 @@ func (e *Engine) jobsText(uniques bool) string {
 // `resume` wakes its sleepers. Pausing a function nothing knows yet makes it, so that its
 // jobs can be held before they arrive.
 func (s *Session) setPaused(name []byte, paused bool) {
-	s.changeSettings(name, !paused, func(st *wal.FunctionSettings) { st.Paused = paused })
+	s.changeSettings(name, func(st *wal.FunctionSettings) { st.Paused = paused })
 }
 
 // setLimit is `limit FN N`: at most N of the function's jobs run at once, across all its
@@ -273,39 +273,23 @@ func (s *Session) setPaused(name []byte, paused bool) {
 // them by, and a sleeper is woken when a running one ends. Made for a fragile downstream:
 // a database that takes ten connections, an API with a rate limit.
 func (s *Session) setLimit(name []byte, n int) {
-	s.changeSettings(name, n == 0, func(st *wal.FunctionSettings) { st.Limit = n })
+	s.changeSettings(name, func(st *wal.FunctionSettings) { st.Limit = n })
 }
 
-// changeSettings changes a function's own settings for an admin command, durably (answered
-// OK once the store has it), and then wakes its sleepers, as the change may let waiting
-// jobs start. A function nothing knows yet is made, unless the change sets its default.
-func (s *Session) changeSettings(name []byte, toDefault bool, change func(*wal.FunctionSettings)) {
-	sh := s.e.reg.ShardFor(name)
-	sh.Lock()
-	defer sh.Unlock()
-	f := sh.Get(name)
-	if f == nil && toDefault {
-		s.sendText(codec.AdminOK) // nothing to change
-		return
-	}
-	if f == nil {
-		f = sh.Ensure(name)
-	}
-	before := settingsOf(f)
-	st := before
-	change(&st)
-	if st == before {
-		s.sendText(codec.AdminOK)
-		return
-	}
-	if !s.saveSettings(f.Name, &st, codec.AdminOK) {
-		return // the log refused: the function stays as the log holds it
-	}
-	applySettings(f, &st)
-	s.e.log.Info("function settings changed by admin command", "function", f.Name,
-		"declared", st.Declared, "paused", st.Paused, "limit", st.Limit, "remote", s.who.IP)
-	f.NoSleeper = false
-	s.e.wakeWorkers(f)
+// changeSettings changes a function's own settings for an admin command (UpdateFunction),
+// answering OK once the change is durable.
+func (s *Session) changeSettings(name []byte, change func(*wal.FunctionSettings)) {
+	r := &adminReply{s: s, ok: codec.AdminOK}
+	s.holdReply(&r.slot)
+	s.e.UpdateFunction(name, change, r.Acked)
+}
+
+// saveForAdmin is saveSettings for an admin command, answered OK once the write is durable;
+// false when the store refused it (and the command was answered so).
+func (s *Session) saveForAdmin(name string, st *wal.FunctionSettings) bool {
+	r := &adminReply{s: s, ok: codec.AdminOK}
+	s.holdReply(&r.slot)
+	return s.e.saveSettings(name, st, r.Acked) == nil
 }
 
 // limitsText renders `show limits`: FUNCTION \t LIMIT \t RUNNING per function with a
@@ -417,7 +401,7 @@ func (s *Session) dropFunction(name []byte) {
 	}
 	if !f.HasSettings() {
 		s.sendText(codec.AdminOK)
-	} else if !s.saveSettings(f.Name, nil, codec.AdminOK) {
+	} else if !s.saveForAdmin(f.Name, nil) {
 		return // the log refused: the function stays, as its settings on disk do
 	}
 	if f.WakeTimer != nil {

@@ -86,7 +86,7 @@ func (s *Session) adminRetry(w *codec.AdminWords) {
 		s.sendText(codec.AdminErr(codec.AdminCodeInvalidArguments, "retry: "+err.Error()))
 		return
 	}
-	s.changeSettings(w.Word(1), p == queue.RetryPolicy{}, func(st *wal.FunctionSettings) { st.Retry = wal.RetryPolicy(p) })
+	s.changeSettings(w.Word(1), func(st *wal.FunctionSettings) { st.Retry = wal.RetryPolicy(p) })
 }
 
 // retriesText renders `show retries`: FUNCTION \t ATTEMPTS \t BASE \t MAX per function with

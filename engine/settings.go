@@ -16,16 +16,47 @@ func settingsOf(f *queue.Function) wal.FunctionSettings {
 		Retry: wal.RetryPolicy(f.Retry)}
 }
 
+// UpdateFunction changes the settings of function name with change, durably: done (which
+// must not block, nor take a shard lock) is told once the change is committed, or why it was
+// not — then the function stays as the store holds it. Its sleeping workers are woken, as
+// the change may let waiting jobs start. A function nothing knows yet is made, unless the
+// change leaves it with no settings of its own. Safe from any goroutine.
+func (e *Engine) UpdateFunction(name []byte, change func(*wal.FunctionSettings), done func(error)) {
+	sh := e.reg.ShardFor(name)
+	sh.Lock()
+	defer sh.Unlock()
+	f := sh.Get(name)
+	before := wal.FunctionSettings{Name: string(name)}
+	if f != nil {
+		before = settingsOf(f)
+	}
+	st := before
+	change(&st)
+	if st == before {
+		done(nil) // nothing to change
+		return
+	}
+	if f == nil {
+		f = sh.Ensure(name)
+	}
+	if err := e.saveSettings(f.Name, &st, done); err != nil {
+		return // refused: the function stays as the log holds it
+	}
+	applySettings(f, &st)
+	e.log.Info("function settings changed", "function", f.Name, "declared", st.Declared,
+		"paused", st.Paused, "limit", st.Limit, "retry", st.Retry.Attempts)
+	f.NoSleeper = false
+	e.wakeWorkers(f)
+}
+
 // saveSettings writes st as the settings of function name (deleting them when st is nil or
-// holds none) and answers the admin command s sent with ok once that is durable; without a
-// store it answers at once. It reports false when the store refused the write outright (a
-// failed or closed log): the command was answered with the error and the caller must leave
-// the function as it was. Call with the function's shard locked.
-func (s *Session) saveSettings(name string, st *wal.FunctionSettings, ok string) bool {
-	e := s.e
+// holds none) and tells done once that is durable; without a store it tells it at once. It
+// returns the store's refusal (a failed or closed log), which done was told. Call with the
+// function's shard locked.
+func (e *Engine) saveSettings(name string, st *wal.FunctionSettings, done func(error)) error {
 	if e.store == nil {
-		s.sendText(ok)
-		return true
+		done(nil)
+		return nil
 	}
 	var t wal.Txn
 	if st == nil || *st == (wal.FunctionSettings{Name: st.Name}) {
@@ -33,13 +64,11 @@ func (s *Session) saveSettings(name string, st *wal.FunctionSettings, ok string)
 	} else {
 		t.PutFunction(*st)
 	}
-	r := &adminReply{s: s, ok: ok}
-	s.holdReply(&r.slot)
-	if err := e.store.Apply(&t, r); err != nil {
-		r.Acked(err)
-		return false
+	if err := e.store.Apply(&t, ackFunc(done)); err != nil {
+		done(err)
+		return err
 	}
-	return true
+	return nil
 }
 
 // adminReply is an admin command's answer waiting for its change to be durable.
@@ -53,7 +82,7 @@ type adminReply struct {
 func (r *adminReply) Acked(err error) {
 	text := r.ok
 	if err != nil {
-		r.s.e.log.Error("cannot write function settings to the job log", "error", err)
+		r.s.e.log.Error("cannot write to the job log", "error", err)
 		text = codec.AdminErr(codec.CodeQueueError, err.Error())
 	}
 	r.s.fillReply(&r.slot, func(b []byte) []byte { return append(b, text...) })
