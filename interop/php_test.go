@@ -5,8 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // PHP PECL gearman (GearmanClient / GearmanWorker) against the server.
@@ -504,5 +506,52 @@ func testPHPDrainWorker(t *testing.T, srv serverMode) {
 	t.Logf("worker after the drain: %q", lines)
 	if starts := startLines(t, lines); len(starts) != 1 {
 		t.Errorf("drained worker ran %d jobs, want only the one it held", len(starts))
+	}
+}
+
+// TestPHPBackgroundOutcomes: what a PHP client cannot see of a background job, Spur keeps.
+// A doBackground() job whose PHP worker throws (sendException) under `retry FN 3 ...` runs
+// three times, then lands in the dead-letter list with the exception's data, and
+// jobStatus() reports it unknown (known = 0) once it is over, as gearmand does, so scripts
+// polling it do not wait for the result's TTL; `show result` tells how it ended. A job of
+// a function without a policy that completes leaves its result at once.
+func TestPHPBackgroundOutcomes(t *testing.T) { forEachMode(t, testPHPBackgroundOutcomes) }
+
+func testPHPBackgroundOutcomes(t *testing.T, srv serverMode) {
+	requirePHP(t)
+	addr, _ := srv.start(t)
+	bad, good := fnName(t, "throws"), fnName(t, "reverses")
+	if got := adminLine(t, addr, "retry "+bad+" 3 0.05 0.1"); got != "OK\r\n" {
+		t.Fatalf("retry: %q", got)
+	}
+	w := phpWorker(t, addr, nil, 4, bad+"=exception", good+"=reverse")
+	h := strings.Fields(phpClient(t, addr, "bg", "normal", bad, "w1")[0])[2]
+	hg := strings.Fields(phpClient(t, addr, "bg", "normal", good, "abc")[0])[2]
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st := phpClient(t, addr, "status", h)
+		if st[0] == "STATUS 0 0 0 0" {
+			break
+		}
+		if !strings.HasPrefix(st[0], "STATUS 1 ") || time.Now().After(deadline) {
+			t.Fatalf("jobStatus of the retried job: %q", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	dead := adminList(t, addr, "show dead "+bad)
+	if len(dead) != 1 || !regexp.MustCompile("^"+regexp.QuoteMeta(h)+"\t"+bad+"\t\\S+\t3\t\\S+\t\\S+\texception\tboom:w1$").MatchString(dead[0]) {
+		t.Fatalf("show dead: %q", dead)
+	}
+	res := adminList(t, addr, "show result "+h)
+	if len(res) != 1 || !regexp.MustCompile("^"+regexp.QuoteMeta(h)+"\t"+bad+"\t\\S+\texception\t3\t\\S+\t\\S+\tboom:w1$").MatchString(res[0]) {
+		t.Fatalf("show result of the dead job: %q", res)
+	}
+	res = adminList(t, addr, "show result "+hg)
+	if len(res) != 1 || !regexp.MustCompile("^"+regexp.QuoteMeta(hg)+"\t"+good+"\t\\S+\tcomplete\t1\t\\S+\t\\S+\tcba$").MatchString(res[0]) {
+		t.Fatalf("show result of the completed job: %q", res)
+	}
+	if starts := startLines(t, w.mustExit()); len(starts) != 4 {
+		t.Errorf("worker ran %d jobs, want 3 attempts and 1", len(starts))
 	}
 }
