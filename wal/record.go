@@ -71,7 +71,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/bits"
+	"time"
 )
 
 // Kind is the first byte of every key: what the record is.
@@ -122,11 +124,13 @@ type Entry struct {
 
 const (
 	recordVersion   = 1
-	flagRunAt       = 1
+	flagRunAt       = 1 // job record: run-at follows
+	flagHistory     = 2 // job record: attempts and created follow run-at
 	functionVersion = 1
 	flagDeclared    = 1
 	flagPaused      = 2
 	flagLimit       = 4
+	flagRetry       = 8
 )
 
 var metaSeqKey = []byte{byte(kindMeta), 's', 'e', 'q'}
@@ -170,7 +174,10 @@ const jobDeleteLen = 3 + 8
 func recordLen(r *Record) int {
 	n := 3
 	if r.RunAt != 0 {
-		n += uvarintLen(uint64(r.RunAt)<<1 ^ uint64(r.RunAt>>63)) // zig-zag, as AppendVarint
+		n += varintLen(r.RunAt)
+	}
+	if hasHistory(r) {
+		n += uvarintLen(uint64(r.Attempts)) + varintLen(r.Created)
 	}
 	for _, s := range [...]string{r.Handle, r.Function, r.Unique, r.Reducer} {
 		n += uvarintLen(uint64(len(s))) + len(s)
@@ -181,15 +188,29 @@ func recordLen(r *Record) int {
 // uvarintLen is the length of binary.AppendUvarint's encoding of x.
 func uvarintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
 
+// varintLen is the length of binary.AppendVarint's encoding of x (zig-zag, then uvarint).
+func varintLen(x int64) int { return uvarintLen(uint64(x)<<1 ^ uint64(x>>63)) }
+
+// hasHistory reports whether r's record carries attempts and created: only when either is
+// set, so that a record without them is byte for byte what an older release wrote.
+func hasHistory(r *Record) bool { return r.Attempts != 0 || r.Created != 0 }
+
 // appendRecord encodes r's value (everything but the key) onto dst.
 func appendRecord(dst []byte, r *Record) []byte {
 	var flags byte
 	if r.RunAt != 0 {
 		flags |= flagRunAt
 	}
+	if hasHistory(r) {
+		flags |= flagHistory
+	}
 	dst = append(dst, recordVersion, r.Priority, flags)
 	if r.RunAt != 0 {
 		dst = binary.AppendVarint(dst, r.RunAt)
+	}
+	if hasHistory(r) {
+		dst = binary.AppendUvarint(dst, uint64(r.Attempts))
+		dst = binary.AppendVarint(dst, r.Created)
 	}
 	for _, s := range [...]string{r.Handle, r.Function, r.Unique, r.Reducer} {
 		dst = binary.AppendUvarint(dst, uint64(len(s)))
@@ -200,11 +221,20 @@ func appendRecord(dst []byte, r *Record) []byte {
 
 // decodeRecord parses a record stored under seq. The result does not alias value.
 func decodeRecord(seq uint64, value []byte) (Record, error) {
-	bad := func(what string) (Record, error) {
-		return Record{}, fmt.Errorf("%w: job seq %d: %s", ErrCorrupt, seq, what)
+	return decodeRecordOf("job", seq, value)
+}
+
+// decodeRecordOf parses a job record stored under seq as part of a record of kind what (a
+// job, a dead letter), which its errors name. The result does not alias value.
+func decodeRecordOf(what string, seq uint64, value []byte) (Record, error) {
+	bad := func(why string) (Record, error) {
+		return Record{}, fmt.Errorf("%w: %s seq %d: %s", ErrCorrupt, what, seq, why)
 	}
-	if len(value) < 3 || value[0] != recordVersion {
-		return bad("unknown version")
+	if len(value) < 3 {
+		return bad("truncated")
+	}
+	if value[0] != recordVersion {
+		return bad(fmt.Sprintf("unknown version %d", value[0]))
 	}
 	r := Record{Seq: seq, Priority: value[1]}
 	if r.Priority > 2 {
@@ -212,8 +242,8 @@ func decodeRecord(seq uint64, value []byte) (Record, error) {
 	}
 	flags := value[2]
 	rest := value[3:]
-	if flags&^flagRunAt != 0 {
-		return bad("unknown flags")
+	if flags&^(flagRunAt|flagHistory) != 0 {
+		return bad(fmt.Sprintf("unknown flags %#x", flags))
 	}
 	if flags&flagRunAt != 0 {
 		v, n := binary.Varint(rest)
@@ -221,6 +251,18 @@ func decodeRecord(seq uint64, value []byte) (Record, error) {
 			return bad("bad run-at time")
 		}
 		r.RunAt, rest = v, rest[n:]
+	}
+	if flags&flagHistory != 0 {
+		a, n := binary.Uvarint(rest)
+		if n <= 0 || a > math.MaxUint32 {
+			return bad("bad attempts")
+		}
+		r.Attempts, rest = uint32(a), rest[n:]
+		c, n := binary.Varint(rest)
+		if n <= 0 {
+			return bad("bad created time")
+		}
+		r.Created, rest = c, rest[n:]
 	}
 	var fields [4]string
 	for i := range fields {
@@ -248,6 +290,9 @@ func appendFunction(dst []byte, s *FunctionSettings) []byte {
 	if s.Limit != 0 {
 		flags |= flagLimit
 	}
+	if s.Retry != (RetryPolicy{}) {
+		flags |= flagRetry
+	}
 	dst = append(dst, functionVersion, flags)
 	for _, m := range s.MaxQueue {
 		dst = binary.AppendVarint(dst, int64(m))
@@ -255,7 +300,22 @@ func appendFunction(dst []byte, s *FunctionSettings) []byte {
 	if s.Limit != 0 {
 		dst = binary.AppendVarint(dst, int64(s.Limit))
 	}
+	if s.Retry != (RetryPolicy{}) {
+		dst = binary.AppendVarint(dst, int64(s.Retry.Attempts))
+		dst = binary.AppendVarint(dst, int64(s.Retry.Base))
+		dst = binary.AppendVarint(dst, int64(s.Retry.Max))
+	}
 	return dst
+}
+
+// check reports why p cannot be stored, or nil: the zero policy (none), or one with at least
+// one attempt, a positive first backoff and a longest backoff no shorter than it. A policy
+// that decodeFunction would refuse is never written, or the log would not open again.
+func (p RetryPolicy) check() error {
+	if p == (RetryPolicy{}) || p.Attempts >= 1 && p.Base > 0 && p.Max >= p.Base {
+		return nil
+	}
+	return fmt.Errorf("retry policy %+v: want attempts >= 1 and 0 < base <= max", p)
 }
 
 // decodeFunction parses the settings stored under a function's name. The result does not
@@ -264,12 +324,15 @@ func decodeFunction(name string, value []byte) (FunctionSettings, error) {
 	bad := func(what string) (FunctionSettings, error) {
 		return FunctionSettings{}, fmt.Errorf("%w: settings of function %q: %s", ErrCorrupt, name, what)
 	}
-	if len(value) < 2 || value[0] != functionVersion {
-		return bad("unknown version")
+	if len(value) < 2 {
+		return bad("truncated")
+	}
+	if value[0] != functionVersion {
+		return bad(fmt.Sprintf("unknown version %d", value[0]))
 	}
 	s := FunctionSettings{Name: name, Declared: value[1]&flagDeclared != 0, Paused: value[1]&flagPaused != 0}
-	if value[1]&^(flagDeclared|flagPaused|flagLimit) != 0 {
-		return bad("unknown flags")
+	if value[1]&^(flagDeclared|flagPaused|flagLimit|flagRetry) != 0 {
+		return bad(fmt.Sprintf("unknown flags %#x", value[1]))
 	}
 	rest := value[2:]
 	for i := range s.MaxQueue {
@@ -285,6 +348,23 @@ func decodeFunction(name string, value []byte) (FunctionSettings, error) {
 			return bad("bad limit")
 		}
 		s.Limit, rest = int(v), rest[n:]
+	}
+	if value[1]&flagRetry != 0 {
+		var v [3]int64
+		for i := range v {
+			x, n := binary.Varint(rest)
+			if n <= 0 {
+				return bad("truncated retry policy")
+			}
+			v[i], rest = x, rest[n:]
+		}
+		if int64(int(v[0])) != v[0] {
+			return bad("bad retry attempts")
+		}
+		s.Retry = RetryPolicy{Attempts: int(v[0]), Base: time.Duration(v[1]), Max: time.Duration(v[2])}
+		if s.Retry == (RetryPolicy{}) || s.Retry.check() != nil {
+			return bad(fmt.Sprintf("bad retry policy (attempts %d, base %v, max %v)", v[0], s.Retry.Base, s.Retry.Max))
+		}
 	}
 	if len(rest) != 0 {
 		return bad("trailing bytes")

@@ -40,8 +40,13 @@ func (t *Txn) DeleteJob(seq uint64) {
 	t.buf = appendJobDelete(t.buf, seq)
 }
 
-// PutFunction writes s under s.Name, replacing that function's earlier settings.
+// PutFunction writes s under s.Name, replacing that function's earlier settings. A retry
+// policy that is neither zero nor valid (attempts >= 1, 0 < base <= max) fails the Txn.
 func (t *Txn) PutFunction(s FunctionSettings) {
+	if err := s.Retry.check(); err != nil {
+		t.fail(fmt.Errorf("wal: settings of function %q: %w", s.Name, err))
+		return
+	}
 	t.scratch = appendFunction(t.scratch[:0], &s)
 	t.key(txnSet, KindFunction, len(s.Name))
 	t.buf = append(t.buf, s.Name...)
