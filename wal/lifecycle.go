@@ -431,9 +431,11 @@ func (l *Log) ResultByUnique(fn, unique string) (Result, bool, error) {
 	return r, true, nil
 }
 
-// ResultStats returns how many results are stored and the bytes they take (keys and values).
-// Recovery counts them; the committer keeps the figures as batches that write or remove
-// results commit, so they lag what Result sees by at most the batch being acknowledged.
+// ResultStats returns how many results are stored and the bytes they take: each one's keys
+// and values as PutResult wrote them (a by-unique entry a newer result took over stays
+// counted for the older one until it expires). Recovery counts them from the expiry index;
+// then the figures move as the batches that write or remove results commit, so they lag
+// what Result sees by at most the batch being acknowledged. Safe to call at any time.
 func (l *Log) ResultStats() (count int, bytes int64) {
 	return int(l.results.Load()), l.resultBytes.Load()
 }
@@ -445,9 +447,12 @@ const expireChunk = 1000
 // ExpireResults removes the results whose Expires is at or before now, then the oldest ones
 // while more than maxBytes are stored (maxBytes <= 0: no byte bound). It returns how many it
 // removed. The removals go through the committer like any other write, in transactions of
-// at most expireChunk results, each acknowledged before the next is built; calls run one at
-// a time. A result's by-unique entry is removed with it only while it still names that
-// result: a newer result of the same unique keeps its own.
+// at most expireChunk results, each acknowledged before the next is built, so a call blocks
+// for as many commits: call it from a background goroutine, never from an Ack. Calls run
+// one at a time. A result's by-unique entry is removed with it only while it still names
+// that result, checked by the committer when it reaches the removal: a newer result of the
+// same unique keeps its entry, even one queued meanwhile. The removals only delete, so a
+// nearly full disk does not refuse them. After Close it returns ErrClosed.
 func (l *Log) ExpireResults(now time.Time, maxBytes int64) (int, error) {
 	if err := l.enter(); err != nil {
 		return 0, err

@@ -1,8 +1,9 @@
 // Package wal is Spur's durable store: every background job is written to a Pebble database
-// before its JOB_CREATED is sent, and deleted when it ends; a function's own settings live
-// beside the jobs. One committer goroutine groups the writes of all connections into one
-// Pebble batch per commit (group commit), so the event loops never wait for a disk and an
-// fsync is shared by every write that arrived meanwhile.
+// before its JOB_CREATED is sent, and deleted when it ends; beside the jobs live a function's
+// own settings, the stored results of ended jobs, the dead letters (jobs that exhausted their
+// attempts) and the recurring schedules. One committer goroutine groups the writes of all
+// connections into one Pebble batch per commit (group commit), so the event loops never wait
+// for a disk and an fsync is shared by every write that arrived meanwhile.
 //
 // # Keys
 //
@@ -15,40 +16,86 @@
 //	|      |                               | submission number, so a key-order scan        |
 //	|      |                               | replays jobs in submission order              |
 //	| 'f'  | function name (its raw bytes) | function settings (below)                     |
-//	| 's'  | reserved: recurring schedules | first byte a format version of that kind      |
-//	| 'r'  | reserved: stored results      | first byte a format version of that kind      |
-//	| 'd'  | reserved: dead-letter entries | first byte a format version of that kind      |
+//	| 'd'  | seq, 8 bytes big-endian       | dead letter (below); seq is the dead job's    |
+//	| 's'  | seq, 8 bytes big-endian       | schedule (below); seq from NextSeq, as jobs'  |
+//	| 'r'  | 'e', expires (8 bytes BE,     | the result's size: a uvarint, the bytes of    |
+//	|      | unix ns, before 1970 = 0),    | its keys and values, this entry's own         |
+//	|      | handle                        | included (the expiry index, oldest first)     |
+//	| 'r'  | 'h', handle                   | result (below)                                |
+//	| 'r'  | 'u', function, 0x00, unique   | the handle of the newest result of that       |
+//	|      |                               | unique (only for a result with a unique)      |
 //	| 'm'  | "seq"                         | the highest sequence number reserved, 8 bytes |
 //	|      |                               | big-endian; numbers are handed out below it,  |
 //	|      |                               | so a restart never reuses one, even for jobs  |
 //	|      |                               | since deleted                                 |
 //	+------+-------------------------------+-----------------------------------------------+
 //
+// A result's three keys are written and removed together: PutResult writes them, and only
+// ExpireResults removes them (the by-unique one only while it still names that result: a
+// newer result of the same unique has taken it over). Neither a function name nor a unique
+// holds 0x00 on the wire; if one did, ResultByUnique checks the result it finds is the one
+// asked for.
+//
 // # Values
 //
-// Every value but the meta one starts with the version of its kind's format, so that a
-// later release can change a format and still read the old one.
+// Every value but the meta one and the expiry entries starts with the version of its kind's
+// format, so that a later release can change a format and still read the old one. A version
+// that does not know a flag, a version or an outcome refuses the record: an error naming it.
+// Times are signed varints; lengths are uvarints followed by that many bytes.
 //
 // Job record, version 1:
 //
-//	+---------+----------+-------+----------------+----------------------------------+------+
-//	| version | priority | flags | run-at (varint)| handle, function, unique, reducer | data |
-//	| 1 byte  | 1 byte   | 1 byte| if flags&1     | each uvarint length + bytes       | rest |
-//	+---------+----------+-------+----------------+----------------------------------+------+
+//	+---------+----------+-------+----------------+-------------------+-----------------------------------+------+
+//	| version | priority | flags | run-at (varint)| attempts (uvarint)| handle, function, unique, reducer | data |
+//	| 1 byte  | 1 byte   | 1 byte| if flags&1     | created (varint)  | each uvarint length + bytes       | rest |
+//	|         |          |       |                | if flags&2        |                                   |      |
+//	+---------+----------+-------+----------------+-------------------+-----------------------------------+------+
 //
-//	priority 0 high, 1 normal, 2 low; flags bit 0: run-at present (unix seconds, signed)
+//	priority 0 high, 1 normal, 2 low; flags bit 0: run-at present (unix seconds); bit 1:
+//	attempts (assignments that failed so far) and created (unix nanoseconds) present,
+//	written only when either is non-zero, so that such a record is byte for byte what the
+//	releases before them wrote.
 //
 // Function settings, version 1:
 //
-//	+---------+-------+----------------------------------------------+
-//	| version | flags | max queue: high, normal, low                 |
-//	| 1 byte  | 1 byte| each a signed varint; 0 = unlimited          |
-//	+---------+-------+----------------------------------------------+
+//	+---------+-------+-----------------------------+----------------+-------------------------+
+//	| version | flags | max queue: high, normal, low| limit (varint) | retry: attempts, base,  |
+//	| 1 byte  | 1 byte| each a varint; 0 = unlimited| if flags&4     | max (3 varints, ns)     |
+//	|         |       |                             |                | if flags&8              |
+//	+---------+-------+-----------------------------+----------------+-------------------------+
 //
 //	flags bit 0: declared (made by admin `create function`); bit 1: paused (admin `pause`:
-//	its jobs are not handed out); bit 2: a concurrency limit follows the three max queue
-//	values (admin `limit`: a signed varint, the most of its jobs running at once). Nothing
-//	else may follow. A version that does not know a flag refuses the record.
+//	its jobs are not handed out); bit 2: a concurrency limit (admin `limit`: the most of
+//	its jobs running at once, > 0); bit 3: a retry policy (admin `retry`: attempts >= 1,
+//	0 < base <= max; PutFunction refuses any other but the zero policy, which is not
+//	written). Nothing else may follow.
+//
+// Result, version 1 (under 'r','h',handle):
+//
+//	+---------+---------+-----------+---------+---------+----------+---------+----------------------------+------+
+//	| version | outcome | attempts  | created | started | finished | expires | handle, function, unique   | data |
+//	| 1 byte  | 1 byte  | (uvarint) | (varint, unix nanoseconds, each)       | each uvarint len + bytes   | rest |
+//	+---------+---------+-----------+---------+---------+----------+---------+----------------------------+------+
+//
+//	outcome 1 complete, 2 fail, 3 exception; the handle inside is the one in the key.
+//
+// Dead letter, version 1 (under 'd',seq):
+//
+//	+---------+--------------+--------------+-------------+------------------------+--------------------+
+//	| version | last outcome | first failed | last failed | last error             | the job record     |
+//	| 1 byte  | 1 byte       | (varint, unix nanoseconds) | uvarint length + bytes | (above, whole: its |
+//	|         |              |              |             |                        | data runs to the   |
+//	|         |              |              |             |                        | end), seq the key's|
+//	+---------+--------------+--------------+-------------+------------------------+--------------------+
+//
+// Schedule, version 1 (under 's',seq):
+//
+//	+---------+----------+-------+----------+---------+---------------------------------------+------+
+//	| version | priority | flags | last run | created | handle, function, unique, spec,       | data |
+//	| 1 byte  | 1 byte   | 1 byte| (varint, unix s)   | location: each uvarint length + bytes | rest |
+//	+---------+----------+-------+----------+---------+---------------------------------------+------+
+//
+//	priority 0 high, 1 normal, 2 low; flags bit 0: paused. last run 0 = never.
 //
 // # Invariants
 //
@@ -58,13 +105,19 @@
 //   - Writes are applied in the order they were queued (one queue, one committer): a Delete
 //     after a Put of the same key removes it; a Txn is applied whole or not at all.
 //   - A sequence number issued by NextSeq is below a reservation that has been fsynced,
-//     whatever the sync mode: handles never repeat for one data dir, even after a crash of
+//     whatever the sync mode, and recovery raises the sequence above every job, dead letter
+//     and schedule it finds: handles never repeat for one data dir, even after a crash of
 //     the machine.
 //   - Once a commit fails the log is failed: every write in that batch and every later one
 //     is told the error, NextSeq returns it, and nothing more is written.
-//   - Recovery reads every key. A record of a kind this version interprets that does not
-//     decode is an error naming it; a kind it does not interpret is handed back as it is
-//     (Recovered.Other), never dropped.
+//   - A job's result is written by the caller in the same Txn as its job record's delete: a
+//     crash leaves either the job (it runs again) or its result, never neither.
+//   - Results are not held in memory: Result and ResultByUnique read the database (what is
+//     committed), recovery reads only the expiry index to count them, and ResultStats is
+//     two counters that move only when a batch writing or removing results commits.
+//   - Recovery reads every key but the results' ('r','h' and 'r','u'), which it skips. A
+//     record of a kind this version interprets that does not decode is an error naming it;
+//     a kind it does not interpret is handed back as it is (Recovered.Other), never dropped.
 package wal
 
 import (
@@ -82,9 +135,9 @@ type Kind byte
 const (
 	KindJob      Kind = 'j' // key "j"+seq(8 BE)      value: job record (version 1)
 	KindFunction Kind = 'f' // key "f"+function name  value: FunctionSettings (version 1)
-	KindSchedule Kind = 's' // reserved for recurring schedules
-	KindResult   Kind = 'r' // reserved: stored results of background jobs
-	KindDead     Kind = 'd' // reserved: dead-letter entries
+	KindSchedule Kind = 's' // key "s"+seq(8 BE)      value: Schedule (version 1)
+	KindResult   Kind = 'r' // keys "re", "rh", "ru"  values: see the package doc
+	KindDead     Kind = 'd' // key "d"+seq(8 BE)      value: DeadLetter (version 1)
 
 	// kindMeta is the log's own bookkeeping (the sequence reservation); not for callers.
 	kindMeta Kind = 'm'
@@ -114,8 +167,9 @@ type FunctionSettings struct {
 	Retry    RetryPolicy // admin `retry`: failed background jobs run again; zero = none
 }
 
-// Entry is one recovered record of a kind other than jobs: its key (without the kind byte) and
-// its raw value (versioned: first byte is the value format version of that kind).
+// Entry is one recovered record of a kind this version does not interpret: its key (without
+// the kind byte) and its raw value (versioned: first byte is the value format version of
+// that kind).
 type Entry struct {
 	Kind  Kind
 	Key   []byte
