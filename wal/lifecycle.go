@@ -1,8 +1,14 @@
 package wal
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"math"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 )
 
 // The record kinds of the job lifecycle: stored results, dead letters and recurring
@@ -62,37 +68,506 @@ type Schedule struct {
 	Data     []byte
 }
 
-var errNotYet = errors.New("wal: lifecycle records are not implemented yet")
+// The second byte of a result key: which of a result's three keys it is. In key order the
+// expiry index comes first, so recovery counts it and skips the rest of kind 'r' at once.
+const (
+	resultExpiry   = 'e' // 'r','e', expires (8 bytes BE), handle -> the result's size
+	resultByHandle = 'h' // 'r','h', handle -> the result
+	resultByUnique = 'u' // 'r','u', function, 0x00, unique -> the handle of its newest result
+)
 
-// PutResult writes r (by handle, and by function+unique when r.Unique is set, the newest
-// result of that unique winning) with its expiry index.
-func (t *Txn) PutResult(r Result) { t.fail(errNotYet) }
+const (
+	resultVersion   = 1
+	deadVersion     = 1
+	scheduleVersion = 1
+	flagSchedPaused = 1
+)
 
-// PutDead writes dead letter d under d.Job.Seq.
-func (t *Txn) PutDead(d DeadLetter) { t.fail(errNotYet) }
+func (o Outcome) valid() bool { return o >= OutcomeComplete && o <= OutcomeException }
 
-// DeleteDead removes the dead letter under seq.
-func (t *Txn) DeleteDead(seq uint64) { t.fail(errNotYet) }
-
-// PutSchedule writes s under s.Seq, replacing its earlier version.
-func (t *Txn) PutSchedule(s Schedule) { t.fail(errNotYet) }
-
-// DeleteSchedule removes the schedule under seq.
-func (t *Txn) DeleteSchedule(seq uint64) { t.fail(errNotYet) }
-
-// Result reads the stored result of a job by handle. It sees what is committed: a result
-// whose write is still queued is not found yet (a Barrier first waits for it).
-func (l *Log) Result(handle string) (Result, bool, error) { return Result{}, false, errNotYet }
-
-// ResultByUnique reads the newest stored result of function fn's unique.
-func (l *Log) ResultByUnique(fn, unique string) (Result, bool, error) {
-	return Result{}, false, errNotYet
+func resultHandleKey(dst []byte, handle string) []byte {
+	dst = append(dst, byte(KindResult), resultByHandle)
+	return append(dst, handle...)
 }
 
-// ResultStats returns how many results are stored and the bytes they take (keys and values).
-func (l *Log) ResultStats() (count int, bytes int64) { return 0, 0 }
+func resultUniqueKey(dst []byte, fn, unique string) []byte {
+	dst = append(dst, byte(KindResult), resultByUnique)
+	dst = append(dst, fn...)
+	dst = append(dst, 0)
+	return append(dst, unique...)
+}
+
+// expiryTime is a result's Expires as its index key holds it: unsigned, so before 1970 is 0.
+func expiryTime(expires int64) uint64 { return uint64(max(expires, 0)) }
+
+func resultExpiryKey(dst []byte, expires int64, handle string) []byte {
+	dst = append(dst, byte(KindResult), resultExpiry)
+	dst = binary.BigEndian.AppendUint64(dst, expiryTime(expires))
+	return append(dst, handle...)
+}
+
+func deadKey(dst []byte, seq uint64) []byte {
+	dst = append(dst, byte(KindDead))
+	return binary.BigEndian.AppendUint64(dst, seq)
+}
+
+func scheduleKey(dst []byte, seq uint64) []byte {
+	dst = append(dst, byte(KindSchedule))
+	return binary.BigEndian.AppendUint64(dst, seq)
+}
+
+// resultSize is what a result costs in ResultStats: its keys and values, the size in its
+// own expiry entry included. value is the length of its encoded value.
+func resultSize(r *Result, value int) int64 {
+	n := 2 + len(r.Handle) + value // by handle
+	if r.Unique != "" {
+		n += 3 + len(r.Function) + len(r.Unique) + len(r.Handle) // by unique
+	}
+	n += 2 + 8 + len(r.Handle) // the expiry entry's key
+	// Its value is the uvarint of the total, which it is part of: one more byte can only
+	// move the total across a length boundary once.
+	size := n + uvarintLen(uint64(n))
+	size = n + uvarintLen(uint64(size))
+	return int64(size)
+}
+
+// appendResult encodes r's value onto dst.
+func appendResult(dst []byte, r *Result) []byte {
+	dst = append(dst, resultVersion, byte(r.Outcome))
+	dst = binary.AppendUvarint(dst, uint64(r.Attempts))
+	for _, t := range [...]int64{r.Created, r.Started, r.Finished, r.Expires} {
+		dst = binary.AppendVarint(dst, t)
+	}
+	for _, s := range [...]string{r.Handle, r.Function, r.Unique} {
+		dst = binary.AppendUvarint(dst, uint64(len(s)))
+		dst = append(dst, s...)
+	}
+	return append(dst, r.Data...)
+}
+
+// decodeResult parses the result stored under handle; with data false it leaves Data nil
+// rather than copy it. The result does not alias value.
+func decodeResult(handle string, value []byte, data bool) (Result, error) {
+	bad := func(why string) (Result, error) {
+		return Result{}, fmt.Errorf("%w: result of %q: %s", ErrCorrupt, handle, why)
+	}
+	if len(value) < 2 {
+		return bad("truncated")
+	}
+	if value[0] != resultVersion {
+		return bad(fmt.Sprintf("unknown version %d", value[0]))
+	}
+	r := Result{Outcome: Outcome(value[1])}
+	if !r.Outcome.valid() {
+		return bad(fmt.Sprintf("unknown outcome %d", value[1]))
+	}
+	rest := value[2:]
+	a, n := binary.Uvarint(rest)
+	if n <= 0 || a > math.MaxUint32 {
+		return bad("bad attempts")
+	}
+	r.Attempts, rest = uint32(a), rest[n:]
+	for _, t := range [...]*int64{&r.Created, &r.Started, &r.Finished, &r.Expires} {
+		v, n := binary.Varint(rest)
+		if n <= 0 {
+			return bad("bad time")
+		}
+		*t, rest = v, rest[n:]
+	}
+	var fields [3]string
+	var ok bool
+	for i := range fields {
+		if fields[i], rest, ok = cutString(rest); !ok {
+			return bad("truncated field")
+		}
+	}
+	r.Handle, r.Function, r.Unique = fields[0], fields[1], fields[2]
+	if r.Handle != handle {
+		return bad(fmt.Sprintf("stored under another handle (%q)", r.Handle))
+	}
+	if data {
+		r.Data = append([]byte{}, rest...)
+	}
+	return r, nil
+}
+
+// cutString reads a uvarint length and that many bytes, copied.
+func cutString(b []byte) (string, []byte, bool) {
+	l, n := binary.Uvarint(b)
+	if n <= 0 || l > uint64(len(b)-n) {
+		return "", b, false
+	}
+	return string(b[n : n+int(l)]), b[n+int(l):], true
+}
+
+// appendDead encodes d's value onto dst.
+func appendDead(dst []byte, d *DeadLetter) []byte {
+	dst = append(dst, deadVersion, byte(d.LastOutcome))
+	dst = binary.AppendVarint(dst, d.FirstFailed)
+	dst = binary.AppendVarint(dst, d.LastFailed)
+	dst = binary.AppendUvarint(dst, uint64(len(d.LastError)))
+	dst = append(dst, d.LastError...)
+	return appendRecord(dst, &d.Job)
+}
+
+// decodeDead parses the dead letter stored under seq. The result does not alias value.
+func decodeDead(seq uint64, value []byte) (DeadLetter, error) {
+	bad := func(why string) (DeadLetter, error) {
+		return DeadLetter{}, fmt.Errorf("%w: dead letter seq %d: %s", ErrCorrupt, seq, why)
+	}
+	if len(value) < 2 {
+		return bad("truncated")
+	}
+	if value[0] != deadVersion {
+		return bad(fmt.Sprintf("unknown version %d", value[0]))
+	}
+	d := DeadLetter{LastOutcome: Outcome(value[1])}
+	if !d.LastOutcome.valid() {
+		return bad(fmt.Sprintf("unknown outcome %d", value[1]))
+	}
+	rest := value[2:]
+	for _, t := range [...]*int64{&d.FirstFailed, &d.LastFailed} {
+		v, n := binary.Varint(rest)
+		if n <= 0 {
+			return bad("bad time")
+		}
+		*t, rest = v, rest[n:]
+	}
+	l, n := binary.Uvarint(rest)
+	if n <= 0 || l > uint64(len(rest)-n) {
+		return bad("truncated last error")
+	}
+	d.LastError = append([]byte{}, rest[n:n+int(l)]...)
+	job, err := decodeRecordOf("dead letter", seq, rest[n+int(l):])
+	if err != nil {
+		return DeadLetter{}, err
+	}
+	d.Job = job
+	return d, nil
+}
+
+// appendSchedule encodes s's value onto dst.
+func appendSchedule(dst []byte, s *Schedule) []byte {
+	var flags byte
+	if s.Paused {
+		flags |= flagSchedPaused
+	}
+	dst = append(dst, scheduleVersion, s.Priority, flags)
+	dst = binary.AppendVarint(dst, s.LastRun)
+	dst = binary.AppendVarint(dst, s.Created)
+	for _, f := range [...]string{s.Handle, s.Function, s.Unique, s.Spec, s.Location} {
+		dst = binary.AppendUvarint(dst, uint64(len(f)))
+		dst = append(dst, f...)
+	}
+	return append(dst, s.Data...)
+}
+
+// decodeSchedule parses the schedule stored under seq. The result does not alias value.
+func decodeSchedule(seq uint64, value []byte) (Schedule, error) {
+	bad := func(why string) (Schedule, error) {
+		return Schedule{}, fmt.Errorf("%w: schedule seq %d: %s", ErrCorrupt, seq, why)
+	}
+	if len(value) < 3 {
+		return bad("truncated")
+	}
+	if value[0] != scheduleVersion {
+		return bad(fmt.Sprintf("unknown version %d", value[0]))
+	}
+	s := Schedule{Seq: seq, Priority: value[1], Paused: value[2]&flagSchedPaused != 0}
+	if s.Priority > 2 {
+		return bad("bad priority")
+	}
+	if value[2]&^flagSchedPaused != 0 {
+		return bad(fmt.Sprintf("unknown flags %#x", value[2]))
+	}
+	rest := value[3:]
+	for _, t := range [...]*int64{&s.LastRun, &s.Created} {
+		v, n := binary.Varint(rest)
+		if n <= 0 {
+			return bad("bad time")
+		}
+		*t, rest = v, rest[n:]
+	}
+	var fields [5]string
+	var ok bool
+	for i := range fields {
+		if fields[i], rest, ok = cutString(rest); !ok {
+			return bad("truncated field")
+		}
+	}
+	s.Handle, s.Function, s.Unique, s.Spec, s.Location = fields[0], fields[1], fields[2], fields[3], fields[4]
+	s.Data = append([]byte{}, rest...)
+	return s, nil
+}
+
+// PutResult writes r (by handle, and by function+unique when r.Unique is set, the newest
+// result of that unique winning) with its expiry index. An outcome other than the three
+// Outcome values fails the Txn.
+//
+// r.Handle must have no stored result: a job ends once, and its result is written in the
+// Txn that deletes its job record. (Were a handle's result written twice, the first one's
+// expiry entry would stay beside the second's and ResultStats would count both until
+// ExpireResults removed the stale entry, which it does without touching the newer result.)
+func (t *Txn) PutResult(r Result) {
+	if !r.Outcome.valid() {
+		t.fail(fmt.Errorf("wal: result of %q: unknown outcome %d", r.Handle, r.Outcome))
+		return
+	}
+	t.scratch = appendResult(t.scratch[:0], &r)
+	size := resultSize(&r, len(t.scratch))
+
+	t.key(txnSet, KindResult, 1+len(r.Handle))
+	t.buf = append(t.buf, resultByHandle)
+	t.buf = append(t.buf, r.Handle...)
+	t.value(t.scratch)
+
+	if r.Unique != "" {
+		t.key(txnSet, KindResult, 1+len(r.Function)+1+len(r.Unique))
+		t.buf = append(t.buf, resultByUnique)
+		t.buf = append(t.buf, r.Function...)
+		t.buf = append(t.buf, 0)
+		t.buf = append(t.buf, r.Unique...)
+		t.valueString(r.Handle)
+	}
+
+	t.key(txnSet, KindResult, 1+8+len(r.Handle))
+	t.buf = append(t.buf, resultExpiry)
+	t.buf = binary.BigEndian.AppendUint64(t.buf, expiryTime(r.Expires))
+	t.buf = append(t.buf, r.Handle...)
+	t.buf = append(t.buf, byte(uvarintLen(uint64(size))))
+	t.buf = binary.AppendUvarint(t.buf, uint64(size))
+
+	t.results++
+	t.resultBytes += size
+}
+
+// PutDead writes dead letter d under d.Job.Seq. An outcome other than the three Outcome
+// values fails the Txn.
+func (t *Txn) PutDead(d DeadLetter) {
+	if !d.LastOutcome.valid() {
+		t.fail(fmt.Errorf("wal: dead letter seq %d: unknown outcome %d", d.Job.Seq, d.LastOutcome))
+		return
+	}
+	t.scratch = appendDead(t.scratch[:0], &d)
+	t.key(txnSet, KindDead, 8)
+	t.buf = binary.BigEndian.AppendUint64(t.buf, d.Job.Seq)
+	t.value(t.scratch)
+}
+
+// DeleteDead removes the dead letter under seq.
+func (t *Txn) DeleteDead(seq uint64) {
+	t.key(txnDelete, KindDead, 8)
+	t.buf = binary.BigEndian.AppendUint64(t.buf, seq)
+}
+
+// PutSchedule writes s under s.Seq, replacing its earlier version. A priority above 2 fails
+// the Txn.
+func (t *Txn) PutSchedule(s Schedule) {
+	if s.Priority > 2 {
+		t.fail(fmt.Errorf("wal: schedule seq %d: bad priority %d", s.Seq, s.Priority))
+		return
+	}
+	t.scratch = appendSchedule(t.scratch[:0], &s)
+	t.key(txnSet, KindSchedule, 8)
+	t.buf = binary.BigEndian.AppendUint64(t.buf, s.Seq)
+	t.value(t.scratch)
+}
+
+// DeleteSchedule removes the schedule under seq.
+func (t *Txn) DeleteSchedule(seq uint64) {
+	t.key(txnDelete, KindSchedule, 8)
+	t.buf = binary.BigEndian.AppendUint64(t.buf, seq)
+}
+
+// Result reads the stored result of a job by handle. It reads the database, never memory,
+// and sees what is committed: a result whose write is still queued is not found yet (a
+// Barrier first waits for it). After Close it returns ErrClosed.
+func (l *Log) Result(handle string) (Result, bool, error) {
+	if err := l.enter(); err != nil {
+		return Result{}, false, err
+	}
+	defer l.readers.Done()
+	return l.result(handle)
+}
+
+// result reads the result of handle; the caller holds l.readers.
+func (l *Log) result(handle string) (Result, bool, error) {
+	v, closer, err := l.db.Get(resultHandleKey(nil, handle))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return Result{}, false, nil
+	}
+	if err != nil {
+		return Result{}, false, fmt.Errorf("cannot read the result of %q: %w", handle, err)
+	}
+	defer closer.Close()
+	r, err := decodeResult(handle, v, true)
+	if err != nil {
+		return Result{}, false, err
+	}
+	return r, true, nil
+}
+
+// ResultByUnique reads the newest stored result of function fn's unique, as Result does.
+func (l *Log) ResultByUnique(fn, unique string) (Result, bool, error) {
+	if err := l.enter(); err != nil {
+		return Result{}, false, err
+	}
+	defer l.readers.Done()
+	v, closer, err := l.db.Get(resultUniqueKey(nil, fn, unique))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return Result{}, false, nil
+	}
+	if err != nil {
+		return Result{}, false, fmt.Errorf("cannot read the result of unique %q of %q: %w", unique, fn, err)
+	}
+	handle := string(v)
+	closer.Close()
+	r, ok, err := l.result(handle)
+	// A name holding 0x00 could make two (function, unique) pairs share a key; the result
+	// itself says whose it is.
+	if err != nil || !ok || r.Function != fn || r.Unique != unique {
+		return Result{}, false, err
+	}
+	return r, true, nil
+}
+
+// ResultStats returns how many results are stored and the bytes they take: each one's keys
+// and values as PutResult wrote them (a by-unique entry a newer result took over stays
+// counted for the older one until it expires). Recovery counts them from the expiry index;
+// then the figures move as the batches that write or remove results commit, so they lag
+// what Result sees by at most the batch being acknowledged. Safe to call at any time.
+func (l *Log) ResultStats() (count int, bytes int64) {
+	return int(l.results.Load()), l.resultBytes.Load()
+}
+
+// expireChunk is the most results one ExpireResults transaction removes: a call never builds
+// an unbounded batch, and each step leaves room for the other writes.
+const expireChunk = 1000
 
 // ExpireResults removes the results whose Expires is at or before now, then the oldest ones
 // while more than maxBytes are stored (maxBytes <= 0: no byte bound). It returns how many it
-// removed. The removals go through the committer like any other write.
-func (l *Log) ExpireResults(now time.Time, maxBytes int64) (int, error) { return 0, errNotYet }
+// removed. The removals go through the committer like any other write, in transactions of
+// at most expireChunk results, each acknowledged before the next is built, so a call blocks
+// for as many commits: call it from a background goroutine, never from an Ack. Calls run
+// one at a time. A result's by-unique entry is removed with it only while it still names
+// that result, checked by the committer when it reaches the removal: a newer result of the
+// same unique keeps its entry, even one queued meanwhile. The removals only delete, so a
+// nearly full disk does not refuse them. After Close it returns ErrClosed.
+func (l *Log) ExpireResults(now time.Time, maxBytes int64) (int, error) {
+	if err := l.enter(); err != nil {
+		return 0, err
+	}
+	defer l.readers.Done()
+	l.expiring.Lock()
+	defer l.expiring.Unlock()
+	cutoff := expiryTime(now.UnixNano())
+	removed := 0
+	var txn Txn
+	done := make(ackChannel, 1)
+	for {
+		txn.Reset()
+		n, err := l.expireChunk(&txn, cutoff, maxBytes)
+		if err != nil || n == 0 {
+			return removed, err
+		}
+		if err := l.Apply(&txn, done); err != nil {
+			return removed, err
+		}
+		if err := <-done; err != nil {
+			return removed, err
+		}
+		removed += n
+		if n < expireChunk {
+			return removed, nil
+		}
+	}
+}
+
+// ackChannel is an Ack that hands its outcome to a channel.
+type ackChannel chan error
+
+func (c ackChannel) Acked(err error) { c <- err }
+
+// expireChunk adds to t the removal of up to expireChunk results due (expired, or the oldest
+// beyond maxBytes) and returns how many.
+func (l *Log) expireChunk(t *Txn, cutoff uint64, maxBytes int64) (int, error) {
+	type due struct {
+		key    []byte // the expiry entry
+		expiry uint64
+		handle string
+		size   int64
+	}
+	var chunk []due
+	stored := l.resultBytes.Load()
+	var freed int64
+	it, err := l.db.NewIter(&pebble.IterOptions{
+		LowerBound: []byte{byte(KindResult), resultExpiry},
+		UpperBound: []byte{byte(KindResult), resultExpiry + 1},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("cannot read the results: %w", err)
+	}
+	for ok := it.First(); ok && len(chunk) < expireChunk; ok = it.Next() {
+		k := it.Key()
+		v, err := it.ValueAndErr()
+		if err != nil {
+			it.Close()
+			return 0, fmt.Errorf("cannot read the results: %w", err)
+		}
+		expiry, size, err := decodeExpiry(k, v)
+		if err != nil {
+			it.Close()
+			return 0, err
+		}
+		if expiry > cutoff && (maxBytes <= 0 || stored-freed <= maxBytes) {
+			break
+		}
+		chunk = append(chunk, due{key: bytes.Clone(k), expiry: expiry, handle: string(k[10:]), size: size})
+		freed += size
+	}
+	if err := it.Close(); err != nil {
+		return 0, fmt.Errorf("cannot read the results: %w", err)
+	}
+	var key []byte
+	for _, d := range chunk {
+		t.key(txnDelete, KindResult, len(d.key)-1)
+		t.buf = append(t.buf, d.key[1:]...)
+		t.results--
+		t.resultBytes -= d.size
+		key = resultHandleKey(key[:0], d.handle)
+		v, closer, err := l.db.Get(key)
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue // an entry left behind by a result written twice: only it goes
+		}
+		if err != nil {
+			return 0, fmt.Errorf("cannot read the result of %q: %w", d.handle, err)
+		}
+		r, err := decodeResult(d.handle, v, false)
+		closer.Close()
+		if err != nil {
+			return 0, err
+		}
+		if expiryTime(r.Expires) != d.expiry {
+			continue // the same, for a newer result of this handle: that one stays
+		}
+		t.key(txnDelete, KindResult, len(key)-1)
+		t.buf = append(t.buf, key[1:]...)
+		if r.Unique != "" {
+			key = resultUniqueKey(key[:0], r.Function, r.Unique)
+			t.key(txnDeleteIf, KindResult, len(key)-1)
+			t.buf = append(t.buf, key[1:]...)
+			t.valueString(d.handle)
+			t.cond = true
+		}
+	}
+	return len(chunk), nil
+}
+
+// decodeExpiry parses a result's expiry entry: its time and the result's size.
+func decodeExpiry(k, v []byte) (uint64, int64, error) {
+	size, n := binary.Uvarint(v)
+	if len(k) < 2+8 || n <= 0 || n != len(v) || size > math.MaxInt64 {
+		return 0, 0, fmt.Errorf("%w: result expiry entry %q", ErrCorrupt, k)
+	}
+	return binary.BigEndian.Uint64(k[2:10]), int64(size), nil
+}

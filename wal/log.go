@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -97,11 +98,15 @@ const (
 
 // op is one queued item; start and end index the queue's buffer.
 type op struct {
-	kind       opKind
-	sets       bool // an opTxn that writes, not only deletes: refused on a nearly full disk
-	seq        uint64
-	start, end int
-	ack        Ack // nil for a Delete and a fire-and-forget Apply
+	kind opKind
+	sets bool // an opTxn that writes, not only deletes: refused on a nearly full disk
+	cond bool // an opTxn with a conditional delete (see Txn.buf)
+	// results and resultBytes are what an opTxn adds to ResultStats once committed.
+	results     int32
+	resultBytes int64
+	seq         uint64
+	start, end  int
+	ack         Ack // nil for a Delete and a fire-and-forget Apply
 }
 
 // refusable reports whether a nearly full disk refuses o: whatever writes a record. Deletes
@@ -130,14 +135,22 @@ type Log struct {
 	asked    uint64 // reservation requested (written by the next batch)
 	durable  uint64 // reservation known to be fsynced
 
-	committer  sync.WaitGroup    // commitLoop and ackLoop
-	applied    chan appliedBatch // commitLoop -> ackLoop, in commit order
-	syncer     sync.WaitGroup    // syncLoop
-	syncStop   chan struct{}
-	compacting sync.WaitGroup // Compact calls under way; Close waits for them
-	closeCtx   context.Context
-	stopAll    context.CancelFunc         // cancels closeCtx when Close begins: a Compact gives up
-	space      atomic.Pointer[spaceCheck] // last Writable answer
+	committer sync.WaitGroup    // commitLoop and ackLoop
+	applied   chan appliedBatch // commitLoop -> ackLoop, in commit order
+	syncer    sync.WaitGroup    // syncLoop
+	syncStop  chan struct{}
+	// readers counts the calls that use the database besides the committer (Compact, the
+	// result reads, ExpireResults); Close waits for them before closing it.
+	readers  sync.WaitGroup
+	closeCtx context.Context
+	stopAll  context.CancelFunc         // cancels closeCtx when Close begins: a Compact gives up
+	space    atomic.Pointer[spaceCheck] // last Writable answer
+
+	// The stored results: how many, and their bytes (see ResultStats). Set by recovery,
+	// then moved by ackLoop as the batches that write or remove results commit.
+	results     atomic.Int64
+	resultBytes atomic.Int64
+	expiring    sync.Mutex // one ExpireResults at a time
 }
 
 // Open opens (or creates) the log in opts.Dir and returns it with everything it holds. A
@@ -343,7 +356,8 @@ func (l *Log) Apply(t *Txn, ack Ack) error {
 	}
 	start := len(l.buf)
 	l.buf = append(l.buf, t.buf...)
-	l.queue = append(l.queue, op{kind: opTxn, sets: t.sets, start: start, end: len(l.buf), ack: ack})
+	l.queue = append(l.queue, op{kind: opTxn, sets: t.sets, cond: t.cond, results: t.results, resultBytes: t.resultBytes,
+		start: start, end: len(l.buf), ack: ack})
 	l.wake.Signal()
 	return nil
 }
@@ -361,14 +375,10 @@ func (l *Log) Err() error {
 // from a background goroutine when a backlog has drained. Close interrupts it and waits for
 // it to return; after (or while) Close it returns ErrClosed.
 func (l *Log) Compact(ctx context.Context) error {
-	l.mu.Lock()
-	if l.closing {
-		l.mu.Unlock()
-		return ErrClosed
+	if err := l.enter(); err != nil {
+		return err
 	}
-	l.compacting.Add(1) // under mu, before Close can wait
-	l.mu.Unlock()
-	defer l.compacting.Done()
+	defer l.readers.Done()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(l.closeCtx, cancel)
@@ -378,6 +388,18 @@ func (l *Log) Compact(ctx context.Context) error {
 		return ErrClosed
 	}
 	return err
+}
+
+// enter counts a call that reads the database in l.readers, which the caller then leaves
+// with l.readers.Done(); after (or while) Close it returns ErrClosed.
+func (l *Log) enter() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing {
+		return ErrClosed
+	}
+	l.readers.Add(1) // under mu, before Close can wait
+	return nil
 }
 
 // Close commits what is queued, syncs and closes the database. It returns the log's failure
@@ -396,7 +418,7 @@ func (l *Log) Close() error {
 	l.committer.Wait()
 	close(l.syncStop)
 	l.syncer.Wait()
-	l.compacting.Wait()
+	l.readers.Wait()
 	// Nothing else touches the database now.
 	err := l.Err()
 	if err == nil {
@@ -430,7 +452,7 @@ func (l *Log) commitLoop(written uint64) {
 		if failed == nil {
 			a.batch = l.db.NewBatch()
 			a.refuse = l.diskFull()
-			key = fillBatch(a.batch, ops, buf, a.refuse != nil, key)
+			key = l.fillBatch(a.batch, ops, buf, a.refuse != nil, key)
 			// A new reservation is fsynced whatever the mode, or a machine crash could
 			// take it back while handles of its block are out: they would be issued again.
 			// It happens once per block.
@@ -470,7 +492,20 @@ func (l *Log) commitLoop(written uint64) {
 
 // fillBatch writes ops into b; with refuse (a nearly full disk) only their deletions. key is
 // scratch space, returned for reuse.
-func fillBatch(b *pebble.Batch, ops []op, buf []byte, refuse bool, key []byte) []byte {
+//
+// A conditional delete compares the key's value as it stands at that point of the batch:
+// in the database, which holds every earlier batch (they are applied before the next one
+// is built), unless an earlier write of this batch set or removed the key. Those writes are
+// tracked only in a batch holding a conditional delete, and only for the by-unique result
+// keys (the only ones deleted so).
+func (l *Log) fillBatch(b *pebble.Batch, ops []op, buf []byte, refuse bool, key []byte) []byte {
+	var here map[string][]byte // by-unique keys written earlier in this batch: value, nil = deleted
+	for i := range ops {
+		if ops[i].cond && !(refuse && ops[i].refusable()) {
+			here = map[string][]byte{}
+			break
+		}
+	}
 	for i := range ops {
 		o := &ops[i]
 		if refuse && o.refusable() {
@@ -487,15 +522,49 @@ func fillBatch(b *pebble.Batch, ops []op, buf []byte, refuse bool, key []byte) [
 			for t := buf[o.start:o.end]; len(t) > 0; {
 				var w txnWrite
 				w, t = nextTxnWrite(t)
-				if w.set {
+				switch w.tag {
+				case txnSet:
 					_ = b.Set(w.key, w.value, nil)
-				} else {
+				case txnDelete:
 					_ = b.Delete(w.key, nil)
+				case txnDeleteIf:
+					if l.valueIs(here, w.key, w.value) {
+						_ = b.Delete(w.key, nil)
+						here[string(w.key)] = nil
+					}
+					continue
+				}
+				if here != nil && isUniqueKey(w.key) {
+					if w.tag == txnSet {
+						here[string(w.key)] = w.value // aliases buf, which outlives the batch
+					} else {
+						here[string(w.key)] = nil
+					}
 				}
 			}
 		}
 	}
 	return key
+}
+
+// valueIs reports whether key holds value at this point of the batch being filled (see
+// fillBatch). A read that fails keeps the key: a by-unique entry left behind names a result
+// that is gone, which ResultByUnique reports as not found, and the next result of that
+// unique overwrites it.
+func (l *Log) valueIs(here map[string][]byte, key, value []byte) bool {
+	if v, ok := here[string(key)]; ok {
+		return v != nil && bytes.Equal(v, value)
+	}
+	v, closer, err := l.db.Get(key)
+	if err != nil {
+		return false
+	}
+	defer closer.Close()
+	return bytes.Equal(v, value)
+}
+
+func isUniqueKey(k []byte) bool {
+	return len(k) >= 2 && k[0] == byte(KindResult) && k[1] == resultByUnique
 }
 
 // appliedBatch is a batch handed to Pebble (or, after a failure, not), waiting in ackLoop
@@ -538,6 +607,10 @@ func (l *Log) ackLoop() {
 			oerr := err
 			if oerr == nil && a.refuse != nil && o.refusable() {
 				oerr = a.refuse
+			}
+			if oerr == nil && (o.results != 0 || o.resultBytes != 0) {
+				l.results.Add(int64(o.results)) // before the ack: ExpireResults reads them next
+				l.resultBytes.Add(o.resultBytes)
 			}
 			switch {
 			case o.ack != nil:

@@ -323,7 +323,7 @@ func TestJobPutLenIsExact(t *testing.T) {
 		}
 		w, rest := nextTxnWrite(b)
 		got, err := decodeRecord(r.Seq, w.value)
-		if err != nil || len(rest) != 0 || !w.set || string(w.key) != string(jobKey(nil, r.Seq)) {
+		if err != nil || len(rest) != 0 || w.tag != txnSet || string(w.key) != string(jobKey(nil, r.Seq)) {
 			t.Fatalf("record %+v: decoded %+v, %v (%d bytes left)", r, got, err, len(rest))
 		}
 	}

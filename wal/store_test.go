@@ -349,8 +349,8 @@ func TestFunctionSettingsSurviveRestart(t *testing.T) {
 	}
 }
 
-// One Txn mixes kinds: jobs, functions and a kind this version does not interpret, which
-// recovery must hand back untouched rather than drop.
+// One Txn mixes kinds: jobs, functions, the lifecycle kinds and a kind this version does not
+// interpret, which recovery must hand back untouched rather than drop.
 func TestTxnMixesKindsAndUnknownKindsAreKept(t *testing.T) {
 	dir := t.TempDir()
 	l, _ := openLog(t, dir, SyncAlways)
@@ -361,10 +361,13 @@ func TestTxnMixesKindsAndUnknownKindsAreKept(t *testing.T) {
 	txn.DeleteJob(old.Seq)
 	txn.PutJob(job)
 	txn.PutFunction(FunctionSettings{Name: "f", MaxQueue: [3]int{0, 9, 0}})
-	txn.Put(KindSchedule, []byte("nightly"), []byte{1, 'x'})
+	sched := Schedule{Seq: mustSeq(t, l), Handle: "H:s", Function: "f", Spec: "0 3 * * *", Data: []byte{}}
+	txn.PutSchedule(sched)
 	txn.Put(Kind('z'), []byte{}, []byte{7})
-	txn.Put(KindDead, []byte("H:1"), []byte{1})
-	txn.Delete(KindDead, []byte("H:1"))
+	txn.PutDead(DeadLetter{Job: Record{Seq: 77, Handle: "H:77", Function: "f"}, LastOutcome: OutcomeFail})
+	txn.Delete(KindDead, jobKey(nil, 77)[1:]) // a raw delete of a kind it encodes
+	txn.PutDead(DeadLetter{Job: Record{Seq: 78, Handle: "H:78", Function: "f"}, LastOutcome: OutcomeFail})
+	txn.DeleteDead(78)
 	c := make(ackChan, 1)
 	if err := l.Apply(&txn, c); err != nil {
 		t.Fatal(err)
@@ -384,9 +387,12 @@ func TestTxnMixesKindsAndUnknownKindsAreKept(t *testing.T) {
 	if len(rec.Functions) != 1 || rec.Functions[0] != (FunctionSettings{Name: "f", MaxQueue: [3]int{0, 9, 0}}) {
 		t.Fatalf("functions %+v", rec.Functions)
 	}
-	want := []Entry{{KindSchedule, []byte("nightly"), []byte{1, 'x'}}, {Kind('z'), []byte{}, []byte{7}}}
+	want := []Entry{{Kind('z'), []byte{}, []byte{7}}}
 	if !reflect.DeepEqual(rec.Other, want) {
 		t.Fatalf("other kinds\n got %+v\nwant %+v", rec.Other, want)
+	}
+	if len(rec.Dead) != 0 || !reflect.DeepEqual(rec.Schedules, []Schedule{sched}) {
+		t.Fatalf("dead %+v, schedules %+v", rec.Dead, rec.Schedules)
 	}
 	if s := mustSeq(t, l); s <= job.Seq {
 		t.Fatalf("NextSeq %d not above recovered %d", s, job.Seq)
@@ -396,7 +402,7 @@ func TestTxnMixesKindsAndUnknownKindsAreKept(t *testing.T) {
 func TestTxnMisuseIsRefused(t *testing.T) {
 	l, _ := openLog(t, t.TempDir(), SyncAlways)
 	defer l.Close()
-	for _, k := range []Kind{KindJob, KindFunction, kindMeta} {
+	for _, k := range []Kind{KindJob, KindFunction, KindResult, KindDead, KindSchedule, kindMeta} {
 		var txn Txn
 		txn.PutFunction(FunctionSettings{Name: "fine"})
 		txn.Put(k, []byte("x"), []byte{1})
@@ -408,6 +414,26 @@ func TestTxnMisuseIsRefused(t *testing.T) {
 	txn.Delete(kindMeta, []byte("seq"))
 	if err := l.Apply(&txn, nil); err == nil {
 		t.Fatal("Delete of the sequence reservation accepted")
+	}
+	txn.Reset()
+	txn.Delete(KindResult, []byte("hH:1"))
+	if err := l.Apply(&txn, nil); err == nil {
+		t.Fatal("raw Delete of a result accepted: ResultStats would not know")
+	}
+	// Values the log could not read back are refused when written, not when reopening.
+	for name, build := range map[string]func(*Txn){
+		"result outcome":   func(t *Txn) { t.PutResult(Result{Handle: "H:1"}) },
+		"dead outcome":     func(t *Txn) { t.PutDead(DeadLetter{Job: Record{Seq: 1}, LastOutcome: 9}) },
+		"schedule prio":    func(t *Txn) { t.PutSchedule(Schedule{Seq: 1, Priority: 3}) },
+		"retry no base":    func(t *Txn) { t.PutFunction(FunctionSettings{Name: "f", Retry: RetryPolicy{Attempts: 3}}) },
+		"retry max < base": func(t *Txn) { t.PutFunction(FunctionSettings{Name: "f", Retry: RetryPolicy{3, 2, 1}}) },
+		"retry attempts 0": func(t *Txn) { t.PutFunction(FunctionSettings{Name: "f", Retry: RetryPolicy{0, 1, 1}}) },
+	} {
+		txn.Reset()
+		build(&txn)
+		if err := l.Apply(&txn, nil); err == nil {
+			t.Fatalf("%s: invalid value accepted", name)
+		}
 	}
 }
 
@@ -487,14 +513,23 @@ func TestTxnReuseAllocatesNothing(t *testing.T) {
 	var txn Txn
 	r := Record{Seq: 7, Handle: "H:x:7", Function: "f", Data: make([]byte, 64)}
 	s := FunctionSettings{Name: "f", MaxQueue: [3]int{1, 2, 3}}
+	s.Retry = RetryPolicy{Attempts: 3, Base: time.Second, Max: time.Minute}
 	key := []byte("k")
+	res := Result{Handle: "H:x:7", Function: "f", Unique: "u", Outcome: OutcomeComplete, Data: r.Data, Expires: 1}
+	dead := DeadLetter{Job: r, LastOutcome: OutcomeException, LastError: key}
+	sched := Schedule{Seq: 8, Handle: "H:x:8", Function: "f", Spec: "* * * * *", Data: r.Data}
 	build := func() {
 		txn.Reset()
 		txn.PutJob(r)
 		txn.DeleteJob(6)
 		txn.PutFunction(s)
 		txn.DeleteFunction("g")
-		txn.Put(KindResult, key, key)
+		txn.Put(Kind('z'), key, key)
+		txn.PutResult(res)
+		txn.PutDead(dead)
+		txn.DeleteDead(5)
+		txn.PutSchedule(sched)
+		txn.DeleteSchedule(4)
 	}
 	build()
 	if n := testing.AllocsPerRun(100, build); n != 0 {
