@@ -22,12 +22,13 @@
 //
 // A field is a comma-separated list of items; an item is one of
 //
-//   - every value of the field
-//     a        one value
-//     a-b      a through b (a <= b)
-//     */n      every n-th value from the field's first
-//     a-b/n    every n-th value from a through b
-//     a/n      every n-th value from a through the field's last (day-of-week: through 7)
+//	item     matches
+//	a        the value a
+//	a-b      a through b (a <= b)
+//	*        every value of the field
+//	*/n      every n-th value from the field's first
+//	a-b/n    every n-th value from a through b
+//	a/n      every n-th value from a through the field's last (day-of-week: through 7)
 //
 // Names (three letters, any case) stand for numbers in month and day-of-week fields,
 // ranges included (MON-FRI, JAN-MAR). A day-of-week range may end on Sunday written 0, 7 or
@@ -55,7 +56,10 @@
 // with '*' — this includes "*/2" and "*,5" — exactly Vixie's test of the first character. So
 // "0 0 */2 * MON" runs on Mondays that fall on odd days, while "0 0 1-31/2 * MON" runs on
 // every odd day and every Monday. An empty SUBMIT_JOB_SCHED field is "*". String keeps the
-// rule: it prints one of the two fields with a leading '*' exactly when the rule is "both".
+// rule: it prints one of the two fields with a leading '*' exactly when the rule is "both",
+// which needs that field to hold its first value (the 1st, or Sunday). One Gearman-numbered
+// input has no such field: a '*' step that skips Sunday ("*/4", Monday and Friday) beside a
+// day-of-month without the 1st. It is refused rather than stored with another meaning.
 //
 // # Time zones and daylight saving
 //

@@ -25,7 +25,7 @@ func (s *Spec) String() string {
 }
 
 // dowPrintKind is day-of-week as String prints it: 0-6, Sunday = 0.
-var dowPrintKind = kind{name: "day-of-week", min: 0, max: 6, last: 6, steps: 7}
+var dowPrintKind = kind{name: "day-of-week", min: 0, max: 6, steps: 7}
 
 // appendPlain prints a field where '*' means nothing beyond its values: "*", "*/n", or
 // the set.

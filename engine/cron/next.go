@@ -39,7 +39,8 @@ func (s *Spec) Next(t time.Time) time.Time {
 	// The first candidate minute: after t's wall clock, and not below any wall clock the
 	// zone showed before t (after a fall back the clock repeats what already fired).
 	from := floorDiv(wall, 60)*60 + 60
-	start, _ := t.ZoneBounds()
+	pStart, pEnd := t.ZoneBounds() // t's period, where fireAt begins
+	start := pStart
 	for i := 0; i < 4 && !start.IsZero() && sec-start.Unix() < lookBack; i++ {
 		prev := start.Add(-time.Second)
 		_, po := prev.Zone()
@@ -55,7 +56,7 @@ func (s *Spec) Next(t time.Time) time.Time {
 	if !ok || w > limit {
 		return time.Time{}
 	}
-	return time.Unix(s.fireAt(w, t), 0).In(loc)
+	return time.Unix(fireAt(w, loc, off, pStart, pEnd), 0).In(loc)
 }
 
 // search returns the first matching wall-clock minute at or after from, looking no later
@@ -114,15 +115,18 @@ func nextBit(b uint64, from int) int {
 	return bits.TrailingZeros64(b)
 }
 
-// fireAt returns the first instant at which the zone's wall clock reaches w, given that it
-// has not reached w by t. It walks the zone's periods (spans of one offset) from t's: in a
-// period of offset o ending at e the clock reaches w at w-o if that is before e; if w-o falls
-// before the period's start, w lies in the gap the period opened, reached at its start.
-func (s *Spec) fireAt(w int64, t time.Time) int64 {
-	p := t
+// fireAt returns the first instant at which loc's wall clock reaches w, given that it has
+// not reached w by t, whose period (span of one offset) is [start, end) with offset o. It
+// walks the periods from t's: in a period of offset o ending at end the clock reaches w at
+// w-o if that is before end; if w-o falls before the period's start, w lies in the gap the
+// period opened, reached at its start. (Zone lookups are most of Next's cost, so t's are
+// passed in rather than repeated.)
+func fireAt(w int64, loc *time.Location, o int, start, end time.Time) int64 {
 	for i := 0; i < 16; i++ {
-		_, o := p.Zone()
-		start, end := p.ZoneBounds()
+		if i > 0 {
+			_, o = start.Zone()
+			start, end = start.ZoneBounds()
+		}
 		at := w - int64(o)
 		if end.IsZero() || at < end.Unix() {
 			if !start.IsZero() && at < start.Unix() {
@@ -130,13 +134,14 @@ func (s *Spec) fireAt(w int64, t time.Time) int64 {
 			}
 			return at
 		}
-		// Skip periods that end before w's earliest possible instant.
+		// Go on from the next period, or from w's earliest possible instant if later;
+		// start is just a point in the period here, which is all the lookups above need.
 		if j := w - maxOffset; j > end.Unix() {
-			p = time.Unix(j, 0).In(t.Location())
+			start = time.Unix(j, 0).In(loc)
 		} else {
-			p = end
+			start = end
 		}
 	}
-	_, o := p.Zone() // a zone changing offset 16 times within a day: give up precision
+	// Sixteen periods within a day: no such zone; settle for the offset found last.
 	return w - int64(o)
 }

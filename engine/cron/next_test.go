@@ -35,6 +35,11 @@ func checkRuns(t *testing.T, expr string, from time.Time, want ...string) {
 	t.Helper()
 	s := mustParse(t, expr)
 	got := runs(s, from, len(want))
+	for i := 1; i < len(got); i++ {
+		if !got[i].IsZero() && !got[i].After(got[i-1]) {
+			t.Fatalf("%q: Next(%s) = %s, not after", expr, fmtTime(got[i-1]), fmtTime(got[i]))
+		}
+	}
 	for i, w := range want {
 		var g string
 		if i < len(got) {
@@ -72,6 +77,7 @@ func TestNextSequences(t *testing.T) {
 	checkRuns(t, "0 0 29 2 *", d(1999, 3, 1, 0, 0, 0), "2000-02-29 00:00:00 UTC Tue")
 	checkRuns(t, "0 0 29 2 *", d(2099, 3, 1, 0, 0, 0), "2104-02-29 00:00:00 UTC Fri")
 	checkRuns(t, "0 0 29 2 *", d(2097, 3, 1, 0, 0, 0), "never") // 2104 is beyond 5 years
+	checkRuns(t, "0 0 29 2 *", d(2099, 1, 1, 0, 0, 0), "never") // so is 2104-02-29 from 2099-01-01
 	checkRuns(t, "0 0 30 2 *", d(2025, 1, 1, 0, 0, 0), "never")
 	checkRuns(t, "0 0 31 4,6,9,11 *", d(2025, 1, 1, 0, 0, 0), "never")
 	// Month ends.
@@ -206,10 +212,7 @@ func TestNextVsBrute(t *testing.T) {
 		}
 		window := time.Duration(1+r.Intn(4)) * 24 * time.Hour
 		want := bruteRuns(s, from, window)
-		var got []time.Time
-		for at := s.Next(from); !at.IsZero() && !at.After(from.Add(window)); at = s.Next(at) {
-			got = append(got, at)
-		}
+		got := chain(t, s, from, window)
 		minutes += int(window / time.Minute)
 		if !equalRuns(got, want) {
 			t.Fatalf("%q (%s) in %s from %s over %v:\n got %s\nwant %s",
@@ -236,13 +239,27 @@ func TestNextVsBruteLong(t *testing.T) {
 		s := mustParse(t, c.expr)
 		window := time.Duration(c.days) * 24 * time.Hour
 		want := bruteRuns(s, c.from, window)
-		var got []time.Time
-		for at := s.Next(c.from); !at.IsZero() && !at.After(c.from.Add(window)); at = s.Next(at) {
-			got = append(got, at)
-		}
+		got := chain(t, s, c.from, window)
 		if !equalRuns(got, want) || len(want) == 0 {
 			t.Errorf("%q from %s:\n got %s\nwant %s", c.expr, fmtTime(c.from), fmtRuns(got), fmtRuns(want))
 		}
+	}
+}
+
+// chain returns Next chained from t while within window; it fails if Next does not advance.
+func chain(t *testing.T, s *Spec, from time.Time, window time.Duration) []time.Time {
+	t.Helper()
+	var out []time.Time
+	for at := from; ; {
+		n := s.Next(at)
+		if n.IsZero() || n.After(from.Add(window)) {
+			return out
+		}
+		if !n.After(at) {
+			t.Fatalf("%s: Next(%s) = %s, not after", s, fmtTime(at), fmtTime(n))
+		}
+		out = append(out, n)
+		at = n
 	}
 }
 
@@ -342,10 +359,50 @@ func BenchmarkNext(b *testing.B) {
 					continue
 				}
 				at = n
-				if at.Year() > 2100 {
+				if at.Unix() > 4102444800 { // 2100
 					at = time.Date(2025, 3, 1, 0, 0, 0, 0, berlin)
 				}
 			}
 		})
+	}
+}
+
+// TestNextExtremes: far years and sub-minute historical offsets neither panic nor loop.
+func TestNextExtremes(t *testing.T) {
+	every := mustParse(t, "* * * * *")
+	if got := every.Next(time.Time{}); !got.Equal(time.Date(1, 1, 1, 0, 1, 0, 0, time.UTC)) {
+		t.Errorf("Next(zero) = %v", got)
+	}
+	if got := every.Next(time.Date(9999, 12, 31, 23, 59, 0, 0, time.UTC)); !got.Equal(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("Next(9999-12-31 23:59) = %v", got)
+	}
+	berlin := loadZone(t, "Europe/Berlin")
+	for _, at := range []time.Time{time.Unix(1<<40, 0), time.Unix(-1<<40, 0), time.Unix(1<<62, 0), time.Unix(-1<<62, 0)} {
+		for _, expr := range []string{"* * * * *", "0 0 29 2 *", "0 0 30 2 *", "30 2 * * 0"} {
+			mustParse(t, expr).Next(at.In(berlin)) // must return
+		}
+	}
+	// Berlin kept local mean time, +00:53:28, until 1893: the run is at local seconds zero.
+	lmt := time.Date(1850, 6, 1, 12, 0, 0, 0, berlin)
+	got := mustParse(t, "30 12 * * *").Next(lmt)
+	if got.Hour() != 12 || got.Minute() != 30 || got.Second() != 0 || got.Day() != 1 {
+		t.Errorf("Next(%v) = %v", lmt, got)
+	}
+}
+
+// TestConcurrentNext: a Spec is read-only; run under -race.
+func TestConcurrentNext(t *testing.T) {
+	s := mustParse(t, "*/7 1-20 * * MON-FRI")
+	ny := loadZone(t, "America/New_York")
+	from := time.Date(2025, 3, 1, 0, 0, 0, 0, ny)
+	want := runs(s, from, 200)
+	done := make(chan []time.Time)
+	for g := 0; g < 4; g++ {
+		go func() { done <- runs(s, from, 200) }()
+	}
+	for g := 0; g < 4; g++ {
+		if got := <-done; !equalRuns(got, want) {
+			t.Error("concurrent Next differs")
+		}
 	}
 }

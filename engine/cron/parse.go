@@ -6,12 +6,11 @@ import (
 	"strings"
 )
 
-// kind describes one field: its name in errors, the values it accepts, and how '*' and
-// "a/n" expand.
+// kind describes one field: its name in errors and the values it accepts; '*' and "a/n"
+// run to max (day-of-week: to 7, Sunday again, as in Vixie cron).
 type kind struct {
 	name      string
 	min, max  int      // accepted values
-	last      int      // where '*' and "a/n" end
 	steps     int      // largest step: the number of distinct values
 	names     []string // three-letter names for min, min+1, ...; nil if none
 	dowStd    bool     // standard day-of-week: 7 folds to 0, a range may end on Sunday as 0
@@ -22,12 +21,12 @@ var (
 	monthNames     = []string{"JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"}
 	sundayNames    = []string{"SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"}
 	mondayNames    = []string{"MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"}
-	minuteKind     = kind{name: "minute", min: 0, max: 59, last: 59, steps: 60}
-	hourKind       = kind{name: "hour", min: 0, max: 23, last: 23, steps: 24}
-	domKind        = kind{name: "day-of-month", min: 1, max: 31, last: 31, steps: 31}
-	monthKind      = kind{name: "month", min: 1, max: 12, last: 12, steps: 12, names: monthNames}
-	dowKind        = kind{name: "day-of-week", min: 0, max: 7, last: 7, steps: 7, names: sundayNames, dowStd: true}
-	dowMondayKind  = kind{name: "day-of-week", min: 0, max: 6, last: 6, steps: 7, names: mondayNames, dowMonday: true}
+	minuteKind     = kind{name: "minute", min: 0, max: 59, steps: 60}
+	hourKind       = kind{name: "hour", min: 0, max: 23, steps: 24}
+	domKind        = kind{name: "day-of-month", min: 1, max: 31, steps: 31}
+	monthKind      = kind{name: "month", min: 1, max: 12, steps: 12, names: monthNames}
+	dowKind        = kind{name: "day-of-week", min: 0, max: 7, steps: 7, names: sundayNames, dowStd: true}
+	dowMondayKind  = kind{name: "day-of-week", min: 0, max: 6, steps: 7, names: mondayNames, dowMonday: true}
 	errTooLong     = fmt.Errorf("cron: expression longer than %d bytes", MaxLen)
 	errFieldsEmpty = errors.New("cron: empty expression")
 )
@@ -222,7 +221,7 @@ func (k *kind) item(item string) (uint64, error) {
 	}
 	var lo, hi int
 	if base == "*" {
-		lo, hi = k.min, k.last
+		lo, hi = k.min, k.max
 	} else if a, b, isRange := strings.Cut(base, "-"); isRange {
 		var err error
 		if lo, err = k.value(a, item); err != nil {
@@ -247,7 +246,7 @@ func (k *kind) item(item string) (uint64, error) {
 		}
 		hi = lo
 		if hasStep {
-			hi = k.last
+			hi = k.max
 		}
 	}
 	var bits uint64
