@@ -31,7 +31,7 @@ type Result struct {
 	Outcome  Outcome
 	Data     []byte
 	Attempts uint32 // assignments the job had, this one included
-	Created  int64  // unix nanoseconds: submitted
+	Created  int64  // unix nanoseconds: submitted; 0 when the server did not record it
 	Started  int64  // unix nanoseconds: the last assignment began
 	Finished int64  // unix nanoseconds: the outcome arrived
 	Expires  int64  // unix nanoseconds: ExpireResults removes it from then on
@@ -46,7 +46,7 @@ type RetryPolicy struct {
 
 // DeadLetter is a background job that exhausted its attempts, kept with its history.
 type DeadLetter struct {
-	Job         Record // as it was last queued: Seq, Handle, Attempts, Created...
+	Job         Record // as it was last queued: Seq, Handle, Attempts, FirstFailed...
 	LastOutcome Outcome
 	LastError   []byte // the last WORK_FAIL (empty) or WORK_EXCEPTION data
 	FirstFailed int64  // unix nanoseconds

@@ -103,7 +103,7 @@ func sampleResult(i int, rng *rand.Rand) Result {
 	return r
 }
 
-func TestJobRecordAttemptsAndCreatedRoundTrip(t *testing.T) {
+func TestJobRecordAttemptsAndFirstFailureRoundTrip(t *testing.T) {
 	rng := rand.New(rand.NewPCG(21, 22))
 	for i := 0; i < 5000; i++ {
 		r := sampleRecord(uint64(i+1)<<uint(i%50), rng)
@@ -111,9 +111,9 @@ func TestJobRecordAttemptsAndCreatedRoundTrip(t *testing.T) {
 		case 1:
 			r.Attempts = rng.Uint32()
 		case 2:
-			r.Created = rng.Int64() - rng.Int64()
+			r.FirstFailed = rng.Int64() - rng.Int64()
 		case 3:
-			r.Attempts, r.Created = uint32(rng.IntN(10)), time.Now().UnixNano()
+			r.Attempts, r.FirstFailed = uint32(rng.IntN(10)), time.Now().UnixNano()
 		}
 		if len(r.Data) == 0 {
 			r.Data = []byte{}
@@ -219,7 +219,7 @@ func TestLifecycleRecordsRoundTrip(t *testing.T) {
 		}
 
 		job := sampleRecord(uint64(i+1), rng)
-		job.Attempts, job.Created = uint32(i), int64(i)*1e9
+		job.Attempts, job.FirstFailed = uint32(i), int64(i)*1e9
 		if len(job.Data) == 0 {
 			job.Data = []byte{}
 		}
@@ -339,12 +339,12 @@ func TestLifecycleSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	l, _ := openLog(t, dir, SyncAlways)
 	job := Record{Seq: mustSeq(t, l), Handle: "H:j", Function: "resize", Unique: "u1", Attempts: 2,
-		Created: time.Now().UnixNano(), Data: []byte("in")}
+		FirstFailed: time.Now().UnixNano(), Data: []byte("in")}
 	putSync(t, l, &job)
 	fn := FunctionSettings{Name: "resize", Limit: 2, Retry: RetryPolicy{Attempts: 4, Base: time.Second, Max: time.Minute}}
 	res := Result{Handle: job.Handle, Function: job.Function, Unique: job.Unique, Outcome: OutcomeComplete,
-		Data: []byte("out"), Attempts: 3, Created: job.Created, Started: job.Created + 1, Finished: job.Created + 2,
-		Expires: job.Created + int64(time.Hour)}
+		Data: []byte("out"), Attempts: 3, Created: job.FirstFailed, Started: job.FirstFailed + 1, Finished: job.FirstFailed + 2,
+		Expires: job.FirstFailed + int64(time.Hour)}
 	noUnique := Result{Handle: "H:n", Function: "resize", Outcome: OutcomeException, Data: []byte{}, Expires: -5}
 	dead := DeadLetter{Job: Record{Seq: mustSeq(t, l), Handle: "H:d", Function: "resize", Attempts: 4, Data: []byte{}},
 		LastOutcome: OutcomeException, LastError: []byte("boom"), FirstFailed: 10, LastFailed: 20}

@@ -47,12 +47,13 @@
 //
 //	+---------+----------+-------+----------------+-------------------+-----------------------------------+------+
 //	| version | priority | flags | run-at (varint)| attempts (uvarint)| handle, function, unique, reducer | data |
-//	| 1 byte  | 1 byte   | 1 byte| if flags&1     | created (varint)  | each uvarint length + bytes       | rest |
+//	| 1 byte  | 1 byte   | 1 byte| if flags&1     | 1st fail (varint) | each uvarint length + bytes       | rest |
 //	|         |          |       |                | if flags&2        |                                   |      |
 //	+---------+----------+-------+----------------+-------------------+-----------------------------------+------+
 //
 //	priority 0 high, 1 normal, 2 low; flags bit 0: run-at present (unix seconds); bit 1:
-//	attempts (assignments that failed so far) and created (unix nanoseconds) present,
+//	attempts (assignments that failed so far under a retry policy) and the time of the first
+//	of those failures (unix nanoseconds) present,
 //	written only when either is non-zero, so that such a record is byte for byte what the
 //	releases before them wrote.
 //
@@ -180,7 +181,7 @@ type Entry struct {
 const (
 	recordVersion   = 1
 	flagRunAt       = 1 // job record: run-at follows
-	flagHistory     = 2 // job record: attempts and created follow run-at
+	flagHistory     = 2 // job record: attempts and first failure follow run-at
 	functionVersion = 1
 	flagDeclared    = 1
 	flagPaused      = 2
@@ -232,7 +233,7 @@ func recordLen(r *Record) int {
 		n += varintLen(r.RunAt)
 	}
 	if hasHistory(r) {
-		n += uvarintLen(uint64(r.Attempts)) + varintLen(r.Created)
+		n += uvarintLen(uint64(r.Attempts)) + varintLen(r.FirstFailed)
 	}
 	for _, s := range [...]string{r.Handle, r.Function, r.Unique, r.Reducer} {
 		n += uvarintLen(uint64(len(s))) + len(s)
@@ -246,9 +247,9 @@ func uvarintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
 // varintLen is the length of binary.AppendVarint's encoding of x (zig-zag, then uvarint).
 func varintLen(x int64) int { return uvarintLen(uint64(x)<<1 ^ uint64(x>>63)) }
 
-// hasHistory reports whether r's record carries attempts and created: only when either is
+// hasHistory reports whether r's record carries attempts and first failure: only when either is
 // set, so that a record without them is byte for byte what an older release wrote.
-func hasHistory(r *Record) bool { return r.Attempts != 0 || r.Created != 0 }
+func hasHistory(r *Record) bool { return r.Attempts != 0 || r.FirstFailed != 0 }
 
 // appendRecord encodes r's value (everything but the key) onto dst.
 func appendRecord(dst []byte, r *Record) []byte {
@@ -265,7 +266,7 @@ func appendRecord(dst []byte, r *Record) []byte {
 	}
 	if hasHistory(r) {
 		dst = binary.AppendUvarint(dst, uint64(r.Attempts))
-		dst = binary.AppendVarint(dst, r.Created)
+		dst = binary.AppendVarint(dst, r.FirstFailed)
 	}
 	for _, s := range [...]string{r.Handle, r.Function, r.Unique, r.Reducer} {
 		dst = binary.AppendUvarint(dst, uint64(len(s)))
@@ -315,9 +316,9 @@ func decodeRecordOf(what string, seq uint64, value []byte) (Record, error) {
 		r.Attempts, rest = uint32(a), rest[n:]
 		c, n := binary.Varint(rest)
 		if n <= 0 {
-			return bad("bad created time")
+			return bad("bad first-failure time")
 		}
-		r.Created, rest = c, rest[n:]
+		r.FirstFailed, rest = c, rest[n:]
 	}
 	var fields [4]string
 	for i := range fields {
