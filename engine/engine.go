@@ -63,6 +63,8 @@ type Config struct {
 	DeadTTL      time.Duration
 	DeadMax      int
 	DeadMaxBytes int64
+	// Clock is the wall clock recurring schedules run on; nil = time.Now. Tests inject one.
+	Clock func() time.Time
 	// IdleGrace is how long a function with nothing in it (no job, no worker, no settings of
 	// its own) is kept before RunUpkeep deletes it; default DefaultIdleGrace.
 	IdleGrace time.Duration
@@ -108,6 +110,7 @@ type Engine struct {
 	resultLog  ResultLog  // the store, when it keeps results; else memResults has them
 	memResults memResults // results without a ResultLog
 	dead       deadLetters
+	sched      scheduler
 }
 
 // New returns an engine with cfg's settings.

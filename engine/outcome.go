@@ -136,6 +136,13 @@ func (e *Engine) closeRecord(j *queue.Job, res *wal.Result, dead *wal.DeadLetter
 		e.unpersist(j)
 		return
 	}
+	if err := e.store.Writable(); err != nil {
+		// A nearly full disk refuses a batch that writes anything, and with it the delete:
+		// the job would run again after a restart. The delete goes alone.
+		e.log.Warn("a job's result or dead letter is not kept: the disk is nearly full", "handle", j.Handle, "error", err)
+		e.unpersist(j)
+		return
+	}
 	persisted := j.Persisted
 	j.Persisted = false
 	e.applyRecord(func(t *wal.Txn) {

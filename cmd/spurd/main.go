@@ -56,6 +56,12 @@ type options struct {
 	maxPacketSize   uint32
 	httpAddr        string
 	cpuProfile      string
+	resultTTL       time.Duration
+	resultMaxBytes  int64
+	deadTTL         time.Duration
+	deadMax         int
+	deadMaxBytes    int64
+	functionsFile   string
 }
 
 // ignoredFlags are gearmand options spurd accepts so existing command lines keep working,
@@ -129,6 +135,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.Uint32Var(&o.maxPacketSize, "max-packet-size", codec.DefaultMaxPacket, "largest packet body accepted, in bytes")
 	fs.Int64Var(&o.maxPartialBytes, "max-partial-bytes", tcpserver.DefaultMaxPartialBytes, "bytes of partly received packets all connections together may hold; past it the connections holding the most are closed")
 	fs.StringVar(&o.httpAddr, "http-addr", "", "HOST:PORT for metrics and the HTTP API (not supported yet)")
+	fs.DurationVar(&o.resultTTL, "result-ttl", engine.DefaultResultTTL, "how long the outcome of a background job is kept for `show result` (0 keeps none)")
+	fs.Int64Var(&o.resultMaxBytes, "result-max-bytes", engine.DefaultResultMaxBytes, "bytes the stored results may take; past it the oldest go")
+	fs.DurationVar(&o.deadTTL, "dead-ttl", engine.DefaultDeadTTL, "how long a dead letter (a job that used up its retries) is kept")
+	fs.IntVar(&o.deadMax, "dead-max", engine.DefaultDeadMax, "most dead letters kept; past it the oldest go")
+	fs.Int64Var(&o.deadMaxBytes, "dead-max-bytes", engine.DefaultDeadMaxBytes, "bytes the dead letters may take in memory; past it the oldest go")
+	fs.StringVar(&o.functionsFile, "functions", "", "file of function settings applied at start: lines `retry FN ATTEMPTS BASE MAX`, `limit FN N`, `pause FN`")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file")
 	ignored := map[string]*string{}
 	for _, f := range ignoredFlags {
@@ -197,6 +209,9 @@ func (o *options) validate() error {
 	}
 	if o.threads < 0 || o.jobRetries < 0 || o.workerWakeup < 0 {
 		return errors.New("--threads, --job-retries and --worker-wakeup must not be negative")
+	}
+	if o.resultTTL < 0 || o.resultMaxBytes < 0 || o.deadTTL <= 0 || o.deadMax <= 0 || o.deadMaxBytes <= 0 {
+		return errors.New("--result-ttl and --result-max-bytes must not be negative; --dead-ttl, --dead-max and --dead-max-bytes must be positive")
 	}
 	if o.maxPacketSize < 1024 {
 		return errors.New("--max-packet-size must be at least 1024 bytes")
@@ -335,14 +350,19 @@ func serve(o *options, logger *slog.Logger) (err error) {
 	}
 	shutdown := make(chan bool, 1)
 	cfg := engine.Config{
-		HandlePrefix:  o.handlePrefix,
-		JobRetries:    o.jobRetries,
-		WorkerWakeup:  o.wakeup(),
-		RoundRobin:    o.roundRobin,
-		Exceptions:    o.exceptions,
-		MaxPacketSize: o.maxPacketSize,
-		Verbose:       strings.ToUpper(o.verbose),
-		Logger:        logger,
+		HandlePrefix:   o.handlePrefix,
+		JobRetries:     o.jobRetries,
+		WorkerWakeup:   o.wakeup(),
+		RoundRobin:     o.roundRobin,
+		Exceptions:     o.exceptions,
+		MaxPacketSize:  o.maxPacketSize,
+		ResultTTL:      o.resultTTL,
+		ResultMaxBytes: o.resultMaxBytes,
+		DeadTTL:        o.deadTTL,
+		DeadMax:        o.deadMax,
+		DeadMaxBytes:   o.deadMaxBytes,
+		Verbose:        strings.ToUpper(o.verbose),
+		Logger:         logger,
 		OnShutdown: func(graceful bool) {
 			select {
 			case shutdown <- graceful:
@@ -356,6 +376,12 @@ func serve(o *options, logger *slog.Logger) (err error) {
 	e := engine.New(cfg)
 	e.RestoreFunctions(recovered.Functions)
 	e.Restore(recovered.Jobs)
+	e.RestoreDead(recovered.Dead)
+	if o.functionsFile != "" {
+		if err := applyFunctionsFile(e, o.functionsFile); err != nil {
+			return err
+		}
+	}
 	upkeep, stopUpkeep := context.WithCancel(context.Background())
 	upkeepDone := make(chan struct{})
 	go func() { defer close(upkeepDone); e.RunUpkeep(upkeep, time.Second) }()
