@@ -97,7 +97,11 @@ const (
 	MaxFunctionSize = 8192
 	MaxTimeoutSize  = 20 // CAN_DO_TIMEOUT's decimal value; gearmand closes above it
 	MaxTextLine     = 8192
-	MaxAdminWords   = 5
+	// MaxAdminWords bounds the words of an admin line. gearmand takes at most
+	// GearmandAdminWords, and so does every command Spur shares with it; Spur's own
+	// `schedule add` takes more (five cron fields and its options).
+	MaxAdminWords      = 32
+	GearmandAdminWords = 5
 )
 
 // Magic values.

@@ -513,9 +513,9 @@ func TestSplitAdmin(t *testing.T) {
 		{"maxqueue fn 1 2 3", []string{"maxqueue", "fn", "1", "2", "3"}, nil},
 		{"maxqueue   fn\t\t1  2 \t 3   ", []string{"maxqueue", "fn", "1", "2", "3"}, nil},
 		{"cancel job H:host:1", []string{"cancel", "job", "H:host:1"}, nil},
-		{"a b c d e f", nil, codec.ErrTooManyWords},
-		{"  a  b  c  d  e  f  ", nil, codec.ErrTooManyWords},
-		{"maxqueue fn 1 2 3 4", nil, codec.ErrTooManyWords},
+		{"a b c d e f", []string{"a", "b", "c", "d", "e", "f"}, nil},
+		{strings.Repeat("w ", codec.MaxAdminWords), strings.Fields(strings.Repeat("w ", codec.MaxAdminWords)), nil},
+		{strings.Repeat(" w ", codec.MaxAdminWords+1), nil, codec.ErrTooManyWords},
 		{"a\rb c", []string{"a\rb", "c"}, nil},
 	}
 	for _, tc := range tests {

@@ -18,6 +18,9 @@ import (
 // and monitoring scripts keep working.
 func (s *Session) admin(line []byte) {
 	w, err := codec.SplitAdmin(line)
+	if err == nil && w.N > codec.GearmandAdminWords && !w.Is(0, "schedule") {
+		err = codec.ErrTooManyWords // gearmand's limit, for every command but Spur's own
+	}
 	if err != nil {
 		// gearmand closes the connection here; a clear error is friendlier and harmless.
 		s.sendText(codec.AdminTooManyWords)
@@ -52,6 +55,8 @@ func (s *Session) admin(line []byte) {
 			s.sendText(s.e.pausedText())
 		case w.N == 2 && w.Is(1, "limits"):
 			s.sendText(s.e.limitsText())
+		case w.N == 2 && w.Is(1, "schedules"):
+			s.sendText(s.e.schedulesText())
 		case w.N == 2 && w.Is(1, "retries"):
 			s.sendText(s.e.retriesText())
 		case w.Is(1, "result"):
@@ -95,6 +100,8 @@ func (s *Session) admin(line []byte) {
 			return
 		}
 		s.setLimit(w.Word(1), int(max(0, min(atoi(w.Word(2)), 1<<31-1))))
+	case w.Is(0, "schedule"):
+		s.adminSchedule(line, &w)
 	case w.Is(0, "retry"):
 		s.adminRetry(&w)
 	case w.Is(0, "purge"):
@@ -333,7 +340,10 @@ func (e *Engine) pausedText() string {
 // scheduledText renders `show scheduled`, one line per job waiting for its run-at time,
 // soonest first:
 //
-//	HANDLE \t FUNCTION \t UNIQUE \t RUN-AT (unix seconds) \t RUN-AT (RFC 3339, UTC) \t PRIORITY
+//	HANDLE \t FUNCTION \t UNIQUE \t RUN-AT (unix seconds) \t RUN-AT (RFC 3339, UTC) \t PRIORITY \t KIND
+//
+// KIND is "once" for a job (an epoch job, a retry waiting out its backoff) and the cron spec
+// for a recurring schedule, whose RUN-AT is its next firing.
 //
 // Function names and uniques are bytes a client chose: tabs, line breaks and other control
 // bytes in them are written as \xNN (and a backslash as \x5c), so that no job can forge or
@@ -352,6 +362,12 @@ func (e *Engine) scheduledText() string {
 		b.WriteString(j.RunAt.UTC().Format(time.RFC3339))
 		b.WriteByte('\t')
 		b.WriteString(j.Priority.String())
+		b.WriteByte('\t')
+		if j.Schedule == "" {
+			b.WriteString("once")
+		} else {
+			b.WriteString(j.Schedule)
+		}
 		b.WriteByte('\n')
 	}
 	b.WriteString(".\n")

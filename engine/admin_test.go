@@ -593,7 +593,7 @@ func TestAdminShowScheduled(t *testing.T) {
 	c.submit(codec.SubmitJobBg, "mail", "", "plain")
 	line := func(h, fn, unique string, at int64) string {
 		return h + "\t" + fn + "\t" + unique + "\t" + strconv.FormatInt(at, 10) + "\t" +
-			time.Unix(at, 0).UTC().Format(time.RFC3339) + "\tnormal\n"
+			time.Unix(at, 0).UTC().Format(time.RFC3339) + "\tnormal\tonce\n"
 	}
 	want := line(hSoon, "mail", `a\x09b\x0ac\x5c`, sooner) + line(hSoon2, "mail", "", sooner) +
 		line(hLate, "report", "nightly", later) + ".\n"

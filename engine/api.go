@@ -205,7 +205,8 @@ var cancelled = []byte("cancelled")
 func (e *Engine) Cancel(handle []byte) bool {
 	j := e.reg.Lookup(handle)
 	if j == nil {
-		return false
+		// A schedule's handle: the schedule is deleted.
+		return e.DeleteSchedule(string(handle), func(error) {}) == nil
 	}
 	sh := j.Fn.Shard()
 	sh.Lock()
@@ -236,20 +237,28 @@ type ScheduledJob struct {
 	Unique   string
 	RunAt    time.Time
 	Priority queue.Priority
+	Schedule string // a recurring schedule's cron spec (RunAt its next firing); "" for a job
 	seq      uint64 // submission order, for jobs due at the same time
 }
 
-// Scheduled lists the jobs waiting for their run-at time, soonest first (submission order
-// within a second). It visits the shards one at a time and sorts outside their locks.
+// Scheduled lists the jobs waiting for their run-at time (epoch jobs, retries waiting out
+// their backoff) and the next firing of every active recurring schedule, soonest first
+// (submission order within the same time). It visits the shards one at a time and sorts outside their locks.
 func (e *Engine) Scheduled() []ScheduledJob {
 	var jobs []ScheduledJob
 	e.reg.EachShard(func(sh *queue.Shard) {
 		sh.EachFunction(func(f *queue.Function) {
 			f.EachDelayed(func(j *queue.Job) {
-				jobs = append(jobs, ScheduledJob{j.Handle, f.Name, j.Unique, time.UnixMilli(j.RunAt), j.Priority, j.Seq})
+				jobs = append(jobs, ScheduledJob{j.Handle, f.Name, j.Unique, time.UnixMilli(j.RunAt), j.Priority, "", j.Seq})
 			})
 		})
 	})
+	for _, sc := range e.Schedules() {
+		if !sc.Next.IsZero() {
+			seq, _ := queue.HandleSeq([]byte(sc.Handle))
+			jobs = append(jobs, ScheduledJob{sc.Handle, sc.Function, sc.Unique, sc.Next, sc.Priority, sc.Spec, seq})
+		}
+	}
 	sort.Slice(jobs, func(a, b int) bool {
 		if !jobs[a].RunAt.Equal(jobs[b].RunAt) {
 			return jobs[a].RunAt.Before(jobs[b].RunAt)

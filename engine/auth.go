@@ -70,13 +70,13 @@ var ErrLocalOnly = errors.New("is only accepted from a loopback connection")
 
 // gearmandRules allows what gearmand allows, which is everything, except `shutdown` from
 // another machine; Spur's own commands that change state (`pause`, `resume`, `limit`,
-// `drain worker`) are local too.
+// `drain worker`, `retry`, `purge dead`, `schedule`) are local too.
 type gearmandRules struct{}
 
 func (gearmandRules) Allow(id *Identity, act Action, name []byte) error {
 	if act == ActAdmin && !id.Loopback {
 		switch string(name) {
-		case "shutdown", "pause", "resume", "limit", "drain":
+		case "shutdown", "pause", "resume", "limit", "drain", "retry", "purge", "schedule":
 			return ErrLocalOnly
 		}
 	}

@@ -32,6 +32,8 @@ func (s *Session) dispatch(p *codec.Packet) {
 		s.submit(p, queue.Low, false)
 	case codec.SubmitJobBg, codec.SubmitJobEpoch, codec.SubmitReduceJobBackground:
 		s.submit(p, queue.Normal, true)
+	case codec.SubmitJobSched:
+		s.submitSched(p)
 	case codec.SubmitJobHighBg:
 		s.submit(p, queue.High, true)
 	case codec.SubmitJobLowBg:
@@ -70,7 +72,7 @@ func (s *Session) dispatch(p *codec.Packet) {
 		s.clientID = string(id)
 		s.mu.Unlock()
 	default:
-		// Response-only types, ALL_YOURS, the unused type 5 and SUBMIT_JOB_SCHED.
+		// Response-only types, ALL_YOURS and the unused type 5.
 		s.sendReply(codec.ReplyInvalidCommand)
 	}
 }

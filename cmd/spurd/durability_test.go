@@ -432,7 +432,7 @@ func testRecovery(t *testing.T, kill bool) {
 
 	expectShownJobs(t, addr, jobs)
 	wantSched := []string{sched.handle + "\t" + fn + "\tu-epoch\t" + strconv.FormatInt(epoch, 10) + "\t" +
-		time.Unix(epoch, 0).UTC().Format(time.RFC3339) + "\tnormal"}
+		time.Unix(epoch, 0).UTC().Format(time.RFC3339) + "\tnormal\tonce"}
 	if got := adminList(t, addr, "show scheduled"); !slices.Equal(got, wantSched) {
 		t.Errorf("show scheduled after the restart: %q, want %q", got, wantSched)
 	}
