@@ -343,7 +343,8 @@ func serve(o *options, logger *slog.Logger) (err error) {
 		if err != nil {
 			return err
 		}
-		where = fmt.Sprintf("data in %s (sync %s), %d jobs recovered", o.dataDir, o.syncMode, len(recovered.Jobs))
+		where = fmt.Sprintf("data in %s (sync %s), %d jobs, %d schedules, %d dead letters and %d results recovered",
+			o.dataDir, o.syncMode, len(recovered.Jobs), len(recovered.Schedules), len(recovered.Dead), recovered.Results)
 		if n := len(recovered.Other); n > 0 {
 			logger.Warn("the job log holds records of kinds this version does not use; they are kept", "records", n)
 		}
@@ -377,6 +378,9 @@ func serve(o *options, logger *slog.Logger) (err error) {
 	e.RestoreFunctions(recovered.Functions)
 	e.Restore(recovered.Jobs)
 	e.RestoreDead(recovered.Dead)
+	if err := e.RestoreSchedules(recovered.Schedules); err != nil {
+		return fmt.Errorf("recovering the schedules in %s: %w", o.dataDir, err)
+	}
 	if o.functionsFile != "" {
 		if err := applyFunctionsFile(e, o.functionsFile); err != nil {
 			return err
