@@ -33,7 +33,9 @@ var crashCycles = flag.Int("crash.cycles", 20, "SIGKILL/restart cycles of TestCr
 // The traffic mixes plain background submits with the paths that touch the log differently:
 // coalescing submits (the same unique twice: one job, two acknowledgements), scheduled jobs
 // (SUBMIT_JOB_EPOCH a few seconds ahead or behind), foreground jobs turned background by a
-// background submit of the same unique, cancellations, and timeout requeues.
+// background submit of the same unique, cancellations, timeout requeues, and failed
+// attempts that a retry policy runs again after a backoff; every job that ends leaves a
+// result (the default --result-ttl), written in the batch that deletes its record.
 func TestCrashLosesNoAcknowledgedJob(t *testing.T) {
 	dataDir := t.TempDir()
 	port := freePort(t)
@@ -116,6 +118,10 @@ func TestCrashLosesNoAcknowledgedJob(t *testing.T) {
 
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	cmd := start()
+	// Failed attempts come back after a backoff (retry policy, durable) rather than ending.
+	if got := adminLine(t, addr, "retry "+fn+" 6 0.05 0.2"); got != "OK\r\n" {
+		t.Fatalf("retry policy: %q", got)
+	}
 	for cycle := 0; cycle < *crashCycles; cycle++ {
 		time.Sleep(time.Duration(50+rng.IntN(250)) * time.Millisecond)
 		_ = cmd.Process.Kill() // SIGKILL
@@ -163,7 +169,7 @@ func TestCrashLosesNoAcknowledgedJob(t *testing.T) {
 		t.Errorf("acknowledged jobs never delivered after restarts: %v", missing[:min(10, len(missing))])
 	}
 	// The mix must really have happened, or the test proves less than it says.
-	for _, kind := range []string{"plain", "coalesced", "epoch", "promoted", "cancelled", "overran timeout"} {
+	for _, kind := range []string{"plain", "coalesced", "epoch", "promoted", "cancelled", "overran timeout", "failed attempt"} {
 		if led.counts[kind] == 0 {
 			t.Errorf("no %q traffic happened in %d cycles (traffic %v)", kind, *crashCycles, led.counts)
 		}
@@ -430,7 +436,12 @@ func work(addr, fn string, timeout bool, rng *rand.Rand, done <-chan struct{}, l
 				time.Sleep(1300 * time.Millisecond)
 				led.count("overran timeout")
 			}
-			if send(codec.WorkComplete, []byte(parts[0]), nil) != nil {
+			result := codec.WorkComplete
+			if rng.IntN(8) == 0 {
+				result = codec.WorkFail // runs again after its backoff
+				led.count("failed attempt")
+			}
+			if send(result, []byte(parts[0]), nil) != nil {
 				return
 			}
 		}
