@@ -99,8 +99,8 @@ func (e *Engine) expireResults(t time.Time) {
 	}
 }
 
-// showResult answers `show result HANDLE` and `show result unique FN UNIQUE` off the event
-// loop (the read may wait for the store), with one line
+// showResult answers `show result HANDLE` and `show result unique FN UNIQUE` — off the
+// event loop when results are on disk (the read waits for the store) — with one line
 //
 //	HANDLE \t FUNCTION \t UNIQUE \t OUTCOME \t ATTEMPTS \t STARTED \t FINISHED \t DATA
 //
@@ -122,7 +122,7 @@ func (s *Session) showResult(w *codec.AdminWords) {
 	}
 	r := &adminReply{s: s}
 	s.holdReply(&r.slot)
-	go func() {
+	answer := func() {
 		res, found, err := read()
 		switch {
 		case err != nil:
@@ -133,7 +133,12 @@ func (s *Session) showResult(w *codec.AdminWords) {
 			r.ok = resultLine(&res) + ".\n"
 		}
 		r.Acked(nil)
-	}()
+	}
+	if s.e.resultLog == nil {
+		answer() // memory: nothing to wait for
+		return
+	}
+	go answer()
 }
 
 func resultLine(r *wal.Result) string {

@@ -168,6 +168,7 @@ func newWorld(t *testing.T, in []byte) *world {
 		Logger:        slog.New(slog.DiscardHandler),
 		Exceptions:    c&64 != 0,
 		RoundRobin:    c&32 != 0,
+		ResultTTL:     time.Hour,
 	}
 	if c&8 != 0 {
 		cfg.JobRetries = 2
@@ -407,7 +408,7 @@ func (w *world) step(i, act int) {
 }
 
 func (w *world) adminLine(fs *fuzzSess) string {
-	switch w.next() % 22 {
+	switch w.next() % 31 {
 	case 0:
 		return "status"
 	case 1:
@@ -450,6 +451,24 @@ func (w *world) adminLine(fs *fuzzSess) string {
 		return "resume " + w.fn()
 	case 20:
 		return "limit " + w.fn() + " " + strconv.Itoa(int(w.next()%3))
+	case 21:
+		return "retry " + w.fn() + " " + strconv.Itoa(int(w.next()%3)+1) + " 1ms 2ms"
+	case 22:
+		return "retry " + w.fn() + " off"
+	case 23:
+		return "show dead"
+	case 24:
+		return "retry dead all " + w.fn()
+	case 25:
+		return "purge dead " + w.fn()
+	case 26:
+		return "show result " + w.handle(fs)
+	case 27:
+		return "schedule add " + w.fn() + " * * * * * data=s"
+	case 28:
+		return "show schedules"
+	case 29:
+		return "retry dead " + w.handle(fs)
 	default:
 		return "getpid"
 	}

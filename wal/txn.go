@@ -156,3 +156,24 @@ func nextTxnWrite(b []byte) (txnWrite, []byte) {
 	}
 	return w, b
 }
+
+// EachJob calls put for every job record t writes and del for every one it deletes, in the
+// order written: for stand-ins of the log that model its job records only (waltest).
+func (t *Txn) EachJob(put func(Record), del func(seq uint64)) {
+	for b := t.buf; len(b) > 0; {
+		var w txnWrite
+		w, b = nextTxnWrite(b)
+		if len(w.key) != 9 || Kind(w.key[0]) != KindJob {
+			continue
+		}
+		seq := binary.BigEndian.Uint64(w.key[1:])
+		switch w.tag {
+		case txnSet:
+			if r, err := decodeRecord(seq, w.value); err == nil {
+				put(r)
+			}
+		case txnDelete:
+			del(seq)
+		}
+	}
+}

@@ -27,7 +27,8 @@ var ErrInjected = errors.New("waltest: injected commit failure")
 
 type op struct {
 	rec  *wal.Record // a Put
-	txn  bool        // an Apply (its effects are not modelled, only its acknowledgement)
+	txn  bool        // an Apply: of its effects only job records are modelled (jobs)
+	jobs []jobWrite  // an Apply's job puts and deletes, in order
 	sets bool        // an Apply that writes: refused on a nearly full disk
 	seq  uint64      // a Delete, when rec is nil and txn false and done is nil
 	done func(error) // the acknowledgement; nil for a Delete
@@ -107,7 +108,31 @@ func (s *Store) Apply(t *wal.Txn, ack wal.Ack) error {
 	if ack != nil {
 		done = ack.Acked
 	}
-	return s.add(op{txn: true, sets: t.Sets(), done: done})
+	o := op{txn: true, sets: t.Sets(), done: done}
+	t.EachJob(func(r wal.Record) { o.jobs = append(o.jobs, jobWrite{seq: r.Seq, handle: r.Handle}) },
+		func(seq uint64) { o.jobs = append(o.jobs, jobWrite{seq: seq}) })
+	return s.add(o)
+}
+
+// jobWrite is a job record an Apply writes (handle set) or deletes.
+type jobWrite struct {
+	seq    uint64
+	handle string
+}
+
+// applyJobs applies an Apply's job writes to bySeq (and, if written is not nil, notes the
+// handles written).
+func applyJobs(bySeq map[uint64]string, jobs []jobWrite, written map[string]bool) {
+	for _, w := range jobs {
+		if w.handle == "" {
+			delete(bySeq, w.seq)
+			continue
+		}
+		bySeq[w.seq] = w.handle
+		if written != nil {
+			written[w.handle] = true
+		}
+	}
 }
 
 // Delete implements the engine's Store.
@@ -177,7 +202,9 @@ func (s *Store) commit() {
 		case o.rec != nil:
 			s.records[o.rec.Seq] = o.rec.Handle
 			s.written[o.rec.Handle] = true
-		case o.done == nil && s.failed == nil:
+		case o.txn && (refuse == nil || (!o.sets && s.failed == nil)):
+			applyJobs(s.records, o.jobs, s.written)
+		case o.done == nil && !o.txn && s.failed == nil:
 			delete(s.records, o.seq)
 		}
 	}
@@ -264,7 +291,9 @@ func (s *Store) Intended() map[string]bool {
 		switch {
 		case o.rec != nil:
 			bySeq[o.rec.Seq] = o.rec.Handle
-		case o.done == nil && !o.txn:
+		case o.txn:
+			applyJobs(bySeq, o.jobs, nil)
+		case o.done == nil:
 			delete(bySeq, o.seq)
 		}
 	}
