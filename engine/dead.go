@@ -130,28 +130,36 @@ func (e *Engine) RetryDead(pick func(*wal.DeadLetter) bool, done func(error)) in
 	if len(list) == 0 {
 		return 0
 	}
-	var t wal.Txn
 	t0 := now()
 	for _, d := range list {
-		t.DeleteDead(d.Job.Seq)
 		r := d.Job
 		sh := e.reg.ShardFor([]byte(r.Function))
 		sh.Lock()
 		f := sh.Ensure([]byte(r.Function))
-		if f.Coalesce([]byte(r.Unique), r.Data) == nil {
+		requeue := f.Coalesce([]byte(r.Unique), r.Data) == nil
+		if requeue {
 			j := queue.NewJob([]byte(r.Handle), []byte(r.Unique), []byte(r.Reducer), r.Data)
 			j.Seq, j.Priority, j.Background, j.Persisted = r.Seq, queue.Priority(r.Priority), true, true
 			f.Enqueue(j, t0)
 			r.Attempts, r.FirstFailed, r.RunAt = 0, 0, 0
-			t.PutJob(r)
 			e.jobQueued(f, j)
+		}
+		if e.store != nil {
+			// Under the shard lock: the job's record must be queued before a worker that
+			// takes it at once can queue its delete.
+			e.applyRecord(func(t *wal.Txn) {
+				t.DeleteDead(r.Seq)
+				if requeue {
+					t.PutJob(r)
+				}
+			})
 		}
 		sh.Unlock()
 	}
 	e.log.Info("dead letters queued again", "count", len(list))
 	if e.store == nil {
 		done(nil)
-	} else if err := e.store.Apply(&t, ackFunc(done)); err != nil {
+	} else if err := e.store.Barrier(ackFunc(done)); err != nil {
 		done(err)
 	}
 	return len(list)

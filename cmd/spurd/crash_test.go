@@ -34,8 +34,9 @@ var crashCycles = flag.Int("crash.cycles", 20, "SIGKILL/restart cycles of TestCr
 // coalescing submits (the same unique twice: one job, two acknowledgements), scheduled jobs
 // (SUBMIT_JOB_EPOCH a few seconds ahead or behind), foreground jobs turned background by a
 // background submit of the same unique, cancellations, timeout requeues, and failed
-// attempts that a retry policy runs again after a backoff; every job that ends leaves a
-// result (the default --result-ttl), written in the batch that deletes its record.
+// attempts that a retry policy runs again after a backoff, dead letters (both attempts
+// failed) queued again by `retry dead all`; every job that ends leaves a result (the default
+// --result-ttl), written in the batch that deletes its record.
 func TestCrashLosesNoAcknowledgedJob(t *testing.T) {
 	dataDir := t.TempDir()
 	port := freePort(t)
@@ -97,6 +98,11 @@ func TestCrashLosesNoAcknowledgedJob(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	})
 
+	client(func(*rand.Rand) {
+		retryDead(addr, fn, led)
+		time.Sleep(100 * time.Millisecond)
+	})
+
 	workersDone := make(chan struct{})
 	var workerWG sync.WaitGroup
 	for w := 0; w < 4; w++ {
@@ -119,7 +125,7 @@ func TestCrashLosesNoAcknowledgedJob(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	cmd := start()
 	// Failed attempts come back after a backoff (retry policy, durable) rather than ending.
-	if got := adminLine(t, addr, "retry "+fn+" 6 0.05 0.2"); got != "OK\r\n" {
+	if got := adminLine(t, addr, "retry "+fn+" 2 0.02 0.05"); got != "OK\r\n" {
 		t.Fatalf("retry policy: %q", got)
 	}
 	for cycle := 0; cycle < *crashCycles; cycle++ {
@@ -169,7 +175,7 @@ func TestCrashLosesNoAcknowledgedJob(t *testing.T) {
 		t.Errorf("acknowledged jobs never delivered after restarts: %v", missing[:min(10, len(missing))])
 	}
 	// The mix must really have happened, or the test proves less than it says.
-	for _, kind := range []string{"plain", "coalesced", "epoch", "promoted", "cancelled", "overran timeout", "failed attempt"} {
+	for _, kind := range []string{"plain", "coalesced", "epoch", "promoted", "cancelled", "overran timeout", "failed attempt", "dead letters retried"} {
 		if led.counts[kind] == 0 {
 			t.Errorf("no %q traffic happened in %d cycles (traffic %v)", kind, *crashCycles, led.counts)
 		}
@@ -381,6 +387,32 @@ func cancelOne(addr string, rng *rand.Rand, led *ledger) {
 	}
 }
 
+// retryDead queues the dead letters of fn again (`retry dead all`): jobs whose two attempts
+// both failed, moved to the dead-letter list in the batch that deleted their record.
+func retryDead(addr, fn string, led *ledger) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	r := bufio.NewReader(c)
+	if _, err := c.Write([]byte("show dead " + fn + "\r\nretry dead all " + fn + "\r\n")); err != nil {
+		return
+	}
+	dead := 0
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil || line == ".\n" {
+			break
+		}
+		dead++
+	}
+	if line, err := r.ReadString('\n'); err == nil && line == "OK\r\n" && dead > 0 {
+		led.count("dead letters retried")
+	}
+}
+
 func (l *ledger) uncancel(id string) {
 	l.mu.Lock()
 	delete(l.cancelled, id)
@@ -436,12 +468,14 @@ func work(addr, fn string, timeout bool, rng *rand.Rand, done <-chan struct{}, l
 				time.Sleep(1300 * time.Millisecond)
 				led.count("overran timeout")
 			}
-			result := codec.WorkComplete
+			var err error
 			if rng.IntN(8) == 0 {
-				result = codec.WorkFail // runs again after its backoff
+				err = send(codec.WorkFail, []byte(parts[0])) // runs again after its backoff
 				led.count("failed attempt")
+			} else {
+				err = send(codec.WorkComplete, []byte(parts[0]), nil)
 			}
-			if send(result, []byte(parts[0]), nil) != nil {
+			if err != nil {
 				return
 			}
 		}
