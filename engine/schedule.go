@@ -148,9 +148,11 @@ func (e *Engine) AddSchedule(req ScheduleRequest, who *Identity, done func(handl
 			done("", err)
 			return
 		}
-		e.sched.add(e, sc)
+		// Logged before it is filed: from then on the scheduler's timer may change it.
 		e.log.Info("schedule added", "handle", sc.rec.Handle, "function", sc.rec.Function, "spec", sc.rec.Spec, "zone", sc.rec.Location, "next", sc.next)
-		done(sc.rec.Handle, nil)
+		handle := sc.rec.Handle
+		e.sched.add(e, sc)
+		done(handle, nil)
 	}
 	if e.store == nil {
 		added(nil)
