@@ -370,3 +370,31 @@ func TestParseRetryPolicy(t *testing.T) {
 		}
 	}
 }
+
+// A CAN_DO_TIMEOUT that runs out is a failed attempt under a retry policy: the job waits out
+// its backoff and then runs again; its second timeout makes it a dead letter.
+func TestTimeoutCountsAsAFailedAttemptUnderAPolicy(t *testing.T) {
+	t.Parallel()
+	addr := startServer(t, Config{})
+	c, w, adm := dial(t, addr), dial(t, addr), dial(t, addr)
+	adm.expectAdmin("retry slow 2 1ms 1ms", "OK\r\n")
+	w.send(codec.CanDoTimeout, "slow", "1000")
+	h := c.submit(codec.SubmitJobBg, "slow", "", "x")
+	if got, _ := w.grabWithin(time.Second); got != h {
+		t.Fatalf("grab: %s", got)
+	}
+	if got, _ := w.grabWithin(3 * time.Second); got != h { // after the 1 s timeout and backoff
+		t.Fatalf("second attempt: %s", got)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		got := adm.admin("show dead")
+		if strings.HasPrefix(got, h+"\tslow\t\t2\t") && strings.Contains(got, "\tfail\tworker timeout\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("show dead after two timeouts: %q", got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
