@@ -108,21 +108,28 @@ func (e *Engine) writable() error {
 	return e.store.Writable()
 }
 
+// admit checks a typed submit before anything is made: its sizes, who may submit to the
+// function, and that the engine is not shutting down.
+func (e *Engine) admit(who *Identity, fn, unique, reducer []byte) error {
+	if r := codec.CheckSubmit(fn, unique, reducer); r != nil {
+		return errors.New(r.Text)
+	}
+	if err := e.auth.Allow(who, ActSubmit, fn); err != nil {
+		return err
+	}
+	if e.draining.Load() {
+		return ErrShuttingDown
+	}
+	return nil
+}
+
 // SubmitBackground queues a background job for who and calls done once with its handle when
 // it is durable (at once without a store), or with why it was refused. done runs on the
 // calling goroutine or on the store's; it must not block.
 func (e *Engine) SubmitBackground(req SubmitRequest, who *Identity, done func(handle string, err error)) {
 	req.Background = true
-	if r := codec.CheckSubmit(req.Function, req.Unique, req.Reducer); r != nil {
-		done("", errors.New(r.Text))
-		return
-	}
-	if err := e.auth.Allow(who, ActSubmit, req.Function); err != nil {
+	if err := e.admit(who, req.Function, req.Unique, req.Reducer); err != nil {
 		done("", err)
-		return
-	}
-	if e.draining.Load() {
-		done("", ErrShuttingDown)
 		return
 	}
 	f, j, how, err := e.lockAndPlace(&req)

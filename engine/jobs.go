@@ -63,20 +63,26 @@ func (e *Engine) writeJob(j *queue.Job, r *createdReply) {
 		r.answer(nil)
 		return
 	}
-	err := e.store.Put(wal.Record{
-		Seq:      j.Seq,
-		Handle:   j.Handle,
-		Function: j.Fn.Name,
-		Unique:   j.Unique,
-		Reducer:  j.Reducer(),
-		Priority: uint8(j.Priority),
-		RunAt:    secondsOf(j.RunAt),
-		Data:     j.Data,
-	}, r)
-	if err != nil {
+	if err := e.store.Put(e.recordOf(j), r); err != nil {
 		j.Persisted = false
 		e.withdraw(j)
 		r.answer(err)
+	}
+}
+
+// recordOf is j's durable record.
+func (e *Engine) recordOf(j *queue.Job) wal.Record {
+	return wal.Record{
+		Seq:         j.Seq,
+		Handle:      j.Handle,
+		Function:    j.Fn.Name,
+		Unique:      j.Unique,
+		Reducer:     j.Reducer(),
+		Priority:    uint8(j.Priority),
+		RunAt:       secondsOf(j.RunAt),
+		Attempts:    j.Failures(),
+		FirstFailed: j.FirstFailed(),
+		Data:        j.Data,
 	}
 }
 

@@ -174,22 +174,6 @@ func (e *Engine) applyRecord(build func(t *wal.Txn)) {
 	txnPool.Put(t)
 }
 
-// recordOf is j's durable record.
-func (e *Engine) recordOf(j *queue.Job) wal.Record {
-	return wal.Record{
-		Seq:         j.Seq,
-		Handle:      j.Handle,
-		Function:    j.Fn.Name,
-		Unique:      j.Unique,
-		Reducer:     j.Reducer(),
-		Priority:    uint8(j.Priority),
-		RunAt:       secondsOf(j.RunAt),
-		Attempts:    j.Failures(),
-		FirstFailed: j.FirstFailed(),
-		Data:        j.Data,
-	}
-}
-
 // resultOf is the result a background job leaves, expiring ResultTTL from now.
 func (e *Engine) resultOf(j *queue.Job, outcome wal.Outcome, data []byte, started int64) *wal.Result {
 	t := time.Now().UnixNano()

@@ -104,16 +104,8 @@ func (e *Engine) clock() time.Time {
 // it is durable, or with why it was refused. done runs on the calling goroutine or the
 // store's; it must not block.
 func (e *Engine) AddSchedule(req ScheduleRequest, who *Identity, done func(handle string, err error)) {
-	if r := codec.CheckSubmit(req.Function, req.Unique, nil); r != nil {
-		done("", errors.New(r.Text))
-		return
-	}
-	if err := e.auth.Allow(who, ActSubmit, req.Function); err != nil {
+	if err := e.admit(who, req.Function, req.Unique, nil); err != nil {
 		done("", err)
-		return
-	}
-	if e.draining.Load() {
-		done("", ErrShuttingDown)
 		return
 	}
 	loc, err := zoneOf(req.Zone)
