@@ -351,12 +351,7 @@ func (e *Engine) pausedText() string {
 func (e *Engine) scheduledText() string {
 	var b strings.Builder
 	for _, j := range e.Scheduled() {
-		b.WriteString(j.Handle)
-		b.WriteByte('\t')
-		writeAdminField(&b, j.Function)
-		b.WriteByte('\t')
-		writeAdminField(&b, j.Unique)
-		b.WriteByte('\t')
+		writeJobColumns(&b, j.Handle, j.Function, j.Unique)
 		b.WriteString(strconv.FormatInt(secondsOf(j.RunAt.UnixMilli()), 10))
 		b.WriteByte('\t')
 		b.WriteString(j.RunAt.UTC().Format(time.RFC3339))
@@ -372,6 +367,18 @@ func (e *Engine) scheduledText() string {
 	}
 	b.WriteString(".\n")
 	return b.String()
+}
+
+// writeJobColumns writes the first columns of every job listing (`show scheduled`,
+// `show schedules`, `show result`, `show dead`): handle, function and unique, each followed
+// by a tab.
+func writeJobColumns(b *strings.Builder, handle, fn, unique string) {
+	b.WriteString(handle)
+	b.WriteByte('\t')
+	writeAdminField(b, fn)
+	b.WriteByte('\t')
+	writeAdminField(b, unique)
+	b.WriteByte('\t')
 }
 
 // writeAdminField writes s with control bytes and backslashes escaped as \xNN.

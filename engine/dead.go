@@ -208,12 +208,7 @@ func (s *Session) deadText(fn string) string {
 		if s.allow(ActStatus, []byte(d.Job.Function)) != nil {
 			continue
 		}
-		b.WriteString(d.Job.Handle)
-		b.WriteByte('\t')
-		writeAdminField(&b, d.Job.Function)
-		b.WriteByte('\t')
-		writeAdminField(&b, d.Job.Unique)
-		b.WriteByte('\t')
+		writeJobColumns(&b, d.Job.Handle, d.Job.Function, d.Job.Unique)
 		b.WriteString(strconv.FormatUint(uint64(d.Job.Attempts), 10))
 		b.WriteByte('\t')
 		b.WriteString(nanoTime(d.FirstFailed))

@@ -143,12 +143,7 @@ func (s *Session) showResult(w *codec.AdminWords) {
 
 func resultLine(r *wal.Result) string {
 	var b strings.Builder
-	b.WriteString(r.Handle)
-	b.WriteByte('\t')
-	writeAdminField(&b, r.Function)
-	b.WriteByte('\t')
-	writeAdminField(&b, r.Unique)
-	b.WriteByte('\t')
+	writeJobColumns(&b, r.Handle, r.Function, r.Unique)
 	b.WriteString(outcomeName(r.Outcome))
 	b.WriteByte('\t')
 	b.WriteString(strconv.FormatUint(uint64(r.Attempts), 10))

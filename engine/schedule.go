@@ -526,12 +526,8 @@ func parseScheduleAdd(line []byte, w *codec.AdminWords) (ScheduleRequest, error)
 func (e *Engine) schedulesText() string {
 	var b strings.Builder
 	for _, sc := range e.Schedules() {
-		b.WriteString(sc.Handle)
-		b.WriteByte('\t')
-		writeAdminField(&b, sc.Function)
-		b.WriteByte('\t')
-		writeAdminField(&b, sc.Unique)
-		b.WriteString("\t" + sc.Spec + "\t")
+		writeJobColumns(&b, sc.Handle, sc.Function, sc.Unique)
+		b.WriteString(sc.Spec + "\t")
 		if sc.Zone == "" {
 			b.WriteByte('-')
 		} else {
