@@ -61,7 +61,7 @@ type FillStats struct {
 	PerEntryBytes float64 `json:"rss_per_entry_bytes"`
 	DataDirBefore int64   `json:"datadir_before_bytes"`
 	DataDirAfter  int64   `json:"datadir_after_bytes"`
-	Listed        int64   `json:"listed"`          // entries of -fn the server lists afterwards
+	Listed        int64   `json:"listed"`          // entries of -fn the server lists afterwards; -1 = not asked (-no-list)
 	Fired         int64   `json:"fired,omitempty"` // sched-fill: jobs of -fn queued (a schedule fired)
 	Hours         string  `json:"hours,omitempty"` // sched-fill: the hour values used
 	AheadSeconds  float64 `json:"ahead_seconds,omitempty"`
@@ -483,11 +483,15 @@ func runFill(cfg *config, res *Result) error {
 	}
 	if cfg.Workload == "sched-fill" {
 		st.Fired = jobs
-		if st.Listed, err = countSchedules(cfg.Addr, cfg.Fn); err != nil {
-			return fmt.Errorf("show schedules: %w", err)
-		}
 		if st.Fired != 0 {
 			return fmt.Errorf("%d jobs of %q queued: a schedule fired during the run", st.Fired, cfg.Fn)
+		}
+		if cfg.NoList {
+			st.Listed = -1
+			return nil
+		}
+		if st.Listed, err = countSchedules(cfg.Addr, cfg.Fn); err != nil {
+			return fmt.Errorf("show schedules: %w", err)
 		}
 	} else {
 		st.Listed = jobs

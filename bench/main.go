@@ -116,6 +116,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, bool, error) {
 	fs.Int64Var(&cfg.Schedules, "schedules", 0, "recovery: fail unless -sched-fn has this many schedules (0 = do not check); -n likewise checks the jobs of -fn")
 	fs.IntVar(&cfg.ResultSize, "result-size", 16, "submit-complete: bytes of each WORK_COMPLETE's result")
 	fs.BoolVar(&cfg.ShowResult, "show-result", false, "submit-complete: afterwards ask \"show result\" (Spur's admin command) whether a completed job's result is stored")
+	fs.BoolVar(&cfg.NoList, "no-list", false, "sched-fill: do not count the schedules with \"show schedules\" afterwards (its answer, about 73 bytes a schedule, grows the server's heap, and so the RSS a following fill starts from)")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write the generator's CPU profile to this file")
 	fs.BoolVar(&asJSON, "json", false, "also print the result as one JSON object")
 	fs.StringVar(&cfg.Label, "label", "", "label recorded in the JSON (server name, for summarize)")
@@ -303,8 +304,11 @@ func lifecycleLine(b *strings.Builder, r *Result) {
 		}
 	}
 	if f := r.Fill; f != nil {
-		fmt.Fprintf(b, "; %s: server rss before %s, after %s = %.0f B per entry; data dir before %s, after %s; the server lists %d",
-			f.Kind, kib(f.RSSBeforeKB), kib(f.RSSAfterKB), f.PerEntryBytes, bytesStr(f.DataDirBefore), bytesStr(f.DataDirAfter), f.Listed)
+		fmt.Fprintf(b, "; %s: server rss before %s, after %s = %.0f B per entry; data dir before %s, after %s",
+			f.Kind, kib(f.RSSBeforeKB), kib(f.RSSAfterKB), f.PerEntryBytes, bytesStr(f.DataDirBefore), bytesStr(f.DataDirAfter))
+		if f.Listed >= 0 {
+			fmt.Fprintf(b, "; the server lists %d", f.Listed)
+		}
 		if f.Hours != "" {
 			fmt.Fprintf(b, ", %d fired (hours used %s)", f.Fired, f.Hours)
 		}

@@ -413,9 +413,12 @@ func summarizeFills(results []Result, w io.Writer) {
 		if !r.OK {
 			ok = "FAILED: " + r.Failure
 		}
+		listed := "-"
+		if f.Listed >= 0 {
+			listed = strconv.FormatInt(f.Listed, 10)
+		}
 		fmt.Fprintf(w, row, caseKey(r), r.Label, f.Kind, strconv.FormatInt(r.N, 10), fmt.Sprintf("%.0f", r.Rate),
-			kib(f.RSSBeforeKB), kib(f.RSSAfterKB), fmt.Sprintf("%.0f", f.PerEntryBytes), bytesStr(f.DataDirAfter),
-			strconv.FormatInt(f.Listed, 10), ok)
+			kib(f.RSSBeforeKB), kib(f.RSSAfterKB), fmt.Sprintf("%.0f", f.PerEntryBytes), bytesStr(f.DataDirAfter), listed, ok)
 	}
 }
 

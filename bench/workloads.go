@@ -44,6 +44,7 @@ type config struct {
 	Schedules  int64         // recovery: want this many schedules of SchedFn (0 = do not check)
 	ResultSize int           // submit-complete: bytes of each WORK_COMPLETE's result
 	ShowResult bool          // submit-complete: ask "show result" for a completed job afterwards
+	NoList     bool          // sched-fill: do not count the schedules with "show schedules" afterwards
 	EpochAt    int64         // submitters send SUBMIT_JOB_EPOCH at this unix time (0 = SUBMIT_JOB_BG)
 
 	CPUProfile string
