@@ -113,6 +113,7 @@ func testConfig(addr, workload string, n int64) *config {
 // TestWorkloads runs every workload with a tiny count against a fresh spurd and checks the
 // counts, the absence of errors and the server accounting.
 func TestWorkloads(t *testing.T) {
+	started := time.Now()
 	addr, pid := startSpurd(t)
 	cases := []struct {
 		name   string
@@ -153,6 +154,32 @@ func TestWorkloads(t *testing.T) {
 			c.DataDir = t.TempDir()
 			return c
 		}(), 2000},
+		{"epoch-accuracy", func() *config {
+			c := testConfig(addr, "epoch-accuracy", 300)
+			c.Workers, c.Lead, c.Wait = 4, 500*time.Millisecond, 10*time.Second
+			return c
+		}(), 300},
+		{"epoch-accuracy-poll", func() *config {
+			c := testConfig(addr, "epoch-accuracy", 300)
+			c.Workers, c.Lead, c.Wait, c.Poll, c.Fn = 4, 500*time.Millisecond, 10*time.Second, 50*time.Millisecond, "bench-test-acc-poll"
+			return c
+		}(), 300},
+		{"sched-fill", testConfig(addr, "sched-fill", 500), 500},
+		{"epoch-fill", func() *config {
+			c := testConfig(addr, "epoch-fill", 2000)
+			c.Ahead = 24 * time.Hour
+			return c
+		}(), 2000},
+		{"recovery", func() *config {
+			c := testConfig(addr, "recovery", 2000)
+			c.Start, c.Fn, c.SchedFn, c.Schedules = started.UnixNano(), "bench-test-epoch-fill", "bench-test-sched-fill", 500
+			return c
+		}(), 2000},
+		{"submit-complete", func() *config {
+			c := testConfig(addr, "submit-complete", 3000)
+			c.Grabs, c.ResultSize, c.ShowResult = 1, 16, true
+			return c
+		}(), 3000},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -164,6 +191,31 @@ func TestWorkloads(t *testing.T) {
 			}
 			if res.Done != tc.expect || res.Errors != 0 || res.TimedOut {
 				t.Fatalf("done %d errors %d timed out %v, want %d, 0, false", res.Done, res.Errors, res.TimedOut, tc.expect)
+			}
+			switch tc.cfg.Workload {
+			case "recovery":
+				// Started before the server, so both times are positive and in order.
+				if rc := res.Recovery; rc == nil || rc.AcceptSeconds <= 0 || rc.StatusSeconds < rc.AcceptSeconds || rc.Jobs != 2000 || rc.Schedules != 500 || rc.RSSKB <= 0 {
+					t.Fatalf("recovery %+v", rc)
+				}
+				return
+			case "epoch-accuracy":
+				// Due at a whole second: nothing before it, everything within the wait.
+				a := res.Accuracy
+				if a == nil || a.Assigned != tc.expect || a.Early != 0 || a.FirstMs < 0 || a.P50Ms < a.FirstMs || a.MaxMs < a.P99Ms || a.MaxMs > 10e3 || a.SubmitLeadMs <= 0 {
+					t.Fatalf("accuracy %+v", a)
+				}
+				if a.PollSeconds > 0 && a.FirstMs > 5*a.PollSeconds*1e3 {
+					t.Fatalf("polling every %gs, the first job came %.1f ms late", a.PollSeconds, a.FirstMs)
+				}
+			case "sched-fill", "epoch-fill":
+				if f := res.Fill; f == nil || f.Listed != tc.expect || f.Fired != 0 || f.RSSAfterKB <= 0 {
+					t.Fatalf("fill %+v", f)
+				}
+			case "submit-complete":
+				if res.ResultStored == nil || !*res.ResultStored {
+					t.Fatalf("result stored %v, want true (spurd keeps results by default)", res.ResultStored)
+				}
 			}
 			if res.Server == nil || res.Server.VmRSSKB <= 0 || res.Server.VmHWMKB < res.Server.VmRSSKB {
 				t.Fatalf("server accounting missing: %+v", res.Server)
@@ -346,6 +398,35 @@ func TestSteadyStateAllocs(t *testing.T) {
 	}
 	if sub.errs.total+usub.errs.total+echo.errs.total+k.errs.total+w.errs.total != 0 {
 		t.Fatalf("errors: %v %v %v %v", sub.errs.codes, echo.errs.codes, k.errs.codes, w.errs.codes)
+	}
+}
+
+// TestDueSecondAndQuietHours: the due second is whole and at least the lead ahead; the
+// schedules' hours leave out the current and the next hour, across midnight too.
+func TestDueSecondAndQuietHours(t *testing.T) {
+	base := time.Date(2025, 3, 1, 23, 59, 58, 0, time.UTC)
+	for _, c := range []struct {
+		now  time.Time
+		lead time.Duration
+		want time.Time
+	}{
+		{base, 3 * time.Second, base.Add(3 * time.Second)},
+		{base.Add(time.Millisecond), 3 * time.Second, base.Add(4 * time.Second)},
+		{base.Add(999 * time.Millisecond), time.Second, base.Add(2 * time.Second)},
+	} {
+		if got := dueSecond(c.now, c.lead); !got.Equal(c.want) {
+			t.Errorf("dueSecond(%v, %v) = %v, want %v", c.now, c.lead, got, c.want)
+		}
+	}
+	hs := quietHours(base) // 23:59: neither 23 nor 0
+	if len(hs) != 22 || hs[0] != 1 || hs[len(hs)-1] != 22 {
+		t.Fatalf("quiet hours at 23:59: %v", hs)
+	}
+	hs = quietHours(base.Add(10 * time.Hour)) // 09:59 the next day: neither 9 nor 10
+	for _, h := range hs {
+		if h == 9 || h == 10 {
+			t.Fatalf("quiet hours at 09:59: %v", hs)
+		}
 	}
 }
 

@@ -55,6 +55,10 @@ type submitter struct {
 	acked       int64
 	errs        errCount
 
+	// when, if not nil, makes every job a SUBMIT_JOB_EPOCH run at that unix time (decimal
+	// seconds) instead of a SUBMIT_JOB_BG.
+	when []byte
+
 	// With unique set, job i gets the unique id uniq[:prefix] + decimal i; otherwise the
 	// unique is empty.
 	unique bool
@@ -92,7 +96,11 @@ func (s *submitter) request(c *conn) {
 			s.uniq = strconv.AppendUint(s.uniq[:s.prefix], s.seq, 10)
 			unique = s.uniq
 		}
-		c.wbuf = codec.AppendRequest(c.wbuf, codec.SubmitJobBg, s.fn, unique, s.payload)
+		if s.when != nil {
+			c.wbuf = codec.AppendRequest(c.wbuf, codec.SubmitJobEpoch, s.fn, unique, s.when, s.payload)
+		} else {
+			c.wbuf = codec.AppendRequest(c.wbuf, codec.SubmitJobBg, s.fn, unique, s.payload)
+		}
 	}
 	s.outstanding += got
 }
@@ -198,6 +206,11 @@ type worker struct {
 	completed *atomic.Int64 // shared count of completed jobs; nil = not counted here
 	target    int64         // stop the run when completed reaches it (0 = never)
 	asleep    *atomic.Int64 // counts workers that went to sleep once; nil = not counted
+	result    []byte        // WORK_COMPLETE's result when not echoing
+
+	// handle holds the handle of the last job assigned (for a look-up after the run).
+	handle [codec.MaxHandleSize]byte
+	hlen   int
 
 	outstanding int // GRAB_JOBs sent and not answered
 	pending     int // GRAB_JOBs to send
@@ -228,10 +241,11 @@ func (w *worker) packet(c *conn) error {
 	switch p.Type {
 	case codec.JobAssign:
 		w.outstanding--
-		var result []byte
+		result := w.result
 		if w.echo {
 			result = p.Args[2]
 		}
+		w.hlen = copy(w.handle[:], p.Args[0])
 		c.wbuf = codec.AppendRequest(c.wbuf, codec.WorkComplete, p.Args[0], result)
 		if w.split {
 			if err := c.flush(); err != nil {

@@ -7,7 +7,8 @@
 //	spur-bench freeport                              print a free loopback TCP port
 //	spur-bench waitport -addr HOST:PORT [-timeout D] wait until a port accepts connections
 //
-// Workloads: submit-bg, drain, roundtrip, echo, memory (see -help). Every connection keeps a
+// Workloads: submit-bg, drain, roundtrip, echo, memory, and the job-lifecycle ones
+// epoch-accuracy, sched-fill, epoch-fill, recovery, submit-complete (see -help and lifecycle.go). Every connection keeps a
 // window of pipelined requests, owns one read and one write buffer, parses replies with
 // codec.Parse in place and builds requests with codec.AppendRequest into its write buffer, so
 // the steady state allocates nothing per packet.
@@ -25,7 +26,8 @@ import (
 	"time"
 )
 
-var workloads = []string{"submit-bg", "drain", "roundtrip", "echo", "memory"}
+var workloads = []string{"submit-bg", "drain", "roundtrip", "echo", "memory",
+	"epoch-accuracy", "sched-fill", "epoch-fill", "recovery", "submit-complete"}
 
 func main() {
 	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
@@ -105,6 +107,16 @@ func parseFlags(args []string, stderr io.Writer) (*config, bool, error) {
 	fs.BoolVar(&cfg.Split, "split-writes", false, "workers (drain, roundtrip) write WORK_COMPLETE and the next GRAB_JOB with one write each, as libgearman does, instead of one write for both")
 	fs.StringVar(&cfg.DataDir, "datadir", "", "memory: server data directory whose size to report")
 	fs.DurationVar(&cfg.Settle, "settle", 5*time.Second, "memory: wait after the drain before the last measurement")
+	fs.DurationVar(&cfg.Lead, "lead", 3*time.Second, "epoch-accuracy: the jobs' due second is the first whole second at least this far ahead")
+	fs.DurationVar(&cfg.Poll, "poll", 0, "epoch-accuracy: idle workers send GRAB_JOB this often instead of PRE_SLEEP (0 = sleep until NOOP)")
+	fs.DurationVar(&cfg.Wait, "wait", 30*time.Second, "epoch-accuracy: how long after the due second to wait for every job")
+	fs.DurationVar(&cfg.Ahead, "ahead", 24*time.Hour, "epoch-fill: the jobs' run time from now")
+	fs.Int64Var(&cfg.Start, "start", 0, "recovery: unix nanoseconds at which the server was exec'd")
+	fs.StringVar(&cfg.SchedFn, "sched-fn", "", "recovery: count the schedules of this function in \"show schedules\"")
+	fs.Int64Var(&cfg.Schedules, "schedules", 0, "recovery: fail unless -sched-fn has this many schedules (0 = do not check); -n likewise checks the jobs of -fn")
+	fs.IntVar(&cfg.ResultSize, "result-size", 16, "submit-complete: bytes of each WORK_COMPLETE's result")
+	fs.BoolVar(&cfg.ShowResult, "show-result", false, "submit-complete: afterwards ask \"show result\" (Spur's admin command) whether a completed job's result is stored")
+	fs.BoolVar(&cfg.NoList, "no-list", false, "sched-fill: do not count the schedules with \"show schedules\" afterwards (its answer, about 73 bytes a schedule, grows the server's heap, and so the RSS a following fill starts from)")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write the generator's CPU profile to this file")
 	fs.BoolVar(&asJSON, "json", false, "also print the result as one JSON object")
 	fs.StringVar(&cfg.Label, "label", "", "label recorded in the JSON (server name, for summarize)")
@@ -121,6 +133,21 @@ Workloads:
   echo       -conns connections pipeline -window ECHO_REQs; latency p50/p99/p999 of each round trip
   memory     queue -n (default 1000000) jobs and report server RSS per job and -datadir size,
              then drain them and report again, and once more after -settle (needs -pid)
+
+Job lifecycle:
+  epoch-accuracy   -workers workers go idle (PRE_SLEEP, or GRAB_JOB every -poll), then -n
+                   (default 10000) SUBMIT_JOB_EPOCH jobs due at one whole second >= -lead ahead
+                   are submitted; JOB_ASSIGN arrival minus that second: first, p50, p99, max
+                   (= the last job); waits at most -wait after the due second
+  sched-fill       -n SUBMIT_JOB_SCHED schedules (random minute, an hour that is neither this
+                   nor the next), pipelined; server RSS per schedule after -settle (needs -pid)
+  epoch-fill       -n SUBMIT_JOB_EPOCH jobs due -ahead from now; server RSS per job (needs -pid)
+  recovery         the server was exec'd at -start: time until its port accepts and until
+                   "status" answers, its RSS, the jobs of -fn (-n checks them) and schedules of
+                   -sched-fn (-schedules checks them)
+  submit-complete  -workers workers (-grabs each, default 1) complete with a -result-size
+                   result what -conns clients submit (SUBMIT_JOB_BG, -window each) until -n
+                   are completed; the rate is completed jobs/s
 
 Also: spur-bench summarize|freeport|waitport (see the package doc).
 
@@ -158,6 +185,10 @@ Flags:
 		switch cfg.Workload {
 		case "memory":
 			cfg.N = 1_000_000
+		case "epoch-accuracy":
+			cfg.N = 10_000
+		case "recovery":
+			// -n checks the jobs listed; 0 checks nothing
 		case "roundtrip":
 			cfg.N = 20_000
 		default:
@@ -172,7 +203,7 @@ Flags:
 	}
 	if cfg.Grabs == 0 {
 		cfg.Grabs = cfg.Window
-		if cfg.Workload == "roundtrip" {
+		if cfg.Workload == "roundtrip" || cfg.Workload == "submit-complete" || cfg.Workload == "epoch-accuracy" {
 			cfg.Grabs = 1
 		}
 	}
@@ -189,6 +220,12 @@ Flags:
 		return nil, false, fmt.Errorf("-workers must be at least 1")
 	case cfg.Timeout <= 0:
 		return nil, false, fmt.Errorf("-timeout must be positive")
+	case cfg.Workload == "epoch-accuracy" && (cfg.Lead <= 0 || cfg.Wait <= 0 || cfg.Poll < 0 || cfg.Workers < 1):
+		return nil, false, fmt.Errorf("epoch-accuracy: -lead and -wait must be positive, -poll not negative, -workers at least 1")
+	case cfg.Workload == "submit-complete" && (cfg.Workers < 1 || cfg.ResultSize < 0):
+		return nil, false, fmt.Errorf("submit-complete: -workers must be at least 1 and -result-size not negative")
+	case cfg.Workload == "epoch-fill" && cfg.Ahead < time.Minute:
+		return nil, false, fmt.Errorf("epoch-fill: -ahead must be at least 1m, so no job comes due during the run")
 	}
 	return cfg, asJSON, nil
 }
@@ -199,6 +236,10 @@ func humanLine(r *Result) string {
 	fmt.Fprintf(&b, "%s %s", r.Workload, r.Addr)
 	if r.Label != "" {
 		fmt.Fprintf(&b, " [%s]", r.Label)
+	}
+	if r.Workload == "recovery" {
+		lifecycleLine(&b, r)
+		return b.String()
 	}
 	fmt.Fprintf(&b, " conns=%d window=%d size=%d", r.Conns, r.Window, r.Size)
 	if r.Unique {
@@ -242,13 +283,52 @@ func humanLine(r *Result) string {
 				bytesStr(m.DataDirBefore), bytesStr(m.DataDirAfterFill), bytesStr(m.DataDirAfterDrain), bytesStr(m.DataDirAfterSettle))
 		}
 	}
+	lifecycleLine(&b, r)
+	return b.String()
+}
+
+// lifecycleLine appends the lifecycle workloads' reports and the run's outcome.
+func lifecycleLine(b *strings.Builder, r *Result) {
+	if a := r.Accuracy; a != nil {
+		how := "workers sleep (PRE_SLEEP)"
+		if a.PollSeconds > 0 {
+			how = fmt.Sprintf("workers poll GRAB_JOB every %gms", a.PollSeconds*1e3)
+		}
+		fmt.Fprintf(b, "; epoch accuracy (%s): due %d, %d jobs submitted in %.3fs, the last acknowledged %.0f ms before the due second",
+			how, a.DueUnix, r.N, a.SubmitSeconds, a.SubmitLeadMs)
+		if a.NeverWoken {
+			fmt.Fprintf(b, "; NEVER WOKEN: 0 of %d assigned within %gs after the due second", r.N, a.WaitSeconds)
+		} else {
+			fmt.Fprintf(b, "; assigned %d/%d, after the due second: first %+.1f ms, p50 %.1f ms, p99 %.1f ms, max (the last job) %.1f ms, early %d",
+				a.Assigned, r.N, a.FirstMs, a.P50Ms, a.P99Ms, a.MaxMs, a.Early)
+		}
+	}
+	if f := r.Fill; f != nil {
+		fmt.Fprintf(b, "; %s: server rss before %s, after %s = %.0f B per entry; data dir before %s, after %s",
+			f.Kind, kib(f.RSSBeforeKB), kib(f.RSSAfterKB), f.PerEntryBytes, bytesStr(f.DataDirBefore), bytesStr(f.DataDirAfter))
+		if f.Listed >= 0 {
+			fmt.Fprintf(b, "; the server lists %d", f.Listed)
+		}
+		if f.Hours != "" {
+			fmt.Fprintf(b, ", %d fired (hours used %s)", f.Fired, f.Hours)
+		}
+	}
+	if rc := r.Recovery; rc != nil {
+		fmt.Fprintf(b, ": accepting %.3fs after exec, status answered %.3fs after exec; rss %s (peak %s); jobs of the function %d",
+			rc.AcceptSeconds, rc.StatusSeconds, kib(rc.RSSKB), kib(rc.HWMKB), rc.Jobs)
+		if rc.Schedules >= 0 {
+			fmt.Fprintf(b, ", schedules %d", rc.Schedules)
+		}
+	}
+	if r.ResultStored != nil {
+		fmt.Fprintf(b, "; result of a completed job stored: %v", *r.ResultStored)
+	}
 	if r.TimedOut {
 		b.WriteString("; TIME LIMIT reached")
 	}
 	if !r.OK {
-		fmt.Fprintf(&b, "; FAILED: %s", r.Failure)
+		fmt.Fprintf(b, "; FAILED: %s", r.Failure)
 	}
-	return b.String()
 }
 
 func kib(k int64) string { return bytesStr(k * 1024) }

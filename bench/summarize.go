@@ -109,7 +109,7 @@ func summarizeMain(args []string, stdout, stderr io.Writer) int {
 	}
 	var rates []Result
 	for _, r := range results {
-		if r.Memory == nil && r.Workload != "memory" {
+		if r.Memory == nil && r.Workload != "memory" && !isReport(&r) {
 			rates = append(rates, r)
 		}
 	}
@@ -117,6 +117,9 @@ func summarizeMain(args []string, stdout, stderr io.Writer) int {
 		summarize(rates, opt, stdout)
 	}
 	summarizeMemory(results, stdout)
+	summarizeAccuracy(results, stdout)
+	summarizeFills(results, stdout)
+	summarizeRecovery(results, stdout)
 	return 0
 }
 
@@ -295,4 +298,154 @@ func median(xs []float64) float64 {
 		return s[n/2]
 	}
 	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// isReport tells the results whose rate is not the point (they get tables of their own).
+func isReport(r *Result) bool {
+	switch r.Workload {
+	case "epoch-accuracy", "sched-fill", "epoch-fill", "recovery":
+		return true
+	}
+	return r.Accuracy != nil || r.Fill != nil || r.Recovery != nil
+}
+
+func caseKey(r *Result) string {
+	if r.Case != "" {
+		return r.Case
+	}
+	return r.Workload
+}
+
+// summarizeAccuracy prints, per case and label, the medians of the epoch-accuracy runs:
+// milliseconds from the due second to the first, median, 99th percentile and last assignment.
+func summarizeAccuracy(results []Result, w io.Writer) {
+	type acc struct {
+		key, label                            string
+		runs, failed, never, early            int
+		assigned, first, p50, p99, last, lead []float64
+		how                                   string
+	}
+	var order []*acc
+	find := func(key, label string) *acc {
+		for _, a := range order {
+			if a.key == key && a.label == label {
+				return a
+			}
+		}
+		a := &acc{key: key, label: label}
+		order = append(order, a)
+		return a
+	}
+	for i := range results {
+		r := &results[i]
+		if r.Workload != "epoch-accuracy" || r.Accuracy == nil {
+			continue
+		}
+		x := r.Accuracy
+		a := find(caseKey(r), r.Label)
+		a.runs++
+		a.how = "PRE_SLEEP"
+		if x.PollSeconds > 0 {
+			a.how = fmt.Sprintf("poll %gms", x.PollSeconds*1e3)
+		}
+		if x.NeverWoken {
+			a.never++
+		}
+		if x.Early > 0 {
+			a.early++
+		}
+		if !r.OK {
+			a.failed++
+		}
+		a.lead = append(a.lead, x.SubmitLeadMs)
+		if x.Assigned == 0 {
+			continue
+		}
+		a.assigned = append(a.assigned, float64(x.Assigned)/float64(max(r.N, 1)))
+		a.first = append(a.first, x.FirstMs)
+		a.p50 = append(a.p50, x.P50Ms)
+		a.p99 = append(a.p99, x.P99Ms)
+		a.last = append(a.last, x.MaxMs)
+	}
+	if len(order) == 0 {
+		return
+	}
+	const row = "%-36s %-22s %-11s %7s %9s %9s %9s %9s %10s %11s %s\n"
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, row, "epoch accuracy: case", "server", "workers", "runs", "assigned", "first ms", "p50 ms", "p99 ms", "last ms", "submit lead", "notes")
+	for _, a := range order {
+		runs := fmt.Sprintf("%d", a.runs)
+		if a.failed > 0 {
+			runs = fmt.Sprintf("%d(%d!)", a.runs, a.failed)
+		}
+		var notes []string
+		if a.never > 0 {
+			notes = append(notes, fmt.Sprintf("never woken in %d of %d runs", a.never, a.runs))
+		}
+		if a.early > 0 {
+			notes = append(notes, fmt.Sprintf("jobs assigned early in %d runs", a.early))
+		}
+		assigned := "0%"
+		if len(a.assigned) > 0 {
+			assigned = fmt.Sprintf("%.0f%%", median(a.assigned)*100)
+		}
+		fmt.Fprintf(w, row, a.key, a.label, a.how, runs, assigned, fmtOr(a.first, "%.1f", 1), fmtOr(a.p50, "%.1f", 1),
+			fmtOr(a.p99, "%.1f", 1), fmtOr(a.last, "%.1f", 1), fmtOr(a.lead, "%.0f ms", 1), strings.Join(notes, "; "))
+	}
+}
+
+// summarizeFills prints one line per sched-fill or epoch-fill run.
+func summarizeFills(results []Result, w io.Writer) {
+	header := false
+	const row = "%-36s %-22s %-10s %9s %10s %10s %10s %11s %12s %11s %s\n"
+	for i := range results {
+		r := &results[i]
+		f := r.Fill
+		if f == nil {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w)
+			fmt.Fprintf(w, row, "fill: case", "server", "entries", "n", "fill/s", "RSS before", "RSS after", "B/entry", "dir after", "listed", "ok")
+			header = true
+		}
+		ok := "ok"
+		if !r.OK {
+			ok = "FAILED: " + r.Failure
+		}
+		listed := "-"
+		if f.Listed >= 0 {
+			listed = strconv.FormatInt(f.Listed, 10)
+		}
+		fmt.Fprintf(w, row, caseKey(r), r.Label, f.Kind, strconv.FormatInt(r.N, 10), fmt.Sprintf("%.0f", r.Rate),
+			kib(f.RSSBeforeKB), kib(f.RSSAfterKB), fmt.Sprintf("%.0f", f.PerEntryBytes), bytesStr(f.DataDirAfter), listed, ok)
+	}
+}
+
+// summarizeRecovery prints one line per recovery run.
+func summarizeRecovery(results []Result, w io.Writer) {
+	header := false
+	const row = "%-36s %-34s %10s %10s %10s %10s %10s %10s %s\n"
+	for i := range results {
+		r := &results[i]
+		rc := r.Recovery
+		if rc == nil {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w)
+			fmt.Fprintf(w, row, "recovery: case", "server", "accept s", "status s", "RSS", "peak RSS", "jobs", "schedules", "ok")
+			header = true
+		}
+		ok := "ok"
+		if !r.OK {
+			ok = "FAILED: " + r.Failure
+		}
+		sch := "-"
+		if rc.Schedules >= 0 {
+			sch = strconv.FormatInt(rc.Schedules, 10)
+		}
+		fmt.Fprintf(w, row, caseKey(r), r.Label, fmt.Sprintf("%.3f", rc.AcceptSeconds), fmt.Sprintf("%.3f", rc.StatusSeconds),
+			kib(rc.RSSKB), kib(rc.HWMKB), strconv.FormatInt(rc.Jobs, 10), sch, ok)
+	}
 }

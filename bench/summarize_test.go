@@ -170,3 +170,65 @@ func TestSummarizeMainFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestSummarizeLifecycle: epoch-accuracy, fill and recovery runs get tables of their own (not
+// rows of the rate table), with medians over an accuracy case's rounds and never-woken runs
+// named.
+func TestSummarizeLifecycle(t *testing.T) {
+	acc := func(label string, p50, last float64, assigned int64, ok bool) Result {
+		return Result{Workload: "epoch-accuracy", Case: "l/acc", Label: label, N: 100, OK: ok,
+			Accuracy: &AccuracyStats{Assigned: assigned, FirstMs: 1, P50Ms: p50, P99Ms: last, MaxMs: last, SubmitLeadMs: 2000, NeverWoken: assigned == 0}}
+	}
+	results := []Result{
+		acc("spurd", 10, 30, 100, true), acc("spurd", 20, 50, 100, true), acc("spurd", 30, 70, 100, true),
+		acc("gearmand", 0, 0, 0, false),
+		{Workload: "sched-fill", Case: "l/fill", Label: "spurd", N: 1000, OK: true, Rate: 5000,
+			Fill: &FillStats{Kind: "schedules", RSSBeforeKB: 1024, RSSAfterKB: 2048, PerEntryBytes: 1048.6, DataDirAfter: 4096, Listed: 1000}},
+		{Workload: "recovery", Case: "l/rec", Label: "spurd after SIGTERM", OK: true,
+			Recovery: &RecoveryStats{AcceptSeconds: 1.5, StatusSeconds: 1.75, RSSKB: 4096, HWMKB: 8192, Jobs: 7, Schedules: 3}},
+		sumRun("l/sc", "spurd", 900, 2, nil, nil),
+	}
+	var in bytes.Buffer
+	for _, r := range results {
+		b, _ := json.Marshal(r)
+		in.Write(append(b, '\n'))
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "r.jsonl")
+	if err := os.WriteFile(file, in.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := summarizeMain([]string{file}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	s := out.String()
+	if got := row(t, s, "l/sc", "spurd"); got[1] != "900" {
+		t.Fatalf("rate row %v", got)
+	}
+	rateTable, _, _ := strings.Cut(s, "\n\n")
+	for _, c := range []string{"l/acc", "l/fill", "l/rec"} {
+		if strings.Contains(rateTable, c+" ") {
+			t.Fatalf("%s is in the rate table:\n%s", c, s)
+		}
+	}
+	_, accSec, ok := strings.Cut(s, "epoch accuracy: case")
+	if !ok {
+		t.Fatalf("no accuracy table:\n%s", s)
+	}
+	// workers runs assigned first p50 p99 last lead
+	if got := row(t, accSec[strings.Index(accSec, "\n")+1:], "l/acc", "spurd"); strings.Join(got[:8], " ") != "PRE_SLEEP 3 100% 1.0 20.0 50.0 50.0 2000" {
+		t.Fatalf("accuracy row %v", got)
+	}
+	if got := row(t, accSec[strings.Index(accSec, "\n")+1:], "l/acc", "gearmand"); got[1] != "1(1!)" || got[2] != "0%" || !strings.Contains(strings.Join(got, " "), "never woken in 1 of 1 runs") {
+		t.Fatalf("gearmand accuracy row %v", got)
+	}
+	_, fillSec, _ := strings.Cut(s, "fill: case")
+	if got := row(t, fillSec[strings.Index(fillSec, "\n")+1:], "l/fill", "spurd"); strings.Join(got, " ") != "schedules 1000 5000 1.0 MiB 2.0 MiB 1049 4.0 KiB 1000 ok" {
+		t.Fatalf("fill row %v", got)
+	}
+	_, recSec, _ := strings.Cut(s, "recovery: case")
+	if got := row(t, recSec[strings.Index(recSec, "\n")+1:], "l/rec", "spurd after SIGTERM"); strings.Join(got, " ") != "1.500 1.750 4.0 MiB 8.0 MiB 7 3 ok" {
+		t.Fatalf("recovery row %v", got)
+	}
+}

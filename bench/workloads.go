@@ -34,6 +34,19 @@ type config struct {
 	Label    string
 	Case     string
 
+	// The lifecycle workloads (lifecycle.go).
+	Lead       time.Duration // epoch-accuracy: the due second is at least this far ahead
+	Poll       time.Duration // epoch-accuracy: idle workers GRAB_JOB this often instead of PRE_SLEEP (0 = sleep)
+	Wait       time.Duration // epoch-accuracy: how long after the due second to wait for every job
+	Ahead      time.Duration // epoch-fill: the jobs' run time from now
+	Start      int64         // recovery: unix ns at which the server was exec'd
+	SchedFn    string        // recovery: count this function's schedules
+	Schedules  int64         // recovery: want this many schedules of SchedFn (0 = do not check)
+	ResultSize int           // submit-complete: bytes of each WORK_COMPLETE's result
+	ShowResult bool          // submit-complete: ask "show result" for a completed job afterwards
+	NoList     bool          // sched-fill: do not count the schedules with "show schedules" afterwards
+	EpochAt    int64         // submitters send SUBMIT_JOB_EPOCH at this unix time (0 = SUBMIT_JOB_BG)
+
 	CPUProfile string
 }
 
@@ -64,6 +77,12 @@ type Result struct {
 	Server     *ServerStats     `json:"server,omitempty"`
 	ClientCPU  float64          `json:"client_cpu_us_per_job"`
 	Memory     *MemStats        `json:"memory,omitempty"`
+	Accuracy   *AccuracyStats   `json:"accuracy,omitempty"`
+	Fill       *FillStats       `json:"fill,omitempty"`
+	Recovery   *RecoveryStats   `json:"recovery,omitempty"`
+	// ResultStored: submit-complete with -show-result: whether the server kept the result of
+	// a completed job.
+	ResultStored *bool `json:"result_stored,omitempty"`
 }
 
 // Latency percentiles in microseconds.
@@ -252,8 +271,12 @@ func submitBG(cfg *config, n int64, timed bool) (submitResult, *meter, bool, err
 	subs := make([]*submitter, len(cs))
 	hs := make([]handler, len(cs))
 	run36 := strconv.FormatInt(time.Now().UnixNano(), 36)
+	var when []byte
+	if cfg.EpochAt != 0 {
+		when = strconv.AppendInt(nil, cfg.EpochAt, 10)
+	}
 	for i := range cs {
-		subs[i] = &submitter{r: r, fn: fn, payload: payload, window: cfg.Window}
+		subs[i] = &submitter{r: r, fn: fn, payload: payload, window: cfg.Window, when: when}
 		if cfg.Unique {
 			subs[i].withUnique(fmt.Sprintf("%s-%d-", run36, i))
 		}
@@ -398,6 +421,14 @@ func runWorkload(cfg *config) *Result {
 		err = runEcho(cfg, res)
 	case "memory":
 		err = runMemory(cfg, res)
+	case "epoch-accuracy":
+		err = runEpochAccuracy(cfg, res)
+	case "sched-fill", "epoch-fill":
+		err = runFill(cfg, res)
+	case "recovery":
+		err = runRecovery(cfg, res)
+	case "submit-complete":
+		err = runSubmitComplete(cfg, res)
 	default:
 		err = fmt.Errorf("unknown workload %q", cfg.Workload)
 	}
