@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -381,6 +382,10 @@ func serve(o *options, logger *slog.Logger) (err error) {
 	if err := e.RestoreSchedules(recovered.Schedules); err != nil {
 		return fmt.Errorf("recovering the schedules in %s: %w", o.dataDir, err)
 	}
+	// The recovered records are copied into the queues: hand their memory back now rather
+	// than keep the peak of the replay as the server's footprint.
+	recovered = nil
+	debug.FreeOSMemory()
 	if o.functionsFile != "" {
 		if err := applyFunctionsFile(e, o.functionsFile); err != nil {
 			return err
