@@ -178,6 +178,7 @@ func (e *Engine) applyRecord(build func(t *wal.Txn)) {
 func (e *Engine) resultOf(j *queue.Job, outcome wal.Outcome, data []byte, started int64) *wal.Result {
 	t := time.Now().UnixNano()
 	return &wal.Result{
+		Seq:      j.Seq,
 		Handle:   j.Handle,
 		Function: j.Fn.Name,
 		Unique:   j.Unique,

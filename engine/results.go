@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spur-gearman/spur/codec"
+	"github.com/spur-gearman/spur/queue"
 	"github.com/spur-gearman/spur/wal"
 )
 
@@ -28,7 +29,7 @@ const DefaultResultMaxBytes = 512 << 20
 // ResultLog is a Store that also keeps results; *wal.Log is one. Reads see what is
 // committed; the engine waits on a Barrier before reading for an admin command.
 type ResultLog interface {
-	Result(handle string) (wal.Result, bool, error)
+	Result(seq uint64) (wal.Result, bool, error) // by the job's number: the caller checks the handle
 	ResultByUnique(fn, unique string) (wal.Result, bool, error)
 	ExpireResults(now time.Time, maxBytes int64) (int, error)
 	ResultStats() (count int, bytes int64)
@@ -43,7 +44,12 @@ var ErrResultsOff = errors.New("results are not kept (--result-ttl 0)")
 func (e *Engine) Result(handle string) (res wal.Result, found bool, err error) {
 	return e.readResult(func() (wal.Result, bool, error) {
 		if e.resultLog != nil {
-			return e.resultLog.Result(handle)
+			seq, ok := queue.HandleSeq([]byte(handle))
+			if !ok {
+				return wal.Result{}, false, nil
+			}
+			r, found, err := e.resultLog.Result(seq)
+			return r, found && r.Handle == handle, err
 		}
 		r, ok := e.memResults.get(handle)
 		return r, ok, nil

@@ -2,6 +2,7 @@ package wal
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -43,32 +44,32 @@ func barrier(t testing.TB, l *Log) {
 	}
 }
 
-// resultsOnDisk counts what the database holds of kind 'r': expiry entries, the sizes they
-// record, the keys, and the bytes of every key and value.
+// resultsOnDisk counts what the database holds of kind 'c': results, the sizes accounted for
+// them, the keys, and the bytes of every key and value.
 func resultsOnDisk(t testing.TB, l *Log) (entries int, sizes int64, keys int, size int64) {
 	t.Helper()
-	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: []byte{'r'}, UpperBound: []byte{'s'}})
+	it, err := l.db.NewIter(&pebble.IterOptions{LowerBound: []byte{byte(KindResult)}, UpperBound: []byte{byte(KindResult) + 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer it.Close()
 	for ok := it.First(); ok; ok = it.Next() {
 		keys++
-		if it.Key()[1] == resultExpiry {
+		if it.Key()[1] == resultBySeq {
 			entries++
-			_, s, err := decodeExpiry(it.Key(), it.Value())
+			r, err := decodeResult(binary.BigEndian.Uint64(it.Key()[2:]), it.Value(), false)
 			if err != nil {
 				t.Fatal(err)
 			}
-			sizes += s
+			sizes += resultSize(&r, len(it.Value()))
 		}
 		size += int64(len(it.Key()) + len(it.Value()))
 	}
 	return entries, sizes, keys, size
 }
 
-// checkStats checks ResultStats against the database: the sizes the expiry entries record,
-// and the bytes of kind 'r', which are as many unless a newer result took over the by-unique
+// checkStats checks ResultStats against the database: the sizes of the results stored, and
+// the bytes of kind 'c', which are as many unless a newer result took over the by-unique
 // entry of an older one still stored (that entry is counted for both until the older one
 // expires). With exact, no result's unique was taken over.
 func checkStats(t testing.TB, l *Log, exact bool) (int, int64) {
@@ -84,7 +85,8 @@ func checkStats(t testing.TB, l *Log, exact bool) (int, int64) {
 
 func sampleResult(i int, rng *rand.Rand) Result {
 	r := Result{
-		Handle:   fmt.Sprintf("H:test:%d", i),
+		Seq:      uint64(i + 1),
+		Handle:   fmt.Sprintf("H:test:%d", i+1),
 		Function: fmt.Sprintf("fn%d", rng.IntN(3)),
 		Outcome:  Outcome(1 + rng.IntN(3)),
 		Data:     make([]byte, rng.IntN(300)),
@@ -201,7 +203,7 @@ func TestLifecycleRecordsRoundTrip(t *testing.T) {
 			r.Data = []byte{}
 		}
 		enc := appendResult(nil, &r)
-		got, err := decodeResult(r.Handle, enc, true)
+		got, err := decodeResult(r.Seq, enc, true)
 		if err != nil || !reflect.DeepEqual(got, r) {
 			t.Fatalf("result: %v\n got %+v\nwant %+v", err, got, r)
 		}
@@ -242,7 +244,7 @@ func TestLifecycleRecordsRoundTrip(t *testing.T) {
 
 // A damaged lifecycle value, or one of a later version, is an error naming the record.
 func TestCorruptLifecycleRecordsAreAnError(t *testing.T) {
-	res := Result{Handle: "H:r:1", Function: "f", Unique: "u", Outcome: OutcomeComplete, Data: []byte("d"), Expires: 9}
+	res := Result{Seq: 1, Handle: "H:r:1", Function: "f", Unique: "u", Outcome: OutcomeComplete, Data: []byte("d"), Expires: 9}
 	dead := DeadLetter{Job: Record{Seq: 5, Handle: "H:r:5", Function: "f", Data: []byte("d")}, LastOutcome: OutcomeFail, LastError: []byte("e")}
 	sched := Schedule{Seq: 6, Handle: "H:r:6", Function: "f", Spec: "* * * * *", Data: []byte("d")}
 	decoders := []struct {
@@ -251,12 +253,11 @@ func TestCorruptLifecycleRecordsAreAnError(t *testing.T) {
 		decode func([]byte) error
 		damage []func([]byte) []byte
 	}{
-		{`"H:r:1"`, appendResult(nil, &res), func(b []byte) error { _, err := decodeResult("H:r:1", b, true); return err },
+		{"result seq 1", appendResult(nil, &res), func(b []byte) error { _, err := decodeResult(1, b, true); return err },
 			[]func([]byte) []byte{
 				func(b []byte) []byte { b[0] = 2; return b },          // version
 				func(b []byte) []byte { b[1] = 0; return b },          // outcome
 				func(b []byte) []byte { b[1] = 4; return b },          // outcome
-				func(b []byte) []byte { b[9] = 'X'; return b },        // another handle inside
 				func(b []byte) []byte { return append([]byte{1}, 1) }, // truncated
 			}},
 		{"dead letter seq 5", appendDead(nil, &dead), func(b []byte) error { _, err := decodeDead(5, b); return err },
@@ -303,8 +304,9 @@ func TestCorruptLifecycleRecordsAreAnError(t *testing.T) {
 	}{
 		{deadKey(nil, 5), []byte{2, 1}, "dead letter seq 5"},
 		{scheduleKey(nil, 6), []byte{9}, "schedule seq 6"},
-		{[]byte("re\x00"), []byte{1}, "result expiry entry"},
-		{[]byte("rz"), []byte{1}, "result key"},
+		{resultSeqKey(nil, 3), []byte{2, 1}, "result seq 3"},
+		{[]byte("ch\x00"), []byte{1}, "result key"},
+		{[]byte("cz"), []byte{1}, "result key"},
 	} {
 		dir := t.TempDir()
 		l, _ := openLog(t, dir, SyncAlways)
@@ -321,15 +323,15 @@ func TestCorruptLifecycleRecordsAreAnError(t *testing.T) {
 	}
 	dir := t.TempDir()
 	l, _ := openLog(t, dir, SyncAlways)
-	if err := l.db.Set(resultHandleKey(nil, "H:bad"), []byte{2, 1}, nil); err != nil {
+	if err := l.db.Set(resultUniqueKey(nil, "f", "bad"), []byte{2, 1}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
 	l, _ = reopen(t, dir)
-	if _, _, err := l.Result("H:bad"); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `"H:bad"`) {
-		t.Fatalf("reading a damaged result: %v", err)
+	if _, _, err := l.ResultByUnique("f", "bad"); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `"bad"`) {
+		t.Fatalf("reading a damaged by-unique entry: %v", err)
 	}
 }
 
@@ -342,10 +344,10 @@ func TestLifecycleSurvivesRestart(t *testing.T) {
 		FirstFailed: time.Now().UnixNano(), Data: []byte("in")}
 	putSync(t, l, &job)
 	fn := FunctionSettings{Name: "resize", Limit: 2, Retry: RetryPolicy{Attempts: 4, Base: time.Second, Max: time.Minute}}
-	res := Result{Handle: job.Handle, Function: job.Function, Unique: job.Unique, Outcome: OutcomeComplete,
+	res := Result{Seq: job.Seq, Handle: job.Handle, Function: job.Function, Unique: job.Unique, Outcome: OutcomeComplete,
 		Data: []byte("out"), Attempts: 3, Created: job.FirstFailed, Started: job.FirstFailed + 1, Finished: job.FirstFailed + 2,
 		Expires: job.FirstFailed + int64(time.Hour)}
-	noUnique := Result{Handle: "H:n", Function: "resize", Outcome: OutcomeException, Data: []byte{}, Expires: -5}
+	noUnique := Result{Seq: 1 << 40, Handle: "H:n", Function: "resize", Outcome: OutcomeException, Data: []byte{}, Expires: -5}
 	dead := DeadLetter{Job: Record{Seq: mustSeq(t, l), Handle: "H:d", Function: "resize", Attempts: 4, Data: []byte{}},
 		LastOutcome: OutcomeException, LastError: []byte("boom"), FirstFailed: 10, LastFailed: 20}
 	gone := DeadLetter{Job: Record{Seq: mustSeq(t, l), Handle: "H:g", Function: "resize", Data: []byte{}}, LastOutcome: OutcomeFail}
@@ -392,7 +394,7 @@ func TestLifecycleSurvivesRestart(t *testing.T) {
 		t.Fatalf("ResultStats after the restart %d, %d; before %d, %d", rn, rb, n, b)
 	}
 	for _, want := range []Result{res, noUnique} {
-		got, ok, err := l.Result(want.Handle)
+		got, ok, err := l.Result(want.Seq)
 		if err != nil || !ok || !reflect.DeepEqual(got, want) {
 			t.Fatalf("Result(%q) = %+v, %v, %v", want.Handle, got, ok, err)
 		}
@@ -417,19 +419,19 @@ func TestResultReadsSeeCommittedResults(t *testing.T) {
 	l, _ := openLog(t, t.TempDir(), SyncNone)
 	defer l.Close()
 	var txn Txn
-	first := Result{Handle: "H:1", Function: "f", Unique: "same", Outcome: OutcomeComplete, Data: []byte("one"), Expires: 1}
+	first := Result{Seq: 1, Handle: "H:1", Function: "f", Unique: "same", Outcome: OutcomeComplete, Data: []byte("one"), Expires: 1}
 	txn.PutResult(first)
 	if err := l.Apply(&txn, nil); err != nil {
 		t.Fatal(err)
 	}
 	barrier(t, l)
-	if got, ok, err := l.Result("H:1"); err != nil || !ok || string(got.Data) != "one" {
+	if got, ok, err := l.Result(1); err != nil || !ok || string(got.Data) != "one" {
 		t.Fatalf("Result after the barrier: %+v, %v, %v", got, ok, err)
 	}
 	// The newest result of a unique wins, whatever its expiry.
 	txn.Reset()
-	txn.PutResult(Result{Handle: "H:2", Function: "f", Unique: "same", Outcome: OutcomeFail, Data: []byte{}, Expires: 0})
-	txn.PutResult(Result{Handle: "H:3", Function: "g", Unique: "same", Outcome: OutcomeComplete, Data: []byte("g")})
+	txn.PutResult(Result{Seq: 2, Handle: "H:2", Function: "f", Unique: "same", Outcome: OutcomeFail, Data: []byte{}, Expires: 0})
+	txn.PutResult(Result{Seq: 3, Handle: "H:3", Function: "g", Unique: "same", Outcome: OutcomeComplete, Data: []byte("g")})
 	applySync(t, l, &txn)
 	if got, ok, err := l.ResultByUnique("f", "same"); err != nil || !ok || got.Handle != "H:2" {
 		t.Fatalf("ResultByUnique(f, same) = %+v, %v, %v; want H:2", got, ok, err)
@@ -442,7 +444,7 @@ func TestResultReadsSeeCommittedResults(t *testing.T) {
 			t.Fatalf("ResultByUnique(%q, %q) = %+v, %v, %v; want none", c[0], c[1], got, ok, err)
 		}
 	}
-	if _, ok, err := l.Result("H:none"); err != nil || ok {
+	if _, ok, err := l.Result(99); err != nil || ok {
 		t.Fatalf("Result of an unknown handle: %v, %v", ok, err)
 	}
 	if n, _ := checkStats(t, l, false); n != 3 {
@@ -457,7 +459,7 @@ func putResults(t testing.TB, l *Log, n int, base time.Time, data []byte) []Resu
 	var txn Txn
 	out := make([]Result, 0, n)
 	for i := 0; i < n; i++ {
-		r := Result{Handle: fmt.Sprintf("H:%d", i), Function: "f", Outcome: OutcomeComplete, Data: data,
+		r := Result{Seq: uint64(i + 1), Handle: fmt.Sprintf("H:%d", i+1), Function: "f", Outcome: OutcomeComplete, Data: data,
 			Expires: base.Add(time.Duration(i) * time.Second).UnixNano()}
 		if i%2 == 0 {
 			r.Unique = fmt.Sprint("u", i)
@@ -492,11 +494,11 @@ func TestExpireResultsByTime(t *testing.T) {
 		t.Fatalf("%d results left, want %d", count, n-due)
 	}
 	entries, _, keys, _ := resultsOnDisk(t, l)
-	if wantKeys := 2*(n-due) + (n-due)/2; entries != n-due || keys != wantKeys {
-		t.Fatalf("%d expiry entries and %d keys left, want %d and %d", entries, keys, n-due, wantKeys)
+	if wantKeys := (n - due) + (n-due)/2; entries != n-due || keys != wantKeys {
+		t.Fatalf("%d results and %d keys left, want %d and %d", entries, keys, n-due, wantKeys)
 	}
 	for i, r := range rs {
-		_, ok, err := l.Result(r.Handle)
+		_, ok, err := l.Result(r.Seq)
 		_, uok, uerr := l.ResultByUnique(r.Function, r.Unique)
 		if err != nil || uerr != nil || ok != (i >= due) || r.Unique != "" && uok != ok {
 			t.Fatalf("result %d: found %v (by unique %v), %v %v", i, ok, uok, err, uerr)
@@ -535,7 +537,7 @@ func TestExpireResultsByBytes(t *testing.T) {
 	}
 	// The oldest went, and only as many as needed: the last one removed would have fit.
 	for i, r := range rs {
-		if _, ok, _ := l.Result(r.Handle); ok != (i >= got) {
+		if _, ok, _ := l.Result(r.Seq); ok != (i >= got) {
 			t.Fatalf("result %d (of %d removed) found: %v", i, got, ok)
 		}
 	}
@@ -555,18 +557,18 @@ func TestExpireKeepsANewerResultsUniqueEntry(t *testing.T) {
 	defer l.Close()
 	now := time.Now()
 	var txn Txn
-	txn.PutResult(Result{Handle: "H:old", Function: "f", Unique: "u", Outcome: OutcomeComplete, Data: []byte("old"),
+	txn.PutResult(Result{Seq: 1, Handle: "H:old", Function: "f", Unique: "u", Outcome: OutcomeComplete, Data: []byte("old"),
 		Expires: now.Add(-time.Minute).UnixNano()})
 	applySync(t, l, &txn)
 	txn.Reset()
-	txn.PutResult(Result{Handle: "H:new", Function: "f", Unique: "u", Outcome: OutcomeComplete, Data: []byte("new"),
+	txn.PutResult(Result{Seq: 2, Handle: "H:new", Function: "f", Unique: "u", Outcome: OutcomeComplete, Data: []byte("new"),
 		Expires: now.Add(time.Hour).UnixNano()})
 	applySync(t, l, &txn)
 	if got, err := l.ExpireResults(now, 0); err != nil || got != 1 {
 		t.Fatalf("ExpireResults removed %d, %v", got, err)
 	}
 	checkStats(t, l, true)
-	if _, ok, _ := l.Result("H:old"); ok {
+	if _, ok, _ := l.Result(1); ok {
 		t.Fatal("the expired result is still there")
 	}
 	if got, ok, err := l.ResultByUnique("f", "u"); err != nil || !ok || got.Handle != "H:new" {
@@ -581,7 +583,8 @@ func TestExpireKeepsANewerResultsUniqueEntry(t *testing.T) {
 func TestConditionalDeleteSeesItsOwnBatch(t *testing.T) {
 	l, _ := openLog(t, t.TempDir(), SyncAlways)
 	defer l.Close()
-	old := Result{Handle: "H:old", Function: "f", Unique: "u", Outcome: OutcomeComplete, Data: []byte{}}
+	old := Result{Seq: 1, Handle: "H:old", Function: "f", Unique: "u", Outcome: OutcomeComplete, Data: []byte{}}
+	seqBytes := func(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
 	var txn Txn
 	txn.PutResult(old)
 	applySync(t, l, &txn)
@@ -590,22 +593,22 @@ func TestConditionalDeleteSeesItsOwnBatch(t *testing.T) {
 		var t Txn
 		t.key(txnDeleteIf, KindResult, len(uKey)-1)
 		t.buf = append(t.buf, uKey[1:]...)
-		t.valueString(old.Handle)
+		t.value(seqBytes(old.Seq))
 		return t.buf
 	}
-	newer := func(h string) []byte {
+	newer := func(seq uint64) []byte {
 		var t Txn
-		t.PutResult(Result{Handle: h, Function: "f", Unique: "u", Outcome: OutcomeComplete, Data: []byte{}})
+		t.PutResult(Result{Seq: seq, Handle: fmt.Sprint("H:", seq), Function: "f", Unique: "u", Outcome: OutcomeComplete, Data: []byte{}})
 		return t.buf
 	}
 	for _, c := range []struct {
 		txns [][]byte
-		want string // the handle the entry names afterwards; "" = none
+		want uint64 // the seq the entry names afterwards; 0 = none
 	}{
-		{[][]byte{removeOld()}, ""},                              // still names H:old: removed
-		{[][]byte{newer("H:a"), removeOld()}, "H:a"},             // taken over earlier in the batch
-		{[][]byte{removeOld(), newer("H:b")}, "H:b"},             // taken over after
-		{[][]byte{newer("H:old"), removeOld(), removeOld()}, ""}, // removed once, then absent
+		{[][]byte{removeOld()}, 0},                        // still names the old one: removed
+		{[][]byte{newer(7), removeOld()}, 7},              // taken over earlier in the batch
+		{[][]byte{removeOld(), newer(8)}, 8},              // taken over after
+		{[][]byte{newer(1), removeOld(), removeOld()}, 0}, // removed once, then absent
 	} {
 		b := l.db.NewBatch()
 		var buf []byte
@@ -614,7 +617,7 @@ func TestConditionalDeleteSeesItsOwnBatch(t *testing.T) {
 			ops = append(ops, op{kind: opTxn, cond: true, start: len(buf), end: len(buf) + len(tb)})
 			buf = append(buf, tb...)
 		}
-		if err := l.db.Set(uKey, []byte(old.Handle), nil); err != nil {
+		if err := l.db.Set(uKey, seqBytes(old.Seq), nil); err != nil {
 			t.Fatal(err)
 		}
 		l.fillBatch(b, ops, buf, false, nil)
@@ -622,15 +625,15 @@ func TestConditionalDeleteSeesItsOwnBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 		v, closer, err := l.db.Get(uKey)
-		got := ""
+		var got uint64
 		if err == nil {
-			got = string(v)
+			got = binary.BigEndian.Uint64(v)
 			closer.Close()
 		} else if !errors.Is(err, pebble.ErrNotFound) {
 			t.Fatal(err)
 		}
 		if got != c.want {
-			t.Fatalf("by-unique entry names %q, want %q", got, c.want)
+			t.Fatalf("by-unique entry names %d, want %d", got, c.want)
 		}
 	}
 }
@@ -645,7 +648,7 @@ func TestResultsOnAFullDisk(t *testing.T) {
 	n, b := checkStats(t, l, true)
 	l.opts.MinFreeBytes = 1 << 62
 	var txn Txn
-	txn.PutResult(Result{Handle: "H:full", Function: "f", Outcome: OutcomeComplete})
+	txn.PutResult(Result{Seq: 1, Handle: "H:full", Function: "f", Outcome: OutcomeComplete})
 	c := make(ackChan, 1)
 	if err := l.Apply(&txn, c); err != nil {
 		t.Fatal(err)
@@ -667,7 +670,7 @@ func TestResultCallsAfterCloseAreRefused(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err1 := l.Result("H:1")
+	_, _, err1 := l.Result(1)
 	_, _, err2 := l.ResultByUnique("f", "u")
 	_, err3 := l.ExpireResults(time.Now(), 0)
 	for i, err := range []error{err1, err2, err3} {
@@ -705,7 +708,7 @@ func storeResults(t *testing.T, dir string, n, size int) (int, int64) {
 	data := make([]byte, size)
 	var txn Txn
 	for i := 0; i < n; i++ {
-		txn.PutResult(Result{Handle: fmt.Sprint("H:mem:", i), Function: "f", Unique: fmt.Sprint("u", i),
+		txn.PutResult(Result{Seq: uint64(i + 1), Handle: fmt.Sprint("H:mem:", i+1), Function: "f", Unique: fmt.Sprint("u", i),
 			Outcome: OutcomeComplete, Data: data, Expires: int64(i)})
 		if i%1000 == 999 || i == n-1 {
 			if err := l.Apply(&txn, nil); err != nil {
@@ -722,7 +725,7 @@ func storeResults(t *testing.T, dir string, n, size int) (int, int64) {
 	return count, bytes
 }
 
-// Recovery keeps no result in memory: it counts them from their expiry index. Many results
+// Recovery keeps no result in memory: it reads them only to count them. Many results
 // of some size are stored; reopening grows the heap by a small part of what they hold.
 func TestRecoveryKeepsNoResultInMemory(t *testing.T) {
 	n := 100_000 // ~30 MiB of results: 1 s, 4 s under the race detector
@@ -755,7 +758,7 @@ func TestRecoveryKeepsNoResultInMemory(t *testing.T) {
 	if grew > size/4 {
 		t.Fatalf("recovering %d bytes of results grew the heap by %d bytes", size, grew)
 	}
-	if r, ok, err := l.Result(fmt.Sprint("H:mem:", n-1)); err != nil || !ok || len(r.Data) != dataSize {
+	if r, ok, err := l.Result(uint64(n)); err != nil || !ok || len(r.Data) != dataSize {
 		t.Fatalf("a result after the restart: %v, %v", ok, err)
 	}
 	runtime.KeepAlive(rec)

@@ -18,19 +18,19 @@
 //	| 'f'  | function name (its raw bytes) | function settings (below)                     |
 //	| 'd'  | seq, 8 bytes big-endian       | dead letter (below); seq is the dead job's    |
 //	| 's'  | seq, 8 bytes big-endian       | schedule (below); seq from NextSeq, as jobs'  |
-//	| 'r'  | 'e', expires (8 bytes BE,     | the result's size: a uvarint, the bytes of    |
-//	|      | unix ns, before 1970 = 0),    | its keys and values, this entry's own         |
-//	|      | handle                        | included (the expiry index, oldest first)     |
-//	| 'r'  | 'h', handle                   | result (below)                                |
-//	| 'r'  | 'u', function, 0x00, unique   | the handle of the newest result of that       |
-//	|      |                               | unique (only for a result with a unique)      |
+//	| 'c'  | 'h', seq, 8 bytes big-endian  | result (below) of the ended job number seq:   |
+//	|      |                               | written in key order, oldest first, and       |
+//	|      |                               | before the jobs' kind (see resultBySeq)       |
+//	| 'c'  | 'u', function, 0x00, unique   | the seq (8 bytes big-endian) of the newest    |
+//	|      |                               | result of that unique (only for a result with |
+//	|      |                               | a unique)                                     |
 //	| 'm'  | "seq"                         | the highest sequence number reserved, 8 bytes |
 //	|      |                               | big-endian; numbers are handed out below it,  |
 //	|      |                               | so a restart never reuses one, even for jobs  |
 //	|      |                               | since deleted                                 |
 //	+------+-------------------------------+-----------------------------------------------+
 //
-// A result's three keys are written and removed together: PutResult writes them, and only
+// A result's two keys are written and removed together: PutResult writes them, and only
 // ExpireResults removes them (the by-unique one only while it still names that result: a
 // newer result of the same unique has taken it over). Neither a function name nor a unique
 // holds 0x00 on the wire; if one did, ResultByUnique checks the result it finds is the one
@@ -71,14 +71,14 @@
 //	0 < base <= max; PutFunction refuses any other but the zero policy, which is not
 //	written). Nothing else may follow.
 //
-// Result, version 1 (under 'r','h',handle):
+// Result, version 1 (under 'c','h',seq):
 //
 //	+---------+---------+-----------+---------+---------+----------+---------+----------------------------+------+
 //	| version | outcome | attempts  | created | started | finished | expires | handle, function, unique   | data |
 //	| 1 byte  | 1 byte  | (uvarint) | (varint, unix nanoseconds, each)       | each uvarint len + bytes   | rest |
 //	+---------+---------+-----------+---------+---------+----------+---------+----------------------------+------+
 //
-//	outcome 1 complete, 2 fail, 3 exception; the handle inside is the one in the key.
+//	outcome 1 complete, 2 fail, 3 exception.
 //
 // Dead letter, version 1 (under 'd',seq):
 //
@@ -114,9 +114,9 @@
 //   - A job's result is written by the caller in the same Txn as its job record's delete: a
 //     crash leaves either the job (it runs again) or its result, never neither.
 //   - Results are not held in memory: Result and ResultByUnique read the database (what is
-//     committed), recovery reads only the expiry index to count them, and ResultStats is
+//     committed), recovery reads them to count them but keeps none, and ResultStats is
 //     two counters that move only when a batch writing or removing results commits.
-//   - Recovery reads every key but the results' ('r','h' and 'r','u'), which it skips. A
+//   - Recovery reads every key but the results' by-unique index ('c','u'), which it skips. A
 //     record of a kind this version interprets that does not decode is an error naming it;
 //     a kind it does not interpret is handed back as it is (Recovered.Other), never dropped.
 package wal
@@ -137,7 +137,7 @@ const (
 	KindJob      Kind = 'j' // key "j"+seq(8 BE)      value: job record (version 1)
 	KindFunction Kind = 'f' // key "f"+function name  value: FunctionSettings (version 1)
 	KindSchedule Kind = 's' // key "s"+seq(8 BE)      value: Schedule (version 1)
-	KindResult   Kind = 'r' // keys "re", "rh", "ru"  values: see the package doc
+	KindResult   Kind = 'c' // keys "ch"+seq, "cu"+function+0x00+unique  values: see the package doc
 	KindDead     Kind = 'd' // key "d"+seq(8 BE)      value: DeadLetter (version 1)
 
 	// kindMeta is the log's own bookkeeping (the sequence reservation); not for callers.

@@ -13,16 +13,16 @@ type Recovered struct {
 	Dead      []DeadLetter       // by Job.Seq: oldest job first (not the order they died in)
 	Schedules []Schedule         // by Seq: oldest first
 	// Results are left on disk (Log.Result reads them); only their number and size are
-	// counted, from the expiry index, as ResultStats reports them.
+	// counted, as ResultStats reports them.
 	Results     int
 	ResultBytes int64
 	Other       []Entry // kinds this version does not interpret yet (kept, not dropped)
 }
 
-// recover reads every key once, but for the stored results': the sequence reservation, the
-// jobs, the function settings, the dead letters and the schedules are decoded; of the
-// results only the expiry index is read, to count them (their values stay on disk); a
-// kind this version does not interpret is handed back untouched in Other.
+// recover reads every key once, but for the results' by-unique index: the sequence
+// reservation, the jobs, the function settings, the dead letters and the schedules are
+// decoded; the results are read to count them, and none is kept; a kind this version does
+// not interpret is handed back untouched in Other.
 func (l *Log) recover() (*Recovered, error) {
 	it, err := l.db.NewIter(nil)
 	if err != nil {
@@ -44,11 +44,11 @@ func (l *Log) recover() (*Recovered, error) {
 		if len(k) == 0 {
 			return nil, fmt.Errorf("%w: empty key", ErrCorrupt)
 		}
-		if Kind(k[0]) == KindResult && (len(k) < 2 || k[1] != resultExpiry) {
-			if len(k) < 2 || k[1] != resultByHandle && k[1] != resultByUnique {
+		if Kind(k[0]) == KindResult && (len(k) < 2 || k[1] != resultBySeq) {
+			if len(k) < 2 || k[1] != resultByUnique {
 				return nil, fmt.Errorf("%w: result key %q", ErrCorrupt, k)
 			}
-			// Past the expiry index: the results themselves are read on demand, never here.
+			// Past the results: the by-unique index is read on demand, never here.
 			ok = it.SeekGE([]byte{byte(KindResult) + 1})
 			continue
 		}
@@ -93,13 +93,18 @@ func (l *Log) recover() (*Recovered, error) {
 				return nil, err
 			}
 			rec.Schedules = append(rec.Schedules, s)
-		case KindResult: // an expiry entry
-			_, size, err := decodeExpiry(k, v)
+		case KindResult: // a result: counted, not kept
+			if len(k) != 2+8 {
+				return nil, fmt.Errorf("%w: result key %q", ErrCorrupt, k)
+			}
+			seq := binary.BigEndian.Uint64(k[2:])
+			r, err := decodeResult(seq, v, false)
 			if err != nil {
 				return nil, err
 			}
+			l.seq = max(l.seq, seq)
 			rec.Results++
-			rec.ResultBytes += size
+			rec.ResultBytes += resultSize(&r, len(v))
 		case kindMeta:
 			if !bytes.Equal(k, metaSeqKey) {
 				rec.Other = append(rec.Other, entry(k, v)) // a later version's bookkeeping
