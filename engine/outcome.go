@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"bytes"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -19,7 +18,7 @@ import (
 //	   ├─ no policy, a foreground job, or cancelled ─────────────► conclude: ended
 //	   ├─ attempts left ─► retryLater: queued again after a backoff, its record
 //	   │                   rewritten with the count (delayed, like an epoch job)
-//	   └─ attempts used up ─► bury: a dead letter (see dead.go), and ended
+//	   └─ attempts used up ─► a dead letter (dead.go), and ended
 //
 // A background job that ends leaves its result (Config.ResultTTL), written in the same
 // batch as the delete of its record, so that a crash never shows a job both gone and
@@ -55,7 +54,7 @@ func (e *Engine) failed(j *queue.Job, outcome wal.Outcome, data []byte, notify n
 	dead := &wal.DeadLetter{
 		Job:         e.recordOf(j),
 		LastOutcome: outcome,
-		LastError:   bytes.Clone(data),
+		LastError:   data, // copied by dead.add and the store
 		FirstFailed: j.FirstFailed(),
 		LastFailed:  time.Now().UnixNano(),
 	}
