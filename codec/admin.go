@@ -16,7 +16,7 @@ const (
 	AdminFunctionHasJobs  = "ERR there are still queued jobs for this function\r\n" // Spur refuses; gearmand drops them
 	adminUnknownCommand   = "ERR UNKNOWN_COMMAND Unknown+server+command"            // gearmand glues the name on
 	adminIncompleteArgs   = "ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+"
-	adminAccessDeniedCode = "ACCESS_DENIED"
+	adminAccessDeniedCode = CodePermissionDenied
 
 	// AdminCodeInvalidArguments is gearmand's code for bad arguments, for Spur's own commands.
 	AdminCodeInvalidArguments = "INVALID_ARGUMENTS"

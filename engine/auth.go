@@ -68,17 +68,22 @@ type Authorizer interface {
 // ErrLocalOnly refuses a command that only a connection from this machine may run.
 var ErrLocalOnly = errors.New("is only accepted from a loopback connection")
 
-// gearmandRules allows what gearmand allows, which is everything, except `shutdown` from
-// another machine; Spur's own commands that change state (`pause`, `resume`, `limit`,
-// `drain worker`, `retry`, `purge dead`, `schedule`) are local too.
+// gearmandRules allows what gearmand allows to clients and workers, which is everything, and
+// every read-only admin command; the admin commands that destroy or change state are taken
+// only from this machine (gearmand takes all but `shutdown` from anywhere).
 type gearmandRules struct{}
 
+// localOnly are the admin commands (first words) gearmandRules takes only from loopback.
+var localOnly = map[string]bool{
+	// gearmand's own
+	"shutdown": true, "drop": true, "cancel": true, "maxqueue": true,
+	// Spur's
+	"pause": true, "resume": true, "limit": true, "drain": true, "retry": true, "purge": true, "schedule": true,
+}
+
 func (gearmandRules) Allow(id *Identity, act Action, name []byte) error {
-	if act == ActAdmin && !id.Loopback {
-		switch string(name) {
-		case "shutdown", "pause", "resume", "limit", "drain", "retry", "purge", "schedule":
-			return ErrLocalOnly
-		}
+	if act == ActAdmin && !id.Loopback && localOnly[string(name)] {
+		return ErrLocalOnly
 	}
 	return nil
 }

@@ -63,7 +63,7 @@ func TestAuthorizationPoint(t *testing.T) {
 	if got := c.jobStatus(h); got[1] != "1" {
 		t.Fatalf("status of an allowed job: %q", got)
 	}
-	if got := c.admin("drop function open"); got != "ERR ACCESS_DENIED drop+not+for+127.0.0.1\r\n" {
+	if got := c.admin("drop function open"); got != "ERR PERMISSION_DENIED drop+not+for+127.0.0.1\r\n" {
 		t.Fatalf("drop: %q", got)
 	}
 	if got := c.admin("status"); got != "open\t1\t0\t1\n.\n" {
@@ -91,10 +91,15 @@ func TestGearmandRules(t *testing.T) {
 			t.Errorf("%s refused", act)
 		}
 	}
-	if r.Allow(&remote, ActAdmin, []byte("status")) != nil || r.Allow(&local, ActAdmin, []byte("shutdown")) != nil {
+	for _, cmd := range []string{"status", "prioritystatus", "workers", "show", "version", "getpid", "verbose", "create"} {
+		if r.Allow(&remote, ActAdmin, []byte(cmd)) != nil {
+			t.Errorf("read-only %s refused from another machine", cmd)
+		}
+	}
+	if r.Allow(&local, ActAdmin, []byte("shutdown")) != nil {
 		t.Error("gearmand's admin commands refused")
 	}
-	for _, cmd := range []string{"shutdown", "pause", "resume", "limit", "drain"} {
+	for _, cmd := range []string{"shutdown", "drop", "cancel", "maxqueue", "pause", "resume", "limit", "drain", "retry", "purge", "schedule"} {
 		if !errors.Is(r.Allow(&remote, ActAdmin, []byte(cmd)), ErrLocalOnly) {
 			t.Errorf("%s allowed from another machine", cmd)
 		}
