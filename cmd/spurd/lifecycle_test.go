@@ -141,3 +141,12 @@ func writeFile(t *testing.T, path, text string) {
 		t.Fatal(err)
 	}
 }
+
+// The sample settings file under contrib/ is one spurd accepts.
+func TestContribFunctionsFileIsValid(t *testing.T) {
+	t.Parallel()
+	_, addr, _ := startDurable(t, t.TempDir(), "--functions", "../../contrib/etc/functions")
+	if got := adminList(t, addr, "show retries"); len(got) != 0 {
+		t.Errorf("show retries with the commented sample: %q", got)
+	}
+}

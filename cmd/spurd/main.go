@@ -36,6 +36,7 @@ type options struct {
 	wakeAll         bool // -w 0 given: every sleeping worker per job, as gearmand
 	roundRobin      bool
 	logFile         string
+	logFormat       string
 	verbose         string
 	pidFile         string
 	backlog         int
@@ -114,7 +115,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.IntVarP(&o.jobRetries, "job-retries", "j", 0, "assignments before a job whose worker keeps going away fails (0 = unlimited)")
 	fs.IntVarP(&o.workerWakeup, "worker-wakeup", "w", 0, "sleeping workers woken per queued job, as gearmand's -w: N, or 0 = all of them; left out, as many as the ready jobs need")
 	fs.BoolVarP(&o.roundRobin, "round-robin", "R", false, "rotate through a worker's functions after each job")
-	fs.StringVarP(&o.logFile, "log-file", "l", "stderr", `log destination: a file, "stderr" or "none"`)
+	fs.StringVarP(&o.logFile, "log-file", "l", "stderr", `log destination: a file (reopened on SIGHUP, for logrotate), "stderr" or "none"`)
+	fs.StringVar(&o.logFormat, "log-format", "text", `log line format: "text" (key=value) or "json"`)
 	fs.StringVar(&o.verbose, "verbose", "ERROR", "log level: FATAL, ALERT, CRITICAL, ERROR, WARNING, NOTICE, INFO, DEBUG")
 	moreVerbose := fs.CountP("v", "v", "raise the log level one step above --verbose per v (gearmand's old -v, -vv ...)")
 	fs.StringVarP(&o.pidFile, "pid-file", "P", "", "write the process id to this file")
@@ -220,6 +222,9 @@ func (o *options) validate() error {
 	if o.maxPartialBytes < int64(o.maxPacketSize)+codec.HeaderSize {
 		return errors.New("--max-partial-bytes must be at least --max-packet-size (one whole packet must fit)")
 	}
+	if o.logFormat != "text" && o.logFormat != "json" {
+		return fmt.Errorf("unknown --log-format %q (text or json)", o.logFormat)
+	}
 	if _, ok := levels[strings.ToUpper(o.verbose)]; !ok {
 		return fmt.Errorf("unknown --verbose level %q", o.verbose)
 	}
@@ -301,24 +306,6 @@ func run(args []string, stderr io.Writer) int {
 	return 0
 }
 
-func openLog(o *options, stderr io.Writer) (*slog.Logger, func(), error) {
-	level := levels[strings.ToUpper(o.verbose)]
-	var w io.Writer
-	closer := func() {}
-	switch o.logFile {
-	case "stderr", "":
-		w = stderr
-	case "none":
-		w = io.Discard
-	default:
-		f, err := os.OpenFile(o.logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return nil, nil, fmt.Errorf("cannot open log file: %w", err)
-		}
-		w, closer = f, func() { f.Close() }
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})), closer, nil
-}
 
 func serve(o *options, logger *slog.Logger) (err error) {
 	// Catch the signals first: one that arrives while the job log opens or the listeners
