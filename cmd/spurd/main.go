@@ -306,7 +306,6 @@ func run(args []string, stderr io.Writer) int {
 	return 0
 }
 
-
 func serve(o *options, logger *slog.Logger) (err error) {
 	// Catch the signals first: one that arrives while the job log opens or the listeners
 	// start must still mean a clean shutdown, not the default abrupt exit.
