@@ -22,6 +22,7 @@ import (
 
 	"github.com/spur-gearman/spur/codec"
 	"github.com/spur-gearman/spur/engine"
+	"github.com/spur-gearman/spur/engine/connlimit"
 	"github.com/spur-gearman/spur/engine/tcpserver"
 	"github.com/spur-gearman/spur/wal"
 )
@@ -64,6 +65,9 @@ type options struct {
 	deadMax         int
 	deadMaxBytes    int64
 	functionsFile   string
+	maxConns        int
+	maxConnsPerSrc  int
+	readTimeout     time.Duration
 }
 
 // ignoredFlags are gearmand options spurd accepts so existing command lines keep working,
@@ -143,6 +147,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.DurationVar(&o.deadTTL, "dead-ttl", engine.DefaultDeadTTL, "how long a dead letter (a job that used up its retries) is kept")
 	fs.IntVar(&o.deadMax, "dead-max", engine.DefaultDeadMax, "most dead letters kept; past it the oldest go")
 	fs.Int64Var(&o.deadMaxBytes, "dead-max-bytes", engine.DefaultDeadMaxBytes, "bytes the dead letters may take in memory; past it the oldest go")
+	fs.IntVar(&o.maxConns, "max-connections", 100000, "most connections open at once; past it new ones are closed at once, with a log line (0 = no limit)")
+	fs.IntVar(&o.maxConnsPerSrc, "max-connections-per-source", 0, "most connections open at once from one address (0 = no limit)")
+	fs.DurationVar(&o.readTimeout, "read-timeout", time.Minute, "a connection whose packet has been incomplete this long is closed (slowloris); idle connections are never closed (0 = never)")
 	fs.StringVar(&o.functionsFile, "functions", "", "file of function settings applied at start: lines `retry FN ATTEMPTS BASE MAX`, `limit FN N`, `pause FN`")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file")
 	ignored := map[string]*string{}
@@ -212,6 +219,9 @@ func (o *options) validate() error {
 	}
 	if o.threads < 0 || o.jobRetries < 0 || o.workerWakeup < 0 {
 		return errors.New("--threads, --job-retries and --worker-wakeup must not be negative")
+	}
+	if o.maxConns < 0 || o.maxConnsPerSrc < 0 || o.readTimeout < 0 {
+		return errors.New("--max-connections, --max-connections-per-source and --read-timeout must not be negative")
 	}
 	if o.resultTTL < 0 || o.resultMaxBytes < 0 || o.deadTTL <= 0 || o.deadMax <= 0 || o.deadMaxBytes <= 0 {
 		return errors.New("--result-ttl and --result-max-bytes must not be negative; --dead-ttl, --dead-max and --dead-max-bytes must be positive")
@@ -413,7 +423,8 @@ func serve(o *options, logger *slog.Logger) (err error) {
 		addrs[i] = net.JoinHostPort(host, o.port)
 	}
 	lc := tcpserver.Config{Addrs: addrs, Loops: o.threads, MaxPacketSize: o.maxPacketSize,
-		MaxPartialBytes: o.maxPartialBytes, Logger: logger}
+		MaxPartialBytes: o.maxPartialBytes, Logger: logger, ReadTimeout: o.readTimeout,
+		Limiter: connlimit.New(o.maxConns, o.maxConnsPerSrc, logger)}
 	if o.keepalive {
 		lc.KeepAlive = secondsOr(o.keepIdle, 60)
 		lc.KeepIntvl = secondsOr(o.keepInterval, 0)

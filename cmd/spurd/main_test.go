@@ -250,3 +250,43 @@ func TestWorkerWakeupFlag(t *testing.T) {
 		t.Fatal("-w -1 was accepted")
 	}
 }
+
+// --max-connections-per-source caps the connections from one address: past it a new one is
+// closed at once and the ones open keep working.
+func TestMaxConnectionsPerSource(t *testing.T) {
+	t.Parallel()
+	_, addr, _ := startSpurd(t, "-q", "builtin", "--max-connections-per-source", "2")
+	time.Sleep(200 * time.Millisecond) // the start-up check's connection is closed by now
+	version := func(c net.Conn) error {
+		if _, err := c.Write([]byte("version\r\n")); err != nil {
+			return err
+		}
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err == nil && !strings.HasPrefix(line, "OK ") {
+			t.Fatalf("version: %q", line)
+		}
+		return err
+	}
+	var conns []net.Conn
+	for i := 0; i < 3; i++ {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	if err := version(conns[0]); err != nil {
+		t.Fatalf("the first connection: %v", err)
+	}
+	if err := version(conns[1]); err != nil {
+		t.Fatalf("the second connection: %v", err)
+	}
+	if err := version(conns[2]); err == nil {
+		t.Fatal("a third connection from one address was served")
+	}
+	if err := version(conns[0]); err != nil {
+		t.Fatalf("the first connection after the refusal: %v", err)
+	}
+}

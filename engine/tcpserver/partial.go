@@ -4,6 +4,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // DefaultMaxPartialBytes is the default server-wide budget for bytes of packets that have
@@ -28,8 +29,16 @@ type partialBudget struct {
 // partialHold is one connection's share.
 type partialHold struct {
 	bytes   atomic.Int64 // held now; written by the connection's loop only
-	evicted atomic.Bool  // chosen to be closed to bring the total under the budget
+	evicted atomic.Bool  // chosen to be closed to bring the total under the budget, or slow
+	slow    atomic.Bool  // evicted because its packet took longer than the read timeout
+	// since is when the connection began to hold bytes of a packet that has not arrived
+	// whole (unix nanoseconds), reset when a packet of its arrives whole; 0 = holds none.
+	since atomic.Int64
 }
+
+// whole records that a packet of the connection arrived whole: what it holds now is a new
+// packet's beginning. Call from its loop.
+func (h *partialHold) whole() { h.since.Store(0) }
 
 func (b *partialBudget) init(max int64) {
 	b.max = max
@@ -44,6 +53,11 @@ func (b *partialBudget) hold(cn *conn, n int) {
 		return
 	}
 	cn.partial.bytes.Store(int64(n))
+	if n == 0 {
+		cn.partial.since.Store(0)
+	} else if cn.partial.since.Load() == 0 {
+		cn.partial.since.Store(time.Now().UnixNano())
+	}
 	if (old == 0) != (n == 0) {
 		b.mu.Lock()
 		if n == 0 {
@@ -55,6 +69,35 @@ func (b *partialBudget) hold(cn *conn, n int) {
 	}
 	if total := b.total.Add(delta); delta > 0 && total > b.max {
 		b.evict(total)
+	}
+}
+
+// sweepSlow closes, every timeout/4, the connections whose packet has been incomplete for
+// longer than timeout (slowloris: a few bytes now and then, never a whole packet), until
+// stop is closed.
+func (b *partialBudget) sweepSlow(timeout time.Duration, stop <-chan struct{}) {
+	t := time.NewTicker(max(timeout/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			limit := now.Add(-timeout).UnixNano()
+			b.mu.Lock()
+			var slow []*conn
+			for cn := range b.holders {
+				if s := cn.partial.since.Load(); s != 0 && s < limit && !cn.partial.evicted.Load() {
+					slow = append(slow, cn)
+				}
+			}
+			b.mu.Unlock()
+			for _, cn := range slow {
+				cn.partial.slow.Store(true)
+				cn.partial.evicted.Store(true)
+				_ = cn.Wake()
+			}
+		}
 	}
 }
 

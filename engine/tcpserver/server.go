@@ -22,6 +22,7 @@ import (
 	"github.com/valyala/bytebufferpool"
 
 	"github.com/spur-gearman/spur/codec"
+	"github.com/spur-gearman/spur/engine/connlimit"
 )
 
 // Session is the server side of one connection, as the transport drives it. All its methods
@@ -67,7 +68,13 @@ type Config struct {
 	// MaxPartialBytes is the server-wide budget for bytes of packets that have not fully
 	// arrived (see partial.go); 0 = DefaultMaxPartialBytes.
 	MaxPartialBytes int64
-	Logger          *slog.Logger
+	// Limiter caps the connections accepted (in all and per source address); nil = none.
+	Limiter *connlimit.Limiter
+	// ReadTimeout closes a connection whose packet has been incomplete for this long: no
+	// packet of its has arrived whole since its first byte (slowloris). 0 = never. A
+	// connection that sends nothing (an idle worker) holds no packet and is never closed.
+	ReadTimeout time.Duration
+	Logger      *slog.Logger
 }
 
 // DefaultLoops is the number of event loops when none is asked for: one per two CPUs, at
@@ -208,6 +215,7 @@ type conn struct {
 	c       gnet.Conn
 	loop    *loopState
 	partial partialHold
+	source  string // remote address without the port, as the Limiter counted it
 }
 
 // Wake flushes c at the end of its loop's current callback if the loop is in one, and
@@ -271,7 +279,23 @@ func (srv *Server) Run() error {
 			opts = append(opts, gnet.WithTCPKeepCount(srv.cfg.KeepCount))
 		}
 	}
+	if srv.cfg.ReadTimeout > 0 {
+		stop := make(chan struct{})
+		defer close(stop)
+		go srv.partial.sweepSlow(srv.cfg.ReadTimeout, stop)
+	}
 	return gnet.Rotate(srv, addrs, opts...)
+}
+
+// sourceOf is a remote address without its port.
+func sourceOf(a net.Addr) string {
+	if tcp, ok := a.(*net.TCPAddr); ok {
+		return tcp.IP.String()
+	}
+	if a == nil {
+		return "-"
+	}
+	return a.String()
 }
 
 // Ready is closed once the listeners accept connections.
@@ -312,7 +336,10 @@ func (srv *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		ls.flushTask = func(gnet.Conn, error) error { srv.flushDeferred(ls); return nil }
 		l, _ = srv.loops.LoadOrStore(c.EventLoop(), ls)
 	}
-	cn := &conn{c: c, loop: l.(*loopState)}
+	cn := &conn{c: c, loop: l.(*loopState), source: sourceOf(c.RemoteAddr())}
+	if lim := srv.cfg.Limiter; lim != nil && !lim.Acquire(cn.source) {
+		return nil, gnet.Close // no context: OnClose has nothing to release
+	}
 	cn.s = srv.open(cn, c.Fd(), c.RemoteAddr())
 	c.SetContext(cn)
 	return nil, gnet.None
@@ -327,6 +354,9 @@ func (srv *Server) OnClose(c gnet.Conn, _ error) gnet.Action {
 		srv.partial.release(cn)
 		cn.s.Close() // requeues and notifications it causes are flushed by leave
 		srv.leave(l, false)
+		if lim := srv.cfg.Limiter; lim != nil {
+			lim.Release(cn.source)
+		}
 	}
 	return gnet.None
 }
@@ -351,6 +381,7 @@ func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
 		n, closeConn = cn.s.Feed(buf)
 		if n > 0 { // gnet's Discard treats n <= 0 as "everything"
 			_, _ = c.Discard(n)
+			cn.partial.whole()
 		}
 	}
 	srv.partial.hold(cn, c.InboundBuffered())
@@ -369,8 +400,13 @@ func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
 // closed because its peer does not read its replies. Call only from the connection's loop.
 func (srv *Server) flush(cn *conn) (closeConn bool) {
 	if cn.partial.evicted.Load() {
-		srv.log.Warn("closing connection: the server's budget for partly received packets is spent and it holds the most",
-			append(cn.s.LogAttrs(), "held", cn.partial.bytes.Load(), "budget", srv.cfg.MaxPartialBytes)...)
+		if cn.partial.slow.Load() {
+			srv.log.Warn("closing connection: its packet has been incomplete for longer than --read-timeout",
+				append(cn.s.LogAttrs(), "held", cn.partial.bytes.Load(), "timeout", srv.cfg.ReadTimeout)...)
+		} else {
+			srv.log.Warn("closing connection: the server's budget for partly received packets is spent and it holds the most",
+				append(cn.s.LogAttrs(), "held", cn.partial.bytes.Load(), "budget", srv.cfg.MaxPartialBytes)...)
+		}
 		return true
 	}
 	out, overflow := cn.s.TakeOutput()

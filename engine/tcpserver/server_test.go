@@ -13,6 +13,7 @@ import (
 	"github.com/valyala/bytebufferpool"
 
 	"github.com/spur-gearman/spur/codec"
+	"github.com/spur-gearman/spur/engine/connlimit"
 )
 
 // echoSession answers ECHO_REQ and ignores every other packet: enough of a server to test
@@ -195,4 +196,70 @@ func TestPartialPacketBudgetManyHolders(t *testing.T) {
 		c.Close()
 	}
 	waitHeld(t, srv, 0)
+}
+
+// A connection whose packet stays incomplete past ReadTimeout is closed, even one that
+// trickles bytes of it; one that sends nothing (an idle worker) and one that keeps sending
+// whole packets stay.
+func TestReadTimeoutClosesSlowPackets(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	_, addr := startEcho(t, Config{Loops: 1, ReadTimeout: timeout})
+	silent := halfSent(t, addr, 100, 10)
+	trickle := halfSent(t, addr, 100, 10)
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	busy, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for end := time.Now().Add(3 * timeout); time.Now().Before(end); {
+		if _, err := trickle.Write([]byte{0}); err != nil {
+			break // closed: what the test wants
+		}
+		echoWorks(t, busy) // whole packets: it never holds an incomplete one for long
+		time.Sleep(timeout / 10)
+	}
+	if !closedByServer(silent, 2*time.Second) {
+		t.Error("a connection silent in the middle of a packet was not closed")
+	}
+	if !closedByServer(trickle, 2*time.Second) {
+		t.Error("a connection trickling one packet's bytes was not closed")
+	}
+	echoWorks(t, idle)
+	echoWorks(t, busy)
+}
+
+// The Limiter caps connections: past it a new one is closed at once, and a slot freed by a
+// close is given to the next.
+func TestConnectionLimit(t *testing.T) {
+	lim := connlimit.New(2, 0, slog.New(slog.DiscardHandler))
+	_, addr := startEcho(t, Config{Loops: 1, Limiter: lim})
+	a, _ := net.Dial("tcp", addr)
+	b, _ := net.Dial("tcp", addr)
+	defer b.Close()
+	echoWorks(t, a)
+	echoWorks(t, b)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if !closedByServer(c, 2*time.Second) {
+		t.Fatal("a third connection past a limit of 2 stayed open")
+	}
+	a.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for lim.Open() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d counted open after a close", lim.Open())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	d, _ := net.Dial("tcp", addr)
+	defer d.Close()
+	echoWorks(t, d)
 }
