@@ -29,36 +29,36 @@ func (s *Session) admin(line []byte) {
 	if w.N > 0 {
 		cmd := bytes.ToLower(w.Word(0))
 		if err := s.allow(ActAdmin, cmd); err != nil {
-			s.e.log.Info("admin command refused", "conn", s.id, "remote", s.who.IP, "command", string(cmd), "reason", err)
+			s.logRefusal(ActAdmin, cmd, err)
 			s.sendText(codec.AdminAccessDenied(string(cmd), err.Error()))
 			return
 		}
 	}
 	switch {
 	case w.Is(0, "status") && w.N == 1:
-		s.sendText(s.e.statusText(false))
+		s.sendText(s.e.statusText(false, s.readable()))
 	case w.Is(0, "prioritystatus") && w.N == 1:
-		s.sendText(s.e.statusText(true))
+		s.sendText(s.e.statusText(true, s.readable()))
 	case w.Is(0, "workers") && w.N == 1:
-		s.sendText(s.e.workersText())
+		s.sendText(s.e.workersText(s.readable()))
 	case w.Is(0, "maxqueue"):
 		s.adminMaxQueue(&w)
 	case w.Is(0, "show") && w.N >= 2:
 		switch {
 		case w.N == 2 && w.Is(1, "jobs"):
-			s.sendText(s.e.jobsText(false))
+			s.sendText(s.e.jobsText(false, s.readable()))
 		case w.N == 3 && w.Is(1, "unique") && w.Is(2, "jobs"):
-			s.sendText(s.e.jobsText(true))
+			s.sendText(s.e.jobsText(true, s.readable()))
 		case w.N == 2 && w.Is(1, "scheduled"):
-			s.sendText(s.e.scheduledText())
+			s.sendText(s.e.scheduledText(s.readable()))
 		case w.N == 2 && w.Is(1, "paused"):
-			s.sendText(s.e.pausedText())
+			s.sendText(s.e.pausedText(s.readable()))
 		case w.N == 2 && w.Is(1, "limits"):
-			s.sendText(s.e.limitsText())
+			s.sendText(s.e.limitsText(s.readable()))
 		case w.N == 2 && w.Is(1, "schedules"):
-			s.sendText(s.e.schedulesText())
+			s.sendText(s.e.schedulesText(s.readable()))
 		case w.N == 2 && w.Is(1, "retries"):
-			s.sendText(s.e.retriesText())
+			s.sendText(s.e.retriesText(s.readable()))
 		case w.Is(1, "result"):
 			s.showResult(&w)
 		case w.N <= 3 && w.Is(1, "dead"):
@@ -170,11 +170,15 @@ func (s *Session) adminMaxQueue(w *codec.AdminWords) {
 }
 
 // statusText renders `status` (FN TOTAL RUNNING WORKERS) or `prioritystatus` (FN HIGH NORMAL
-// LOW WORKERS, queued jobs only), sorted by function name.
-func (e *Engine) statusText(byPriority bool) string {
+// LOW WORKERS, queued jobs only), sorted by function name. Every listing leaves out the
+// functions readable refuses (see Session.readable).
+func (e *Engine) statusText(byPriority bool, readable func(string) bool) string {
 	var lines []string
 	e.reg.EachShard(func(sh *queue.Shard) {
 		sh.EachFunction(func(f *queue.Function) {
+			if !visible(readable, f.Name) {
+				return
+			}
 			var b strings.Builder
 			b.WriteString(f.Name)
 			if byPriority {
@@ -199,7 +203,7 @@ func (e *Engine) statusText(byPriority bool) string {
 }
 
 // workersText renders `workers`: FD IP CLIENT-ID : FN... per connection.
-func (e *Engine) workersText() string {
+func (e *Engine) workersText(readable func(string) bool) string {
 	var b strings.Builder
 	for _, s := range e.sessionList() {
 		s.mu.Lock()
@@ -213,8 +217,10 @@ func (e *Engine) workersText() string {
 		}
 		b.WriteString(" :")
 		s.abilities.newestFirst(func(r registration) bool {
-			b.WriteByte(' ')
-			b.WriteString(r.fn.Name)
+			if visible(readable, r.fn.Name) {
+				b.WriteByte(' ')
+				b.WriteString(r.fn.Name)
+			}
 			return true
 		})
 		s.mu.Unlock()
@@ -241,13 +247,13 @@ func (e *Engine) drainWorker(id []byte) string {
 }
 
 // jobsText renders `show jobs` (HANDLE RETRIES IGNORE PERSISTED) or `show unique jobs`.
-func (e *Engine) jobsText(uniques bool) string {
+func (e *Engine) jobsText(uniques bool, readable func(string) bool) string {
 	var b strings.Builder
 	for _, j := range e.reg.Jobs() {
 		sh := j.Fn.Shard()
 		sh.Lock()
 		switch {
-		case j.State == queue.Done:
+		case j.State == queue.Done || !visible(readable, j.Fn.Name):
 		case uniques:
 			b.WriteString(j.Unique)
 			b.WriteByte('\n')
@@ -301,11 +307,11 @@ func (s *Session) saveForAdmin(name string, st *wal.FunctionSettings) bool {
 
 // limitsText renders `show limits`: FUNCTION \t LIMIT \t RUNNING per function with a
 // concurrency limit, sorted by name.
-func (e *Engine) limitsText() string {
+func (e *Engine) limitsText(readable func(string) bool) string {
 	var lines []string
 	e.reg.EachShard(func(sh *queue.Shard) {
 		sh.EachFunction(func(f *queue.Function) {
-			if f.Limit > 0 {
+			if f.Limit > 0 && visible(readable, f.Name) {
 				var b strings.Builder
 				writeAdminField(&b, f.Name)
 				b.WriteString("\t" + strconv.Itoa(f.Limit) + "\t" + strconv.Itoa(f.Running) + "\n")
@@ -318,11 +324,11 @@ func (e *Engine) limitsText() string {
 }
 
 // pausedText renders `show paused`: the paused functions' names, sorted, one per line.
-func (e *Engine) pausedText() string {
+func (e *Engine) pausedText(readable func(string) bool) string {
 	var names []string
 	e.reg.EachShard(func(sh *queue.Shard) {
 		sh.EachFunction(func(f *queue.Function) {
-			if f.Paused {
+			if f.Paused && visible(readable, f.Name) {
 				names = append(names, f.Name)
 			}
 		})
@@ -348,9 +354,12 @@ func (e *Engine) pausedText() string {
 // Function names and uniques are bytes a client chose: tabs, line breaks and other control
 // bytes in them are written as \xNN (and a backslash as \x5c), so that no job can forge or
 // split a line of the listing.
-func (e *Engine) scheduledText() string {
+func (e *Engine) scheduledText(readable func(string) bool) string {
 	var b strings.Builder
 	for _, j := range e.Scheduled() {
+		if !visible(readable, j.Function) {
+			continue
+		}
 		writeJobColumns(&b, j.Handle, j.Function, j.Unique)
 		b.WriteString(strconv.FormatInt(secondsOf(j.RunAt.UnixMilli()), 10))
 		b.WriteByte('\t')

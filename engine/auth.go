@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"net"
+	"time"
 	"unsafe"
 
 	"github.com/spur-gearman/spur/codec"
@@ -65,6 +66,10 @@ type Authorizer interface {
 	Allow(id *Identity, act Action, name []byte) error
 }
 
+// ErrHidden is logged for a status read of a job the identity may not read: it is answered
+// as unknown, so that the refusal does not tell the job exists.
+var ErrHidden = errors.New("not readable: answered as unknown")
+
 // ErrLocalOnly refuses a command that only a connection from this machine may run.
 var ErrLocalOnly = errors.New("is only accepted from a loopback connection")
 
@@ -88,6 +93,47 @@ func (gearmandRules) Allow(id *Identity, act Action, name []byte) error {
 	return nil
 }
 
+// logRefusal logs a refused request with who asked, from where and what was refused; at
+// most refusalLogBurst lines a second, so that a flood of refusals cannot fill the disk
+// (the count of those left out comes with the next line).
+func (s *Session) logRefusal(act Action, name []byte, why error) {
+	e := s.e
+	e.refusalMu.Lock()
+	t := time.Now()
+	if t.Sub(e.refusalWindow) >= time.Second {
+		e.refusalWindow, e.refusalLines = t, 0
+	}
+	e.refusalLines++
+	logIt := e.refusalLines <= refusalLogBurst
+	left := e.refusalsLeft
+	if logIt {
+		e.refusalsLeft = 0
+	} else {
+		e.refusalsLeft++
+	}
+	e.refusalMu.Unlock()
+	if logIt {
+		e.log.Warn("request refused", "conn", s.id, "remote", s.who.IP, "identity", s.who.Name,
+			"action", act.String(), "name", string(name), "reason", why, "refusals not logged before this one", left)
+	}
+}
+
+// refusalLogBurst is the most refusals logged in a second.
+const refusalLogBurst = 10
+
+// readable returns whether s may see the jobs of a function (ActStatus), for the admin
+// listings: they leave out what it may not read. nil means everything, under gearmand's
+// rules, which let everyone read everything.
+func (s *Session) readable() func(fn string) bool {
+	if _, ok := s.e.auth.(gearmandRules); ok {
+		return nil
+	}
+	return func(fn string) bool { return s.e.auth.Allow(&s.who, ActStatus, []byte(fn)) == nil }
+}
+
+// visible applies a readable filter; a nil one lets everything through.
+func visible(readable func(string) bool, fn string) bool { return readable == nil || readable(fn) }
+
 // allow asks the engine's authorizer whether s may do act on name.
 func (s *Session) allow(act Action, name []byte) error {
 	return s.e.auth.Allow(&s.who, act, name)
@@ -100,8 +146,7 @@ func (s *Session) permitted(act Action, name []byte) bool {
 	if err == nil {
 		return true
 	}
-	s.e.log.Info("request refused", "conn", s.id, "remote", s.who.IP, "action", act.String(),
-		"function", string(name), "reason", err)
+	s.logRefusal(act, name, err)
 	text := act.String() + " " + string(name) + ": " + err.Error()
 	s.send(func(b []byte) []byte { return codec.AppendError(b, codec.CodePermissionDenied, text) })
 	return false

@@ -380,8 +380,10 @@ func (s *Session) lateResult(p *codec.Packet) {
 
 func (s *Session) getStatus(h []byte) {
 	st := s.e.Status(h)
-	if st.Known && !s.permitted(ActStatus, viewBytes(st.Function)) {
-		return
+	if st.Known && s.allow(ActStatus, viewBytes(st.Function)) != nil {
+		// Answered as unknown: a refusal would tell that the job exists.
+		s.logRefusal(ActStatus, viewBytes(st.Function), ErrHidden)
+		st = JobStatus{}
 	}
 	s.send(func(b []byte) []byte {
 		return codec.AppendStatusRes(b, h, st.Known, st.Running, st.Numerator, st.Denominator)
@@ -390,8 +392,9 @@ func (s *Session) getStatus(h []byte) {
 
 func (s *Session) getStatusUnique(u []byte) {
 	st := s.e.StatusUnique(u)
-	if st.Known && !s.permitted(ActStatus, viewBytes(st.Function)) {
-		return
+	if st.Known && s.allow(ActStatus, viewBytes(st.Function)) != nil {
+		s.logRefusal(ActStatus, viewBytes(st.Function), ErrHidden)
+		st = JobStatus{}
 	}
 	s.send(func(b []byte) []byte {
 		return codec.AppendStatusResUnique(b, u, st.Known, st.Running, st.Numerator, st.Denominator, uint64(st.Clients))

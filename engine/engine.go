@@ -107,6 +107,12 @@ type Engine struct {
 	sessMu   sync.Mutex // guards sessions; never held while taking another lock
 	sessions map[uint64]*Session
 
+	// refusalMu guards the rate limit of refusal log lines (auth.go); a leaf.
+	refusalMu     sync.Mutex
+	refusalWindow time.Time
+	refusalLines  int
+	refusalsLeft  int
+
 	resultLog  ResultLog  // the store, when it keeps results; else memResults has them
 	memResults memResults // results without a ResultLog
 	dead       deadLetters

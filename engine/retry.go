@@ -91,11 +91,11 @@ func (s *Session) adminRetry(w *codec.AdminWords) {
 
 // retriesText renders `show retries`: FUNCTION \t ATTEMPTS \t BASE \t MAX per function with
 // a retry policy, durations in Go's notation, sorted by name.
-func (e *Engine) retriesText() string {
+func (e *Engine) retriesText(readable func(string) bool) string {
 	var lines []string
 	e.reg.EachShard(func(sh *queue.Shard) {
 		sh.EachFunction(func(f *queue.Function) {
-			if p := f.Retry; p.Attempts > 0 {
+			if p := f.Retry; p.Attempts > 0 && visible(readable, f.Name) {
 				var b strings.Builder
 				writeAdminField(&b, f.Name)
 				fmt.Fprintf(&b, "\t%d\t%s\t%s\n", p.Attempts, p.Base, p.Max)

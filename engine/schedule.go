@@ -523,9 +523,12 @@ func parseScheduleAdd(line []byte, w *codec.AdminWords) (ScheduleRequest, error)
 //
 // NEXT and LAST in RFC 3339 in the schedule's zone ("-" for none), ZONE "-" for the
 // server's, STATE active or paused.
-func (e *Engine) schedulesText() string {
+func (e *Engine) schedulesText(readable func(string) bool) string {
 	var b strings.Builder
 	for _, sc := range e.Schedules() {
+		if !visible(readable, sc.Function) {
+			continue
+		}
 		writeJobColumns(&b, sc.Handle, sc.Function, sc.Unique)
 		b.WriteString(sc.Spec + "\t")
 		if sc.Zone == "" {
