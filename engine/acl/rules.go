@@ -94,24 +94,30 @@ type Peer struct {
 // it refuses what it refused recently.
 func (r *Rules) Allow(id *engine.Identity, act engine.Action, name []byte) error {
 	var one [1]string
-	p := Peer{IP: id.IP, Loopback: id.Loopback}
+	var names []string
 	if id.Name != "" {
 		// When engine.Identity carries every verified name (Names), pass them here.
 		one[0] = id.Name
-		p.Names = one[:]
+		names = one[:]
 	}
-	return r.Check(&p, act, name)
+	return r.check(names, id.IP, id.Loopback, act, name)
 }
 
 // Check is Allow for a Peer, for transports that know several names for one peer.
 func (r *Rules) Check(p *Peer, act engine.Action, name []byte) error {
-	if r.grants(p, act, name) {
-		return nil
-	}
-	return r.deny(p, act, name)
+	return r.check(p.Names, p.IP, p.Loopback, act, name)
 }
 
-func (r *Rules) grants(p *Peer, act engine.Action, name []byte) bool {
+// check takes the peer's fields one by one so that escape analysis sees that names (often
+// on the caller's stack) is only read, while ip (kept by netip's zone handling) may leak.
+func (r *Rules) check(names []string, ip string, loopback bool, act engine.Action, name []byte) error {
+	if r.grants(names, ip, loopback, act, name) {
+		return nil
+	}
+	return r.deny(names, ip, loopback, act, name)
+}
+
+func (r *Rules) grants(names []string, ip string, loopback bool, act engine.Action, name []byte) bool {
 	if int(act) >= numActions {
 		return false
 	}
@@ -123,10 +129,10 @@ func (r *Rules) grants(p *Peer, act engine.Action, name []byte) bool {
 		if set.empty() {
 			continue
 		}
-		who := s.anyone || (s.loopback && p.Loopback) || s.matchCert(p.Names)
+		who := s.anyone || (s.loopback && loopback) || s.matchCert(names)
 		if !who && len(s.nets) > 0 {
 			if !parsed {
-				addr, parsed = parseAddr(p.IP), true
+				addr, parsed = parseAddr(ip), true
 			}
 			who = s.matchNet(addr)
 		}
@@ -196,34 +202,34 @@ var denialSeed = maphash.MakeSeed()
 
 // deny returns the refusal for p, act and name: the cached one when this exact refusal
 // happened recently, else a new one (which then replaces whatever shared its slot).
-func (r *Rules) deny(p *Peer, act engine.Action, name []byte) error {
-	h := maphash.Bytes(denialSeed, name) ^ maphash.String(denialSeed, p.IP)*31 ^ uint64(act)<<56
-	for _, n := range p.Names {
+func (r *Rules) deny(names []string, ip string, loopback bool, act engine.Action, name []byte) error {
+	h := maphash.Bytes(denialSeed, name) ^ maphash.String(denialSeed, ip)*31 ^ uint64(act+1)*0x9e3779b97f4a7c15
+	for _, n := range names {
 		h = h*1099511628211 ^ maphash.String(denialSeed, n)
 	}
-	slot := &r.denials[h%denialSlots]
-	if d := slot.Load(); d != nil && d.same(p, act, name) {
+	slot := &r.denials[(h^h>>32)%denialSlots]
+	if d := slot.Load(); d != nil && d.same(names, ip, loopback, act, name) {
 		return d
 	}
 	d := &Denied{
 		Action:   act,
 		Name:     string(name),
-		Names:    append([]string(nil), p.Names...),
-		IP:       p.IP,
-		Loopback: p.Loopback,
+		Names:    append([]string(nil), names...),
+		IP:       ip,
+		Loopback: loopback,
 	}
 	d.text = "not granted " + act.String() + " on " + strconv.Quote(d.Name) + " to " + d.Who()
 	slot.Store(d)
 	return d
 }
 
-func (d *Denied) same(p *Peer, act engine.Action, name []byte) bool {
-	if d.Action != act || d.Loopback != p.Loopback || d.IP != p.IP || d.Name != string(name) ||
-		len(d.Names) != len(p.Names) {
+func (d *Denied) same(names []string, ip string, loopback bool, act engine.Action, name []byte) bool {
+	if d.Action != act || d.Loopback != loopback || d.IP != ip || d.Name != string(name) ||
+		len(d.Names) != len(names) {
 		return false
 	}
 	for i := range d.Names {
-		if d.Names[i] != p.Names[i] {
+		if d.Names[i] != names[i] {
 			return false
 		}
 	}
