@@ -360,3 +360,20 @@ func TestReloadUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+func TestGlobStepsWholeCharacters(t *testing.T) {
+	g, _ := compileGlob("*[^é]")
+	if g.matchString("é") || !g.matchString("éa") {
+		t.Error(`"*[^é]" must match a name whose last character is not é, and only that`)
+	}
+}
+
+func TestGlobCountsCharacters(t *testing.T) {
+	g, _ := compileGlob("*??0")
+	if g.matchString("\U000975c0" + "0") {
+		t.Error(`"*??0" matched one 4-byte character and "0"`)
+	}
+	if !g.matchString("\U000975c0" + "00") {
+		t.Error(`"*??0" did not match a 4-byte character and "00"`)
+	}
+}

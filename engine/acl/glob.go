@@ -204,13 +204,12 @@ func matchGlob[T ~string | ~[]byte](p string, s T) bool {
 					}
 				}
 			case '\\':
-				r, pn := utf8.DecodeRuneInString(p[px+1:])
-				if sx < len(s) {
-					if sr, n := decodeRune(s[sx:]); sr == r {
-						px += 1 + pn
-						sx += n
-						continue
-					}
+				// The quoted byte is a literal; the rest of a quoted multi-byte character
+				// is never a metacharacter, so it matches byte by byte as literals do.
+				if sx < len(s) && s[sx] == p[px+1] {
+					px += 2
+					sx++
+					continue
 				}
 			default:
 				if sx < len(s) && s[sx] == c {
