@@ -109,13 +109,16 @@ func (e *Engine) writable() error {
 }
 
 // admit checks a typed submit before anything is made: its sizes, who may submit to the
-// function, and that the engine is not shutting down.
+// function (unless who is nil: the engine's own submit of a run of a schedule, authorized
+// when the schedule was made), and that the engine is not shutting down.
 func (e *Engine) admit(who *Identity, fn, unique, reducer []byte) error {
 	if r := codec.CheckSubmit(fn, unique, reducer); r != nil {
 		return errors.New(r.Text)
 	}
-	if err := e.auth.Allow(who, ActSubmit, fn); err != nil {
-		return err
+	if who != nil {
+		if err := e.auth.Allow(who, ActSubmit, fn); err != nil {
+			return err
+		}
 	}
 	if e.draining.Load() {
 		return ErrShuttingDown
@@ -127,6 +130,18 @@ func (e *Engine) admit(who *Identity, fn, unique, reducer []byte) error {
 // it is durable (at once without a store), or with why it was refused. done runs on the
 // calling goroutine or on the store's; it must not block.
 func (e *Engine) SubmitBackground(req SubmitRequest, who *Identity, done func(handle string, err error)) {
+	if who == nil {
+		done("", errNoIdentity)
+		return
+	}
+	e.submitBackground(req, who, done)
+}
+
+// errNoIdentity refuses a typed request made for nobody.
+var errNoIdentity = errors.New("a request needs the identity it is made for")
+
+// submitBackground is SubmitBackground; a nil who is the engine itself (see admit).
+func (e *Engine) submitBackground(req SubmitRequest, who *Identity, done func(handle string, err error)) {
 	req.Background = true
 	if err := e.admit(who, req.Function, req.Unique, req.Reducer); err != nil {
 		done("", err)

@@ -104,6 +104,10 @@ func (e *Engine) clock() time.Time {
 // it is durable, or with why it was refused. done runs on the calling goroutine or the
 // store's; it must not block.
 func (e *Engine) AddSchedule(req ScheduleRequest, who *Identity, done func(handle string, err error)) {
+	if who == nil {
+		done("", errNoIdentity)
+		return
+	}
 	if err := e.admit(who, req.Function, req.Unique, nil); err != nil {
 		done("", err)
 		return
@@ -274,7 +278,7 @@ func (e *Engine) fire(sc *schedule, t time.Time) {
 		Priority:   queue.Priority(rec.Priority),
 		Background: true,
 	}
-	e.SubmitBackground(req, &schedulerIdentity, func(handle string, err error) {
+	e.submitBackground(req, nil, func(handle string, err error) { // authorized when it was made
 		if err != nil {
 			e.log.Error("a schedule's run could not be queued", "schedule", rec.Handle, "function", rec.Function, "error", err)
 			return
@@ -285,9 +289,6 @@ func (e *Engine) fire(sc *schedule, t time.Time) {
 		e.applyRecord(func(t *wal.Txn) { t.PutSchedule(rec) })
 	}
 }
-
-// schedulerIdentity submits a schedule's runs: the schedule was authorized when it was made.
-var schedulerIdentity = Identity{IP: "scheduler", Loopback: true, Name: "spur-scheduler"}
 
 // changeSchedule applies op ("pause", "resume", "run", "delete") to the schedule with this
 // handle, durably; done is told when the change is committed.
