@@ -97,3 +97,23 @@ func (l *logFile) close() {
 	defer l.mu.Unlock()
 	l.f.Close()
 }
+
+// onSIGHUP runs reload on every SIGHUP until the returned stop is called. A SIGHUP is never
+// fatal to spurd, whatever it has to reload (the log file reopens itself: openLog).
+func onSIGHUP(logger *slog.Logger, reload func()) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hup:
+				logger.Info("SIGHUP")
+				reload()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { signal.Stop(hup); close(done) }
+}

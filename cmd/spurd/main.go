@@ -22,6 +22,7 @@ import (
 
 	"github.com/spur-gearman/spur/codec"
 	"github.com/spur-gearman/spur/engine"
+	"github.com/spur-gearman/spur/engine/acl"
 	"github.com/spur-gearman/spur/engine/connlimit"
 	"github.com/spur-gearman/spur/engine/tcpserver"
 	"github.com/spur-gearman/spur/wal"
@@ -65,6 +66,7 @@ type options struct {
 	deadMax         int
 	deadMaxBytes    int64
 	functionsFile   string
+	aclFile         string
 	maxConns        int
 	maxConnsPerSrc  int
 	readTimeout     time.Duration
@@ -150,6 +152,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.IntVar(&o.maxConns, "max-connections", 100000, "most connections open at once; past it new ones are closed at once, with a log line (0 = no limit)")
 	fs.IntVar(&o.maxConnsPerSrc, "max-connections-per-source", 0, "most connections open at once from one address (0 = no limit)")
 	fs.DurationVar(&o.readTimeout, "read-timeout", time.Minute, "a connection whose packet has been incomplete this long is closed (slowloris); idle connections are never closed (0 = never)")
+	fs.StringVar(&o.aclFile, "acl", "", "access-control file (format: README, Security): who may submit, work, read status and run which admin commands; everything else is refused; reloaded on SIGHUP")
 	fs.StringVar(&o.functionsFile, "functions", "", "file of function settings applied at start: lines `retry FN ATTEMPTS BASE MAX`, `limit FN N`, `pause FN`")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile (go tool pprof) of the whole run to this file")
 	ignored := map[string]*string{}
@@ -371,6 +374,24 @@ func serve(o *options, logger *slog.Logger) (err error) {
 	if store != nil {
 		cfg.Store = store
 	}
+	var rules *acl.Authorizer
+	if o.aclFile != "" {
+		// The engine logs refusals itself, at a bounded rate: no second logger here.
+		if rules, err = acl.Open(o.aclFile, nil); err != nil {
+			return fmt.Errorf("--acl: %w", err)
+		}
+		cfg.Authorizer = rules
+	}
+	stopHUP := onSIGHUP(logger, func() {
+		if rules != nil {
+			if err := rules.Reload(o.aclFile); err != nil {
+				logger.Error("SIGHUP: the access-control file is not reloaded; the old rules stay", "file", o.aclFile, "error", err)
+			} else {
+				logger.Warn("SIGHUP: access-control rules reloaded", "file", o.aclFile, "sections", rules.Rules().Sections())
+			}
+		}
+	})
+	defer stopHUP()
 	e := engine.New(cfg)
 	e.RestoreFunctions(recovered.Functions)
 	e.Restore(recovered.Jobs)
