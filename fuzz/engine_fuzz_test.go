@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"runtime"
 	"slices"
@@ -105,6 +106,10 @@ var serverTypes = map[codec.Type]bool{
 var submitErrors = map[string]bool{"QUEUE_ERROR": true, "ARGUMENT_TOO_LARGE": true, "INVALID_ARGUMENT": true}
 
 // ---------------------------------------------------------------------------------------
+// fuzzPeer is where every session of the harness comes from: this machine, so that the
+// admin commands only taken from loopback are driven too.
+var fuzzPeer = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}
+
 // Transport and store fakes.
 
 // fakeTransport counts the engine's wake-up calls for a connection.
@@ -206,7 +211,7 @@ func (w *world) close() {
 func (w *world) open() *fuzzSess {
 	w.fd++
 	t := &fakeTransport{}
-	return &fuzzSess{s: w.e.NewSession(t, w.fd, nil), t: t, tracked: true}
+	return &fuzzSess{s: w.e.NewSession(t, w.fd, fuzzPeer), t: t, tracked: true}
 }
 
 func (w *world) next() byte {
