@@ -261,10 +261,10 @@ func (c *conn) run() {
 	}()
 
 	var (
-		pending  []byte // an incomplete packet carried over between reads
-		queued   []byte // output taken from the session, not handed to the writer yet
-		spare    []byte // the writer's other buffer, while it is not writing
-		closing  bool   // the connection ends once its output is written
+		pending []byte // an incomplete packet carried over between reads
+		queued  []byte // output taken from the session, not handed to the writer yet
+		spare   []byte // the writer's other buffer, while it is not writing
+		closing bool   // the connection ends once its output is written
 	)
 	maxHeld := int64(c.srv.cfg.MaxPacketSize) + codec.HeaderSize
 	// handOff gives the writer what is queued, when it is idle.
