@@ -16,6 +16,10 @@ type Identity struct {
 	// Name is the verified name of the peer (a TLS client certificate's subject); "" when
 	// the transport verified none.
 	Name string
+	// Names are all the verified names of the peer: a TLS client certificate's subject CN
+	// first (when it has one), then its DNS and URI subject alternative names. Name is the
+	// first of them. Shared, read-only.
+	Names []string
 }
 
 // IdentityOf is the identity of a plaintext connection from remote.

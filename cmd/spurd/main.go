@@ -25,6 +25,7 @@ import (
 	"github.com/spur-gearman/spur/engine/acl"
 	"github.com/spur-gearman/spur/engine/connlimit"
 	"github.com/spur-gearman/spur/engine/tcpserver"
+	"github.com/spur-gearman/spur/engine/tlsserver"
 	"github.com/spur-gearman/spur/wal"
 )
 
@@ -51,6 +52,11 @@ type options struct {
 	queueType       string
 	exceptions      bool
 	ssl             bool
+	sslCert         string
+	sslKey          string
+	sslCA           string
+	sslVerifyClient bool
+	plainPort       string
 	dataDir         string
 	syncMode        string
 	syncInterval    time.Duration
@@ -88,9 +94,6 @@ var ignoredFlags = []struct {
 	{"coredump", "", false, "not applicable"},
 	{"user", "u", true, "start spurd as the desired user"},
 	{"http-port", "", true, "gearmand's HTTP protocol plugin is not supported yet"},
-	{"ssl-ca-file", "", true, "TLS is not supported yet"},
-	{"ssl-certificate", "", true, "TLS is not supported yet"},
-	{"ssl-key", "", true, "TLS is not supported yet"},
 	{"libsqlite3-db", "", true, "spurd's queue is its own write-ahead log"},
 	{"libsqlite3-table", "", true, "spurd's queue is its own write-ahead log"},
 	{"store-queue-on-shutdown", "", false, "spurd's queue is its own write-ahead log"},
@@ -135,7 +138,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.BoolVarP(&o.version, "version", "V", false, "print the version and exit")
 	fs.StringVarP(&o.queueType, "queue-type", "q", "pebble", `job queue: "pebble" writes background jobs to a log in --data-dir before acknowledging them; "builtin" keeps everything in memory only`)
 	fs.BoolVar(&o.exceptions, "exceptions", false, "every connection starts with the exceptions option on")
-	fs.BoolVar(&o.ssl, "ssl", false, "serve TLS (not supported yet: spurd refuses to start rather than serve plaintext)")
+	fs.BoolVar(&o.ssl, "ssl", false, "the -p port speaks TLS only (binary protocol and text admin alike)")
+	fs.StringVar(&o.sslCert, "ssl-certificate", "", "server certificate, PEM (env GEARMAND_SERVER_PEM when not given)")
+	fs.StringVar(&o.sslKey, "ssl-key", "", "the certificate's private key, PEM (env GEARMAND_SERVER_KEY when not given)")
+	fs.StringVar(&o.sslCA, "ssl-ca-file", "", "CA certificates client certificates are verified against, PEM (env GEARMAND_CA_CERTIFICATE when not given)")
+	fs.BoolVar(&o.sslVerifyClient, "ssl-verify-client", false, "refuse TLS clients without a certificate signed by --ssl-ca-file")
+	fs.StringVar(&o.plainPort, "plain-port", "", "with --ssl: also serve plaintext on this port, on the same -L addresses")
 	fs.StringVar(&o.dataDir, "data-dir", "./data", "directory of the durable queue")
 	fs.StringVar(&o.syncMode, "sync", "always", "when a background job is acknowledged: always = after fsync; batch = after the write, fsync every --sync-interval; none = after the write, the OS syncs")
 	fs.DurationVar(&o.syncInterval, "sync-interval", 100*time.Millisecond, "fsync period with --sync batch (the most a machine crash can lose)")
@@ -185,6 +193,15 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 		o.verbose = raiseLevel(o.verbose, *moreVerbose)
 	}
 	o.wakeAll = fs.Changed("worker-wakeup") && o.workerWakeup == 0 // gearmand's -w 0, asked for
+	for _, e := range []struct {
+		flag, env string
+		v         *string
+	}{{"ssl-certificate", "GEARMAND_SERVER_PEM", &o.sslCert}, {"ssl-key", "GEARMAND_SERVER_KEY", &o.sslKey},
+		{"ssl-ca-file", "GEARMAND_CA_CERTIFICATE", &o.sslCA}} {
+		if !fs.Changed(e.flag) {
+			*e.v = os.Getenv(e.env)
+		}
+	}
 	if !fs.Changed("port") {
 		if p := os.Getenv("GEARMAND_PORT"); p != "" {
 			o.port = p
@@ -214,8 +231,13 @@ func (o *options) validate() error {
 	if _, err := wal.ParseSyncMode(o.syncMode); err != nil {
 		return fmt.Errorf("--sync: %w", err)
 	}
-	if o.ssl {
-		return errors.New("--ssl: TLS is not supported yet; refusing to start rather than serve plaintext")
+	if !o.ssl && (o.sslVerifyClient || o.plainPort != "") {
+		return errors.New("--ssl-verify-client and --plain-port need --ssl")
+	}
+	if o.plainPort != "" {
+		if _, err := strconv.ParseUint(o.plainPort, 10, 16); err != nil || o.plainPort == o.port {
+			return fmt.Errorf("invalid --plain-port %q (a port other than -p)", o.plainPort)
+		}
 	}
 	if o.httpAddr != "" {
 		return errors.New("--http-addr is not supported yet")
@@ -326,6 +348,14 @@ func serve(o *options, logger *slog.Logger) (err error) {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 	raiseFileLimit(logger)
+	var keys *tlsserver.Keys
+	if o.ssl {
+		// Before anything else: bad key material must stop the start, never mean plaintext.
+		if keys, err = tlsserver.LoadKeys(tlsserver.Files{Cert: o.sslCert, Key: o.sslKey, CA: o.sslCA,
+			VerifyClient: o.sslVerifyClient}); err != nil {
+			return err
+		}
+	}
 	var (
 		store     *wal.Log
 		recovered = &wal.Recovered{}
@@ -383,6 +413,15 @@ func serve(o *options, logger *slog.Logger) (err error) {
 		cfg.Authorizer = rules
 	}
 	stopHUP := onSIGHUP(logger, func() {
+		if keys != nil {
+			// A bad new file keeps the key material in use: the server goes on as it was.
+			if err := keys.Reload(); err != nil {
+				logger.Error("SIGHUP: TLS key material not reloaded; the old one stays in use", "error", err)
+			} else {
+				logger.Warn("SIGHUP: TLS key material reloaded", "subject", keys.Leaf().Subject.String(),
+					"expires", keys.Leaf().NotAfter)
+			}
+		}
 		if rules != nil {
 			if err := rules.Reload(o.aclFile); err != nil {
 				logger.Error("SIGHUP: the access-control file is not reloaded; the old rules stay", "file", o.aclFile, "error", err)
@@ -439,48 +478,105 @@ func serve(o *options, logger *slog.Logger) (err error) {
 	if len(listen) == 0 {
 		listen = []string{""}
 	}
-	addrs := make([]string, len(listen))
-	for i, host := range listen {
-		addrs[i] = net.JoinHostPort(host, o.port)
+	addrsOn := func(port string) []string {
+		addrs := make([]string, len(listen))
+		for i, host := range listen {
+			addrs[i] = net.JoinHostPort(host, port)
+		}
+		return addrs
 	}
-	lc := tcpserver.Config{Addrs: addrs, Loops: o.threads, MaxPacketSize: o.maxPacketSize,
-		MaxPartialBytes: o.maxPartialBytes, Logger: logger, ReadTimeout: o.readTimeout,
-		Limiter: connlimit.New(o.maxConns, o.maxConnsPerSrc, logger)}
-	if o.keepalive {
-		lc.KeepAlive = secondsOr(o.keepIdle, 60)
-		lc.KeepIntvl = secondsOr(o.keepInterval, 0)
-		lc.KeepCount = max(o.keepCount, 0)
+	addrs := addrsOn(o.port)
+	limiter := connlimit.New(o.maxConns, o.maxConnsPerSrc, logger)
+	var (
+		tlsSrv  *tlsserver.Server
+		srv     *tcpserver.Server // the plaintext listener: on -p, or on --plain-port with --ssl
+		runErr  = make(chan error, 1)
+		plainOn []string
+	)
+	if o.ssl {
+		tlsSrv = tlsserver.New(func(w tcpserver.Waker, fd int, remote net.Addr, names []string) tcpserver.Session {
+			id := engine.IdentityOf(remote)
+			if len(names) > 0 {
+				id.Name, id.Names = names[0], names
+			}
+			return e.NewSessionAs(w, fd, id)
+		}, tlsserver.Config{Addrs: addrs, Keys: keys, MaxPacketSize: o.maxPacketSize,
+			MaxPartialBytes: o.maxPartialBytes, Limiter: limiter, Logger: logger})
+		if err := tlsSrv.Listen(); err != nil {
+			return fmt.Errorf("cannot listen on %s: %w", strings.Join(addrs, ", "), err)
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = tlsSrv.Stop(ctx)
+		}()
+		if o.plainPort != "" {
+			plainOn = addrsOn(o.plainPort)
+		}
+	} else {
+		plainOn = addrs
 	}
-	srv := tcpserver.New(func(w tcpserver.Waker, fd int, remote net.Addr) tcpserver.Session {
-		return e.NewSession(w, fd, remote)
-	}, lc)
-	runErr := make(chan error, 1)
-	go func() { runErr <- srv.Run() }()
-	select {
-	case err := <-runErr:
-		return fmt.Errorf("cannot listen on %s: %w", strings.Join(addrs, ", "), err)
-	case <-srv.Ready():
+	if plainOn != nil {
+		lc := tcpserver.Config{Addrs: plainOn, Loops: o.threads, MaxPacketSize: o.maxPacketSize,
+			MaxPartialBytes: o.maxPartialBytes, Logger: logger, ReadTimeout: o.readTimeout, Limiter: limiter}
+		if o.keepalive {
+			lc.KeepAlive = secondsOr(o.keepIdle, 60)
+			lc.KeepIntvl = secondsOr(o.keepInterval, 0)
+			lc.KeepCount = max(o.keepCount, 0)
+		}
+		srv = tcpserver.New(func(w tcpserver.Waker, fd int, remote net.Addr) tcpserver.Session {
+			return e.NewSession(w, fd, remote)
+		}, lc)
+		go func() { runErr <- srv.Run() }()
+		select {
+		case err := <-runErr:
+			return fmt.Errorf("cannot listen on %s: %w", strings.Join(plainOn, ", "), err)
+		case <-srv.Ready():
+		}
+	}
+	// stopPlain stops the plaintext listener, if any.
+	stopPlain := func(ctx context.Context) error {
+		if srv == nil {
+			return nil
+		}
+		if err := srv.Stop(ctx); err != nil {
+			return err
+		}
+		<-runErr
+		return nil
 	}
 	if o.pidFile != "" {
 		if err := os.WriteFile(o.pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
-			_ = srv.Stop(context.Background())
+			_ = stopPlain(context.Background())
 			return fmt.Errorf("cannot write pid file: %w", err)
 		}
 		defer os.Remove(o.pidFile)
 	}
 	// The one line saying where spurd listens and where its data lives, whatever the level.
+	listening := strings.Join(addrs, ", ")
+	if o.ssl {
+		listening = "TLS " + listening
+		if plainOn != nil {
+			listening += ", plaintext " + strings.Join(plainOn, ", ")
+		}
+	}
 	fmt.Fprintf(os.Stderr, "spurd %s listening on %s; queue %s: %s\n",
-		engine.Version, strings.Join(addrs, ", "), o.queueType, where)
-	logger.Info("listening", "addrs", addrs, "queue", o.queueType, "pid", os.Getpid())
+		engine.Version, listening, o.queueType, where)
+	logger.Info("listening", "addrs", addrs, "tls", o.ssl, "plain", plainOn, "queue", o.queueType, "pid", os.Getpid())
 
 	graceful := true
-	select {
-	case sig := <-sigs:
-		logger.Warn("shutting down", "signal", sig.String())
-	case graceful = <-shutdown:
-		logger.Warn("shutting down", "admin", true, "graceful", graceful)
-	case err := <-runErr:
-		return err
+wait:
+	for {
+		select {
+		case sig := <-sigs:
+			logger.Warn("shutting down", "signal", sig.String())
+			break wait
+		case graceful = <-shutdown:
+			logger.Warn("shutting down", "admin", true, "graceful", graceful)
+			break wait
+		case err := <-runErr:
+			return err
+		}
 	}
 	if graceful {
 		// Stop taking and handing out jobs, and give running ones time to finish; what is
@@ -500,10 +596,14 @@ func serve(o *options, logger *slog.Logger) (err error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := srv.Stop(ctx); err != nil {
+	if tlsSrv != nil {
+		if err := tlsSrv.Stop(ctx); err != nil {
+			return fmt.Errorf("stopping the TLS listener: %w", err)
+		}
+	}
+	if err := stopPlain(ctx); err != nil {
 		return fmt.Errorf("stopping: %w", err)
 	}
-	<-runErr
 	return nil
 }
 

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// selfSigned writes a certificate for 127.0.0.1/localhost and its key into dir.
+func selfSigned(t *testing.T, dir, cn string) (cert, key string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalPKCS8PrivateKey(k)
+	cert, key = filepath.Join(dir, cn+".pem"), filepath.Join(dir, cn+".key")
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
+
+func TestSSLRefusesBadKeyMaterial(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir, "a")
+	otherCert, _ := selfSigned(t, dir, "b")
+	garbage := filepath.Join(dir, "garbage.pem")
+	_ = os.WriteFile(garbage, []byte("junk"), 0o600)
+	for _, tc := range []struct {
+		args []string
+		name string
+	}{
+		{[]string{"--ssl", "--ssl-certificate", filepath.Join(dir, "missing.pem"), "--ssl-key", key}, "missing.pem"},
+		{[]string{"--ssl", "--ssl-certificate", garbage, "--ssl-key", key}, garbage},
+		{[]string{"--ssl", "--ssl-certificate", cert, "--ssl-key", garbage}, garbage},
+		{[]string{"--ssl", "--ssl-certificate", otherCert, "--ssl-key", key}, otherCert},
+		{[]string{"--ssl"}, "--ssl-certificate"},
+		{[]string{"--ssl", "--ssl-certificate", cert, "--ssl-key", key, "--ssl-verify-client"}, "--ssl-ca-file"},
+	} {
+		args := append([]string{"-q", "builtin", "-p", freePort(t), "-L", "127.0.0.1"}, tc.args...)
+		cmd := exec.Command(spurdBin, args...)
+		cmd.Env = append(os.Environ(), "GEARMAND_SERVER_PEM=", "GEARMAND_SERVER_KEY=", "GEARMAND_CA_CERTIFICATE=")
+		out, err := cmd.CombinedOutput()
+		if err == nil || cmd.ProcessState.ExitCode() == 0 {
+			t.Fatalf("%v: started (%s)", tc.args, out)
+		}
+		if !strings.Contains(string(out), tc.name) {
+			t.Fatalf("%v: message does not name %s: %s", tc.args, tc.name, out)
+		}
+	}
+}
+
+func TestSSLWithPlainPortAndOpenSSL(t *testing.T) {
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir, "spur-test")
+	plain := freePort(t)
+	// The key material through gearmand's environment variables.
+	t.Setenv("GEARMAND_SERVER_PEM", cert)
+	t.Setenv("GEARMAND_SERVER_KEY", key)
+	_, addr, stderr := startSpurd(t, "-q", "builtin", "--ssl", "--plain-port", plain)
+	if got := adminLine(t, net.JoinHostPort("127.0.0.1", plain), "version"); !strings.HasPrefix(got, "OK ") {
+		t.Fatalf("plaintext port: %q", got)
+	}
+	pool := x509.NewCertPool()
+	pem, _ := os.ReadFile(cert)
+	pool.AppendCertsFromPEM(pem)
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, ServerName: "localhost"})
+	if err != nil {
+		t.Fatalf("TLS port: %v (%s)", err, stderr)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, _ = c.Write([]byte("version\r\n"))
+	buf := make([]byte, 64)
+	n, err := c.Read(buf)
+	if err != nil || !strings.HasPrefix(string(buf[:n]), "OK ") {
+		t.Fatalf("version over TLS: %q %v", buf[:n], err)
+	}
+	// A plaintext admin command on the TLS port gets no answer.
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = raw.Write([]byte("version\r\n"))
+	_ = raw.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if n, _ := raw.Read(buf); strings.Contains(string(buf[:n]), "OK") {
+		t.Fatalf("plaintext answered on the TLS port: %q", buf[:n])
+	}
+	raw.Close()
+
+	out, err := exec.Command("openssl", "s_client", "-connect", addr, "-CAfile", cert, "-brief").CombinedOutput()
+	if err != nil && !strings.Contains(string(out), "Protocol version") {
+		t.Fatalf("openssl s_client: %v: %s", err, out)
+	}
+	if !strings.Contains(string(out), "Protocol version: TLSv1.3") && !strings.Contains(string(out), "Protocol version: TLSv1.2") {
+		t.Fatalf("openssl s_client did not negotiate TLS 1.2+: %s", out)
+	}
+	if !strings.Contains(string(out), "Verification: OK") {
+		t.Fatalf("openssl s_client did not verify the certificate: %s", out)
+	}
+	// TLS 1.1 is refused.
+	if out, err := exec.Command("openssl", "s_client", "-connect", addr, "-tls1_1", "-brief").CombinedOutput(); err == nil && strings.Contains(string(out), "Protocol version") {
+		t.Fatalf("TLS 1.1 accepted: %s", out)
+	}
+}
