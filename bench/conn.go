@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -27,12 +28,19 @@ const (
 //
 // A conn is used by one goroutine only, except wake, which any goroutine may call.
 type conn struct {
-	nc   *net.TCPConn
-	rbuf []byte // len == cap; unparsed bytes are rbuf[r:w]
+	nc   net.Conn // TCP, or TLS over it with -tls
+	rbuf []byte   // len == cap; unparsed bytes are rbuf[r:w]
 	r, w int
 	wbuf []byte
 	pkt  codec.Packet // the packet last returned by next; its slices alias rbuf
 }
+
+// tlsConfig, set by -tls, makes every connection of the workloads TLS; its session cache
+// lets reconnects resume (tlsResumed counts them).
+var (
+	tlsConfig  *tls.Config
+	tlsResumed atomic.Int64
+)
 
 // dial opens a connection with its buffers.
 func dial(addr string) (*conn, error) {
@@ -40,10 +48,22 @@ func dial(addr string) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc := nc.(*net.TCPConn)
-	_ = tc.SetNoDelay(true)
+	_ = nc.(*net.TCPConn).SetNoDelay(true)
+	if tlsConfig != nil {
+		tc := tls.Client(nc, tlsConfig)
+		_ = tc.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := tc.Handshake(); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("TLS handshake: %w", err)
+		}
+		_ = tc.SetDeadline(time.Time{})
+		if tc.ConnectionState().DidResume {
+			tlsResumed.Add(1)
+		}
+		nc = tc
+	}
 	return &conn{
-		nc:   tc,
+		nc:   nc,
 		rbuf: make([]byte, initialReadBuf),
 		wbuf: make([]byte, 0, initialWriteBuf),
 	}, nil

@@ -15,6 +15,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -92,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (*config, bool, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Workload, "workload", "", "workload: "+strings.Join(workloads, ", "))
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:4730", "server host:port")
+	useTLS := fs.Bool("tls", false, "speak TLS to the server (spurd --ssl); the server's certificate is not verified: a benchmark, not a client")
 	fs.Int64Var(&cfg.N, "n", 0, "jobs (echo: round trips); 0 = the workload's default (memory 1000000, roundtrip 20000, others 100000)")
 	fs.IntVar(&cfg.Conns, "conns", 4, "client connections")
 	fs.IntVar(&cfg.Window, "window", 0, "outstanding requests per connection (drain: GRAB_JOBs per worker); 0 = default (roundtrip 1, others 64)")
@@ -173,6 +175,9 @@ Flags:
 		if fs.NArg() > 0 {
 			return nil, false, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 		}
+	}
+	if *useTLS {
+		tlsConfig = &tls.Config{InsecureSkipVerify: true, ClientSessionCache: tls.NewLRUClientSessionCache(64)}
 	}
 	known := false
 	for _, w := range workloads {
