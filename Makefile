@@ -20,11 +20,11 @@ run: build
 # Every test: unit, end-to-end (real server on ephemeral ports), fuzz seeds, and the interop
 # suite with the real PHP, libgearman CLI, Perl, libgearman C API and npm clients (their absence
 # is a failure; .ci/run installs them, npm ci in interop/node included).
-# The zero-allocation assertions skip themselves under -race (the detector allocates), so
-# they run once more without it.
+# The zero-allocation and heap assertions skip themselves under -race (the detector
+# allocates), so they run once more without it.
 test: vet fmt-check interop/node/node_modules
 	$(GO) test -race -count=1 -timeout 15m ./...
-	$(GO) test -count=1 -run 'Alloc|ZeroAlloc|AllocatesNothing' ./codec/ ./queue/ ./engine/ ./bench/
+	$(GO) test -count=1 -run 'Alloc|ZeroAlloc|AllocatesNothing|KeepsNoResultInMemory' ./codec/ ./queue/ ./engine/ ./bench/ ./wal/
 
 # The npm client the interop suite drives, at the version its lockfile pins.
 interop/node/node_modules: interop/node/package.json interop/node/package-lock.json

@@ -755,7 +755,9 @@ func TestRecoveryKeepsNoResultInMemory(t *testing.T) {
 	t.Logf("%d results, %d MiB stored: recovery took %v, heap in use grew by %.1f MiB to %.1f MiB",
 		n, size>>20, took, float64(grew)/(1<<20), float64(after.HeapInuse)/(1<<20))
 	// A quarter leaves room for Pebble's block cache, which is on the Go heap without cgo.
-	if grew > size/4 {
+	// Under the race detector the heap holds more than the program does: make test measures
+	// it in its second, plain run.
+	if grew > size/4 && !raceEnabled {
 		t.Fatalf("recovering %d bytes of results grew the heap by %d bytes", size, grew)
 	}
 	if r, ok, err := l.Result(uint64(n)); err != nil || !ok || len(r.Data) != dataSize {
