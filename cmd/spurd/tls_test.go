@@ -8,12 +8,14 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -125,5 +127,99 @@ func TestSSLWithPlainPortAndOpenSSL(t *testing.T) {
 	// TLS 1.1 is refused.
 	if out, err := exec.Command("openssl", "s_client", "-connect", addr, "-tls1_1", "-brief").CombinedOutput(); err == nil && strings.Contains(string(out), "Protocol version") {
 		t.Fatalf("TLS 1.1 accepted: %s", out)
+	}
+}
+
+// SIGHUP swaps the certificate and the access rules while clients keep working: open TLS
+// connections doing round trips the whole time see no error, new handshakes get the new
+// certificate, and the new rules apply.
+func TestSIGHUPSwapsCertificateAndACLUnderLoad(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	certA, keyA := selfSigned(t, dir, "first")
+	certB, keyB := selfSigned(t, dir, "second")
+	cert, key := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")
+	copyFile := func(from, to string) {
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(to+".new", b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(to+".new", to); err != nil { // as a deployment would: atomically
+			t.Fatal(err)
+		}
+	}
+	copyFile(certA, cert)
+	copyFile(keyA, key)
+	aclFile := filepath.Join(dir, "acl")
+	writeFile(t, aclFile, "[loopback]\nsubmit *\nadmin version status\n")
+	cmd, addr, _ := startSpurd(t, "-q", "builtin", "--ssl", "--ssl-certificate", cert, "--ssl-key", key, "--acl", aclFile,
+		"--log-file", filepath.Join(dir, "log"))
+	dialTLS := func() *tls.Conn {
+		t.Helper()
+		c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	stop := make(chan struct{})
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		c := dialTLS()
+		defer c.Close()
+		go func() {
+			buf := make([]byte, 64)
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+				if _, err := c.Write([]byte("version\r\n")); err != nil {
+					errs <- err
+					return
+				}
+				if k, err := c.Read(buf); err != nil || !strings.HasPrefix(string(buf[:k]), "OK ") {
+					errs <- fmt.Errorf("round trip %d: %q, %v", n, buf[:k], err)
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(100 * time.Millisecond)
+	copyFile(certB, cert)
+	copyFile(keyB, key)
+	writeFile(t, aclFile, "[loopback]\nadmin version\n")
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c := dialTLS()
+		cn := c.ConnectionState().PeerCertificates[0].Subject.CommonName
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = c.Write([]byte("status\r\n"))
+		buf := make([]byte, 128)
+		k, _ := c.Read(buf)
+		c.Close()
+		if cn == "second" && strings.HasPrefix(string(buf[:k]), "ERR PERMISSION_DENIED") {
+			break // the new certificate and the new rules
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after SIGHUP: certificate %q, status answered %q", cn, buf[:k])
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	close(stop)
+	for i := 0; i < 4; i++ {
+		if err := <-errs; err != nil {
+			t.Errorf("a connection open across the SIGHUP: %v", err)
+		}
 	}
 }
