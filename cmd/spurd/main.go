@@ -501,7 +501,7 @@ func serve(o *options, logger *slog.Logger) (err error) {
 			}
 			return e.NewSessionAs(w, fd, id)
 		}, tlsserver.Config{Addrs: addrs, Keys: keys, MaxPacketSize: o.maxPacketSize,
-			MaxPartialBytes: o.maxPartialBytes, Limiter: limiter, Logger: logger})
+			MaxPartialBytes: o.maxPartialBytes, Limiter: limiter, ReadTimeout: o.readTimeout, Logger: logger})
 		if err := tlsSrv.Listen(); err != nil {
 			return fmt.Errorf("cannot listen on %s: %w", strings.Join(addrs, ", "), err)
 		}

@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -221,5 +222,40 @@ func TestSIGHUPSwapsCertificateAndACLUnderLoad(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Errorf("a connection open across the SIGHUP: %v", err)
 		}
+	}
+}
+
+// --read-timeout holds over TLS too: a connection that sent part of a packet and nothing
+// more is closed; an idle one stays.
+func TestReadTimeoutOverTLS(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cert, key := selfSigned(t, dir, "spur-test")
+	_, addr, _ := startSpurd(t, "-q", "builtin", "--ssl", "--ssl-certificate", cert, "--ssl-key", key, "--read-timeout", "300ms")
+	dial := func() *tls.Conn {
+		c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	slow, idle := dial(), dial()
+	defer slow.Close()
+	defer idle.Close()
+	if _, err := slow.Write([]byte("\x00REQ\x00\x00\x00\x10\x00\x00\x00\x20hello")); err != nil { // 5 of 32 bytes
+		t.Fatal(err)
+	}
+	_ = slow.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if _, err := slow.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a connection holding part of a packet: %v, want it closed", err)
+	}
+	time.Sleep(400 * time.Millisecond)
+	_ = idle.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := idle.Write([]byte("version\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	if n, err := idle.Read(buf); err != nil || !strings.HasPrefix(string(buf[:n]), "OK ") {
+		t.Fatalf("an idle connection after the timeout: %q, %v", buf[:n], err)
 	}
 }

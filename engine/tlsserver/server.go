@@ -57,7 +57,11 @@ type Config struct {
 	// Limiter caps the connections accepted, counted with the plaintext listener's when
 	// they share one; nil = none. A refused connection is closed before its handshake.
 	Limiter *connlimit.Limiter
-	Logger  *slog.Logger
+	// ReadTimeout closes a connection whose packet has been incomplete for this long (no
+	// packet of its arrived whole since its first byte: slowloris); 0 = never. An idle
+	// connection holds no packet and is never closed.
+	ReadTimeout time.Duration
+	Logger      *slog.Logger
 }
 
 // Server serves sessions over TLS.
@@ -294,6 +298,13 @@ func (c *conn) run() {
 		closing bool   // the connection ends once its output is written
 	)
 	maxHeld := int64(c.srv.cfg.MaxPacketSize) + codec.HeaderSize
+	var slow <-chan time.Time // fires ReadTimeout after the incomplete packet began
+	var slowTimer *time.Timer
+	defer func() {
+		if slowTimer != nil {
+			slowTimer.Stop()
+		}
+	}()
 	// handOff gives the writer what is queued, when it is idle.
 	handOff := func() {
 		if inFlight == 0 && len(queued) > 0 {
@@ -331,6 +342,20 @@ func (c *conn) run() {
 			if !c.hold(int64(len(pending)), maxHeld) {
 				return
 			}
+			if n > 0 || len(pending) == 0 { // a packet arrived whole, or none is begun
+				if slowTimer != nil {
+					slowTimer.Stop()
+				}
+				slow = nil
+			}
+			if len(pending) > 0 && slow == nil && c.srv.cfg.ReadTimeout > 0 {
+				slowTimer = time.NewTimer(c.srv.cfg.ReadTimeout)
+				slow = slowTimer.C
+			}
+		case <-slow:
+			c.srv.log.Warn("closing connection: its packet has been incomplete for longer than --read-timeout",
+				append(c.s.LogAttrs(), "held", c.held, "timeout", c.srv.cfg.ReadTimeout)...)
+			return
 		case <-c.wake:
 		case b := <-written:
 			inFlight, spare = 0, b
