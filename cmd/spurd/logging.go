@@ -75,22 +75,7 @@ func (l *logFile) reopen() {
 }
 
 // reopenOnHUP reopens the file on every SIGHUP until the returned stop is called.
-func (l *logFile) reopenOnHUP() (stop func()) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-hup:
-				l.reopen()
-			case <-done:
-				return
-			}
-		}
-	}()
-	return func() { signal.Stop(hup); close(done) }
-}
+func (l *logFile) reopenOnHUP() (stop func()) { return onHUP(l.reopen) }
 
 func (l *logFile) close() {
 	l.mu.Lock()
@@ -101,6 +86,14 @@ func (l *logFile) close() {
 // onSIGHUP runs reload on every SIGHUP until the returned stop is called. A SIGHUP is never
 // fatal to spurd, whatever it has to reload (the log file reopens itself: openLog).
 func onSIGHUP(logger *slog.Logger, reload func()) (stop func()) {
+	return onHUP(func() {
+		logger.Info("SIGHUP")
+		reload()
+	})
+}
+
+// onHUP calls f on every SIGHUP, on a goroutine of its own, until the returned stop is called.
+func onHUP(f func()) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	done := make(chan struct{})
@@ -108,8 +101,7 @@ func onSIGHUP(logger *slog.Logger, reload func()) (stop func()) {
 		for {
 			select {
 			case <-hup:
-				logger.Info("SIGHUP")
-				reload()
+				f()
 			case <-done:
 				return
 			}
