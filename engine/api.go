@@ -289,3 +289,25 @@ func (e *Engine) Scheduled() []ScheduledJob {
 	})
 	return jobs
 }
+
+// FunctionStat is what `status` and `prioritystatus` report of one function.
+type FunctionStat struct {
+	Name    string
+	Queued  [queue.NumPriorities]int // queued or waiting for their time, by priority
+	Running int
+	Total   int // queued, delayed and running
+	Workers int
+}
+
+// FunctionStats returns every function's counts, sorted by name. It visits the shards one
+// at a time, each briefly (a scrape never holds two locks nor one for long).
+func (e *Engine) FunctionStats() []FunctionStat {
+	var out []FunctionStat
+	e.reg.EachShard(func(sh *queue.Shard) {
+		sh.EachFunction(func(f *queue.Function) {
+			out = append(out, FunctionStat{Name: f.Name, Queued: f.Queued, Running: f.Running, Total: f.Total, Workers: len(f.Workers)})
+		})
+	})
+	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
+	return out
+}

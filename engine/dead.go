@@ -223,3 +223,10 @@ func (s *Session) deadText(fn string) string {
 	b.WriteString(".\n")
 	return b.String()
 }
+
+// DeadCount returns how many dead letters are kept.
+func (e *Engine) DeadCount() int {
+	e.dead.mu.Lock()
+	defer e.dead.mu.Unlock()
+	return len(e.dead.list)
+}

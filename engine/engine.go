@@ -306,3 +306,6 @@ func (e *Engine) Sessions() int {
 	defer e.sessMu.Unlock()
 	return len(e.sessions)
 }
+
+// Draining reports whether Drain was called: the engine takes no new job.
+func (e *Engine) Draining() bool { return e.draining.Load() }

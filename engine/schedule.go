@@ -583,3 +583,10 @@ func (s *Session) submitSched(p *codec.Packet) {
 		})
 	})
 }
+
+// ScheduleCount returns how many recurring schedules there are.
+func (e *Engine) ScheduleCount() int {
+	e.sched.mu.Lock()
+	defer e.sched.mu.Unlock()
+	return len(e.sched.byHandle)
+}

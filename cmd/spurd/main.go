@@ -151,7 +151,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.DurationVar(&o.shutdownWait, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown waits for running jobs")
 	fs.Uint32Var(&o.maxPacketSize, "max-packet-size", codec.DefaultMaxPacket, "largest packet body accepted, in bytes")
 	fs.Int64Var(&o.maxPartialBytes, "max-partial-bytes", tcpserver.DefaultMaxPartialBytes, "bytes of partly received packets all connections together may hold; past it the connections holding the most are closed")
-	fs.StringVar(&o.httpAddr, "http-addr", "", "HOST:PORT for metrics and the HTTP API (not supported yet)")
+	fs.StringVar(&o.httpAddr, "http-addr", "", "HOST:PORT of the HTTP server: /metrics (Prometheus), /healthz, /readyz; off when empty")
 	fs.DurationVar(&o.resultTTL, "result-ttl", engine.DefaultResultTTL, "how long the outcome of a background job is kept for `show result` (0 keeps none)")
 	fs.Int64Var(&o.resultMaxBytes, "result-max-bytes", engine.DefaultResultMaxBytes, "bytes the stored results may take; past it the oldest go")
 	fs.DurationVar(&o.deadTTL, "dead-ttl", engine.DefaultDeadTTL, "how long a dead letter (a job that used up its retries) is kept")
@@ -238,9 +238,6 @@ func (o *options) validate() error {
 		if _, err := strconv.ParseUint(o.plainPort, 10, 16); err != nil || o.plainPort == o.port {
 			return fmt.Errorf("invalid --plain-port %q (a port other than -p)", o.plainPort)
 		}
-	}
-	if o.httpAddr != "" {
-		return errors.New("--http-addr is not supported yet")
 	}
 	if o.threads < 0 || o.jobRetries < 0 || o.workerWakeup < 0 {
 		return errors.New("--threads, --job-retries and --worker-wakeup must not be negative")
@@ -559,6 +556,15 @@ func serve(o *options, logger *slog.Logger) (err error) {
 		if plainOn != nil {
 			listening += ", plaintext " + strings.Join(plainOn, ", ")
 		}
+	}
+	if o.httpAddr != "" {
+		stopHTTP, err := serveHTTP(o.httpAddr, e, logger)
+		if err != nil {
+			_ = stopPlain(context.Background())
+			return err
+		}
+		defer stopHTTP()
+		listening += ", HTTP " + o.httpAddr
 	}
 	fmt.Fprintf(os.Stderr, "spurd %s listening on %s; queue %s: %s\n",
 		engine.Version, listening, o.queueType, where)
