@@ -838,6 +838,12 @@ func (w *world) finish() {
 	for h := range w.jobs() {
 		w.query("cancel job " + h)
 	}
+	// Cancelled queued jobs are reaped by a grab, which passes a paused function or one at
+	// its concurrency limit by: lift both first.
+	for fn := range w.names {
+		w.query("resume " + fn)
+		w.query("limit " + fn + " 0")
+	}
 	if len(w.names) > 0 {
 		fs := w.sess[0]
 		for fn := range w.names {
