@@ -403,8 +403,7 @@ func serve(o *options, logger *slog.Logger) (err error) {
 	}
 	var rules *acl.Authorizer
 	if o.aclFile != "" {
-		// The engine logs refusals itself, at a bounded rate: no second logger here.
-		if rules, err = acl.Open(o.aclFile, nil); err != nil {
+		if rules, err = acl.Open(o.aclFile); err != nil {
 			return fmt.Errorf("--acl: %w", err)
 		}
 		cfg.Authorizer = rules

@@ -293,7 +293,7 @@ func TestReloadKeepsRulesOnABadFile(t *testing.T) {
 		}
 	}
 	write("[any]\nsubmit old\n")
-	a, err := Open(path, nil)
+	a, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -322,14 +322,14 @@ func TestReloadKeepsRulesOnABadFile(t *testing.T) {
 	if a.Allow(&local, engine.ActAdmin, []byte("status")) == nil {
 		t.Fatal("Set(nil) granted something")
 	}
-	if NewAuthorizer(nil, nil).Allow(&local, engine.ActAdmin, []byte("status")) == nil {
+	if NewAuthorizer(nil).Allow(&local, engine.ActAdmin, []byte("status")) == nil {
 		t.Fatal("NewAuthorizer(nil) granted something")
 	}
 }
 
 // TestReloadUnderLoad swaps rules while event-loop-like goroutines check; run with -race.
 func TestReloadUnderLoad(t *testing.T) {
-	a := NewAuthorizer(mustParse(t, "[any]\nsubmit a\n"), nil)
+	a := NewAuthorizer(mustParse(t, "[any]\nsubmit a\n"))
 	ruleSets := []*Rules{mustParse(t, "[any]\nsubmit a\n"), mustParse(t, "[any]\nsubmit a b\n")}
 	done := make(chan struct{})
 	errs := make(chan error, 4)

@@ -9,31 +9,31 @@ import (
 // Authorizer is the engine.Authorizer of a server run with an ACL file: the current rules,
 // swapped whole on reload so that a request sees either the old file or the new one, never
 // a mix, and never waits for a reload.
+//
+// Refusals are logged by the engine, once, at a bounded rate, whatever the Authorizer.
 type Authorizer struct {
-	rules    atomic.Pointer[Rules]
-	refusals *Refusals // nil: refusals are not logged here
+	rules atomic.Pointer[Rules]
 }
 
 var _ engine.Authorizer = (*Authorizer)(nil)
 
-// NewAuthorizer serves rules (nil grants nothing) and notes every refusal in refusals
-// (which may be nil).
-func NewAuthorizer(rules *Rules, refusals *Refusals) *Authorizer {
+// NewAuthorizer serves rules (nil grants nothing).
+func NewAuthorizer(rules *Rules) *Authorizer {
 	if rules == nil {
 		rules = &Rules{}
 	}
-	a := &Authorizer{refusals: refusals}
+	a := &Authorizer{}
 	a.rules.Store(rules)
 	return a
 }
 
 // Open loads the file at path and serves it.
-func Open(path string, refusals *Refusals) (*Authorizer, error) {
+func Open(path string) (*Authorizer, error) {
 	r, err := Load(path)
 	if err != nil {
 		return nil, err
 	}
-	return NewAuthorizer(r, refusals), nil
+	return NewAuthorizer(r), nil
 }
 
 // Reload reads path again and serves it from the next request on. A file that does not
@@ -60,9 +60,5 @@ func (a *Authorizer) Rules() *Rules { return a.rules.Load() }
 
 // Allow implements engine.Authorizer.
 func (a *Authorizer) Allow(id *engine.Identity, act engine.Action, name []byte) error {
-	err := a.rules.Load().Allow(id, act, name)
-	if err != nil && a.refusals != nil {
-		a.refusals.Note(id, act, name, err)
-	}
-	return err
+	return a.rules.Load().Allow(id, act, name)
 }

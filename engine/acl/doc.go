@@ -61,6 +61,6 @@
 // file is read (exact names go in a map, "*" and "prefix*" and "*suffix" are one
 // comparison); a check walks the sections, which are few, and allocates nothing when it
 // allows. A refusal allocates its error once; the same refusal repeated (a flood) gets
-// the cached error back without allocating, and Refusals logs at most a few lines a
-// second of them without blocking.
+// the cached error back without allocating. The engine logs refusals, at most a few lines
+// a second.
 package acl
