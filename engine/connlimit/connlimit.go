@@ -6,6 +6,7 @@ package connlimit
 
 import (
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 )
@@ -74,6 +75,15 @@ func (l *Limiter) Release(source string) {
 	} else {
 		delete(l.bySource, source)
 	}
+}
+
+// Source is what a connection from remote is counted under: its IP address without the
+// port, "-" when it has none (as engine.IdentityOf names it).
+func Source(remote net.Addr) string {
+	if tcp, ok := remote.(*net.TCPAddr); ok {
+		return tcp.IP.String()
+	}
+	return "-"
 }
 
 // Open returns how many connections are counted now.

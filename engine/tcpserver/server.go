@@ -287,17 +287,6 @@ func (srv *Server) Run() error {
 	return gnet.Rotate(srv, addrs, opts...)
 }
 
-// sourceOf is a remote address without its port.
-func sourceOf(a net.Addr) string {
-	if tcp, ok := a.(*net.TCPAddr); ok {
-		return tcp.IP.String()
-	}
-	if a == nil {
-		return "-"
-	}
-	return a.String()
-}
-
 // Ready is closed once the listeners accept connections.
 func (srv *Server) Ready() <-chan struct{} { return srv.booted }
 
@@ -336,7 +325,7 @@ func (srv *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		ls.flushTask = func(gnet.Conn, error) error { srv.flushDeferred(ls); return nil }
 		l, _ = srv.loops.LoadOrStore(c.EventLoop(), ls)
 	}
-	cn := &conn{c: c, loop: l.(*loopState), source: sourceOf(c.RemoteAddr())}
+	cn := &conn{c: c, loop: l.(*loopState), source: connlimit.Source(c.RemoteAddr())}
 	if lim := srv.cfg.Limiter; lim != nil && !lim.Acquire(cn.source) {
 		return nil, gnet.Close // no context: OnClose has nothing to release
 	}

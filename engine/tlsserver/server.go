@@ -171,7 +171,7 @@ func (srv *Server) accept(l net.Listener) {
 		if tcp, ok := nc.(*net.TCPConn); ok {
 			_ = tcp.SetNoDelay(true)
 		}
-		source := sourceOf(nc.RemoteAddr())
+		source := connlimit.Source(nc.RemoteAddr())
 		if lim := srv.cfg.Limiter; lim != nil && !lim.Acquire(source) {
 			nc.Close()
 			continue
@@ -243,14 +243,6 @@ func (c *conn) release() {
 	if lim := c.srv.cfg.Limiter; lim != nil {
 		lim.Release(c.source)
 	}
-}
-
-// sourceOf is a remote address without its port.
-func sourceOf(a net.Addr) string {
-	if tcp, ok := a.(*net.TCPAddr); ok {
-		return tcp.IP.String()
-	}
-	return "-"
 }
 
 // fdOf is the socket's descriptor, shown by the `workers` command; -1 when unknown.
