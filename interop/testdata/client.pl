@@ -17,25 +17,14 @@
 # Every command ends with a line "OK".
 use strict;
 use warnings;
+use FindBin;
+require "$FindBin::Bin/jobserver.pl"; # job_server
 use Gearman::Client;
 use Storable ();
 
 $| = 1;
 die "usage: client.pl HOST:PORT COMMAND ARGS...\n" if @ARGV < 2;
 my ($server, $cmd, @args) = @ARGV;
-# job_server is HOST:PORT, or with GEARMAN_SSL=1 a TLS server: verified against $SSL_CA_FILE,
-# presenting $SSL_CERT_FILE / $SSL_KEY_FILE when set (IO::Socket::SSL, through use_ssl).
-sub job_server {
-    my ($hp) = @_;
-    return $hp unless $ENV{GEARMAN_SSL};
-    my ($h, $p) = ($hp =~ /^(.*):(\d+)$/);
-    my %js = (host => $h, port => $p, use_ssl => 1);
-    $js{ca_file}   = $ENV{SSL_CA_FILE}   if $ENV{SSL_CA_FILE};
-    $js{cert_file} = $ENV{SSL_CERT_FILE} if $ENV{SSL_CERT_FILE};
-    $js{key_file}  = $ENV{SSL_KEY_FILE}  if $ENV{SSL_KEY_FILE};
-    return \%js;
-}
-
 my $client = Gearman::Client->new(job_servers => [job_server($server)], exceptions => $cmd eq 'do-exc' ? 1 : 0);
 
 if ($cmd eq 'do' || $cmd eq 'do-exc') {

@@ -28,6 +28,8 @@
 #            any later assignment of that handle: return "again:<workload>"
 use strict;
 use warnings;
+use FindBin;
+require "$FindBin::Bin/jobserver.pl"; # job_server
 use Gearman::Worker;
 use Time::HiRes qw(time sleep);
 
@@ -46,19 +48,6 @@ sub wait_release {
         if (time > $until) { print "RELEASE_TIMEOUT\n"; return; }
         sleep 0.01;
     }
-}
-
-# job_server is HOST:PORT, or with GEARMAN_SSL=1 a TLS server: verified against $SSL_CA_FILE,
-# presenting $SSL_CERT_FILE / $SSL_KEY_FILE when set (IO::Socket::SSL, through use_ssl).
-sub job_server {
-    my ($hp) = @_;
-    return $hp unless $ENV{GEARMAN_SSL};
-    my ($h, $p) = ($hp =~ /^(.*):(\d+)$/);
-    my %js = (host => $h, port => $p, use_ssl => 1);
-    $js{ca_file}   = $ENV{SSL_CA_FILE}   if $ENV{SSL_CA_FILE};
-    $js{cert_file} = $ENV{SSL_CERT_FILE} if $ENV{SSL_CERT_FILE};
-    $js{key_file}  = $ENV{SSL_KEY_FILE}  if $ENV{SSL_KEY_FILE};
-    return \%js;
 }
 
 my $worker = Gearman::Worker->new(job_servers => [job_server($server)]);
