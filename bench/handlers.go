@@ -58,6 +58,8 @@ type submitter struct {
 	// when, if not nil, makes every job a SUBMIT_JOB_EPOCH run at that unix time (decimal
 	// seconds) instead of a SUBMIT_JOB_BG.
 	when []byte
+	// sched, if not nil, makes every request a SUBMIT_JOB_SCHED instead (sched-fill).
+	sched *schedFields
 
 	// With unique set, job i gets the unique id uniq[:prefix] + decimal i; otherwise the
 	// unique is empty.
@@ -96,9 +98,12 @@ func (s *submitter) request(c *conn) {
 			s.uniq = strconv.AppendUint(s.uniq[:s.prefix], s.seq, 10)
 			unique = s.uniq
 		}
-		if s.when != nil {
+		switch {
+		case s.sched != nil:
+			c.wbuf = s.sched.append(c.wbuf, s.fn, s.payload)
+		case s.when != nil:
 			c.wbuf = codec.AppendRequest(c.wbuf, codec.SubmitJobEpoch, s.fn, unique, s.when, s.payload)
-		} else {
+		default:
 			c.wbuf = codec.AppendRequest(c.wbuf, codec.SubmitJobBg, s.fn, unique, s.payload)
 		}
 	}
@@ -112,7 +117,7 @@ func (s *submitter) packet(c *conn) error {
 	case codec.Error:
 		s.errs.addError(&c.pkt)
 	default:
-		return fmt.Errorf("submit-bg: unexpected %v", c.pkt.Type)
+		return fmt.Errorf("submitter: unexpected %v", c.pkt.Type)
 	}
 	s.outstanding--
 	return nil

@@ -315,6 +315,22 @@ var decimals = func() [60][]byte {
 
 var star = []byte("*")
 
+// schedFields makes a submitter's requests SUBMIT_JOB_SCHED (fn, unique "", minute, hour,
+// "*", "*", "*", data), each with a pseudo-random minute and one of the quiet hours.
+type schedFields struct {
+	hours []int
+	x     uint64 // xorshift state
+}
+
+func (f *schedFields) append(b, fn, payload []byte) []byte {
+	f.x ^= f.x << 13
+	f.x ^= f.x >> 7
+	f.x ^= f.x << 17
+	minute := decimals[f.x%60]
+	hour := decimals[f.hours[(f.x>>8)%uint64(len(f.hours))]]
+	return codec.AppendRequest(b, codec.SubmitJobSched, fn, nil, minute, hour, star, star, star, payload)
+}
+
 // quietHours are the hours a schedule may name without firing within the next hour: all but
 // the current and the next hour of now (the server's zone must be the generator's: both
 // run on this machine with the same TZ).
@@ -329,60 +345,6 @@ func quietHours(now time.Time) []int {
 	return hs
 }
 
-// scheduler pipelines SUBMIT_JOB_SCHED (fn, unique "", minute, hour, "*", "*", "*", data) on
-// one connection, window at a time, with a pseudo-random minute and quiet hour each.
-type scheduler struct {
-	r           *run
-	fn, payload []byte
-	hours       []int
-	window      int
-	outstanding int
-	noMore      bool
-	acked       int64
-	errs        errCount
-	x           uint64
-}
-
-func (s *scheduler) request(c *conn) {
-	if s.noMore {
-		return
-	}
-	want := s.window - s.outstanding
-	if want <= 0 {
-		return
-	}
-	got := s.r.claim(want)
-	if got < want {
-		s.noMore = true
-	}
-	for i := 0; i < got; i++ {
-		s.x ^= s.x << 13
-		s.x ^= s.x >> 7
-		s.x ^= s.x << 17
-		minute := decimals[s.x%60]
-		hour := decimals[s.hours[(s.x>>8)%uint64(len(s.hours))]]
-		c.wbuf = codec.AppendRequest(c.wbuf, codec.SubmitJobSched, s.fn, nil, minute, hour, star, star, star, s.payload)
-	}
-	s.outstanding += got
-}
-
-func (s *scheduler) packet(c *conn) error {
-	switch c.pkt.Type {
-	case codec.JobCreated:
-		s.acked++
-	case codec.Error:
-		s.errs.addError(&c.pkt)
-	default:
-		return fmt.Errorf("sched-fill: unexpected %v", c.pkt.Type)
-	}
-	s.outstanding--
-	return nil
-}
-
-func (s *scheduler) stop(*conn) { s.noMore = true }
-
-func (s *scheduler) done() bool { return s.noMore && s.outstanding == 0 }
-
 // addSchedules pipelines n SUBMIT_JOB_SCHED over cfg.Conns connections, timed.
 func addSchedules(cfg *config, n int64, hours []int) (submitResult, *meter, bool, error) {
 	var out submitResult
@@ -393,12 +355,12 @@ func addSchedules(cfg *config, n int64, hours []int) (submitResult, *meter, bool
 	defer closeAll(cs)
 	r := newRun(n, cfg.Timeout)
 	defer r.end()
-	ss := make([]*scheduler, len(cs))
+	ss := make([]*submitter, len(cs))
 	hs := make([]handler, len(cs))
 	payload := makePayload(cfg.Size, 4)
 	for i := range cs {
-		ss[i] = &scheduler{r: r, fn: []byte(cfg.Fn), payload: payload, hours: hours, window: cfg.Window,
-			x: (uint64(time.Now().UnixNano()) + uint64(i)<<32) | 1}
+		ss[i] = &submitter{r: r, fn: []byte(cfg.Fn), payload: payload, window: cfg.Window,
+			sched: &schedFields{hours: hours, x: (uint64(time.Now().UnixNano()) + uint64(i)<<32) | 1}}
 		hs[i] = ss[i]
 	}
 	m := startMeter(cfg)
