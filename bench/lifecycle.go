@@ -597,28 +597,13 @@ func runSubmitComplete(cfg *config, res *Result) error {
 
 	wr := newRun(0, cfg.Timeout+2*grace)
 	defer wr.end()
-	var completed, asleep atomic.Int64
+	var completed atomic.Int64
 	result := makePayload(cfg.ResultSize, 3)
-	ws := make([]*worker, len(wcs))
-	whs := make([]handler, len(wcs))
-	for i, c := range wcs {
-		ws[i] = newWorker(wr, fn, cfg.Grabs, false)
-		ws[i].split, ws[i].result = cfg.Split, result
-		ws[i].completed, ws[i].target = &completed, cfg.N
-		ws[i].asleep = &asleep
-		ws[i].register(c)
-		whs[i] = ws[i]
-	}
-	var werr error
-	wdone := make(chan struct{})
-	go func() {
-		werr = driveAll(wcs, whs, wr)
-		close(wdone)
-	}()
-	if err := waitAsleep(&asleep, len(ws), wdone); err != nil {
-		wr.stop()
-		<-wdone
-		return errors.Join(err, werr)
+	ws, waitWorkers, err := sleepingWorkers(wcs, wr, fn, cfg, false, func(w *worker) {
+		w.result, w.completed, w.target = result, &completed, cfg.N
+	})
+	if err != nil {
+		return err
 	}
 
 	cr := newRun(cfg.N, cfg.Timeout)
@@ -641,7 +626,7 @@ func runSubmitComplete(cfg *config, res *Result) error {
 	if cerr != nil || acked < cfg.N {
 		wr.stop() // the workers' target cannot be reached
 	}
-	<-wdone
+	werr := waitWorkers()
 	m.stop()
 	var done, extra int64
 	for _, w := range ws {

@@ -586,27 +586,10 @@ func runRoundtrip(cfg *config, res *Result) error {
 	// Workers run until the clients are done; their own time limit leaves room for that.
 	wr := newRun(0, cfg.Timeout+2*grace)
 	defer wr.end()
-	ws := make([]*worker, len(wcs))
-	whs := make([]handler, len(wcs))
-	var asleep atomic.Int64
-	for i, c := range wcs {
-		ws[i] = newWorker(wr, fn, cfg.Grabs, true)
-		ws[i].split = cfg.Split
-		ws[i].asleep = &asleep
-		ws[i].register(c)
-		whs[i] = ws[i]
-	}
-	var werr error
-	wdone := make(chan struct{})
-	go func() {
-		werr = driveAll(wcs, whs, wr)
-		close(wdone)
-	}()
 	// Let the workers register (and go to sleep) before the first job is submitted.
-	if err := waitAsleep(&asleep, len(ws), wdone); err != nil {
-		wr.stop()
-		<-wdone
-		return errors.Join(err, werr)
+	ws, waitWorkers, err := sleepingWorkers(wcs, wr, fn, cfg, true, nil)
+	if err != nil {
+		return err
 	}
 
 	cr := newRun(cfg.N, cfg.Timeout)
@@ -621,7 +604,7 @@ func runRoundtrip(cfg *config, res *Result) error {
 	cerr := driveAll(ccs, chs, cr)
 	m.stop()
 	wr.stop()
-	<-wdone
+	werr := waitWorkers()
 
 	var done int64
 	var errs errCount
@@ -653,6 +636,38 @@ func runRoundtrip(cfg *config, res *Result) error {
 
 // waitAsleep waits until every worker has been told NO_JOB once and gone to sleep, so the
 // timed phase starts with registered, idle workers.
+// sleepingWorkers registers a worker on each of wcs (setup, if not nil, adjusts each one
+// first), drives them under wr on a goroutine of their own, and returns once every one
+// sleeps: the pool the jobs then wake. wait returns, once the workers are done (after
+// wr.stop, or when they reach their target), what driving them returned.
+func sleepingWorkers(wcs []*conn, wr *run, fn []byte, cfg *config, grabAgain bool, setup func(*worker)) (ws []*worker, wait func() error, err error) {
+	ws = make([]*worker, len(wcs))
+	whs := make([]handler, len(wcs))
+	var asleep atomic.Int64
+	for i, c := range wcs {
+		ws[i] = newWorker(wr, fn, cfg.Grabs, grabAgain)
+		ws[i].split = cfg.Split
+		ws[i].asleep = &asleep
+		if setup != nil {
+			setup(ws[i])
+		}
+		ws[i].register(c)
+		whs[i] = ws[i]
+	}
+	var werr error
+	wdone := make(chan struct{})
+	go func() {
+		werr = driveAll(wcs, whs, wr)
+		close(wdone)
+	}()
+	wait = func() error { <-wdone; return werr }
+	if err := waitAsleep(&asleep, len(ws), wdone); err != nil {
+		wr.stop()
+		return nil, nil, errors.Join(err, wait())
+	}
+	return ws, wait, nil
+}
+
 func waitAsleep(asleep *atomic.Int64, n int, wdone <-chan struct{}) error {
 	deadline := time.Now().Add(15 * time.Second)
 	for asleep.Load() < int64(n) {
