@@ -246,7 +246,8 @@ func (e *Engine) Cancel(handle []byte) bool {
 	j.Fn.Ignore(j)
 	var res *wal.Result
 	if j.Background && e.cfg.ResultTTL > 0 {
-		res = e.resultOf(j, wal.OutcomeFail, cancelled, 0)
+		r := e.resultOf(j, wal.OutcomeFail, cancelled, 0)
+		res = &r
 	}
 	e.closeRecord(j, res, nil)
 	return true

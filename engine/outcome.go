@@ -110,8 +110,10 @@ func (e *Engine) endJob(j *queue.Job, notify notifier, outcome wal.Outcome, data
 		started = w.unassign(j)
 	}
 	var res *wal.Result
+	var kept wal.Result
 	if j.Background && e.cfg.ResultTTL > 0 {
-		res = e.resultOf(j, outcome, data, started)
+		kept = e.resultOf(j, outcome, data, started)
+		res = &kept
 	}
 	e.closeRecord(j, res, dead)
 	f, wasRunning := j.Fn, j.State == queue.Running
@@ -174,9 +176,9 @@ func (e *Engine) applyRecord(build func(t *wal.Txn)) {
 }
 
 // resultOf is the result a background job leaves, expiring ResultTTL from now.
-func (e *Engine) resultOf(j *queue.Job, outcome wal.Outcome, data []byte, started int64) *wal.Result {
+func (e *Engine) resultOf(j *queue.Job, outcome wal.Outcome, data []byte, started int64) wal.Result {
 	t := time.Now().UnixNano()
-	return &wal.Result{
+	return wal.Result{
 		Seq:      j.Seq,
 		Handle:   j.Handle,
 		Function: j.Fn.Name,
