@@ -20,6 +20,7 @@ const DefaultMaxPartialBytes = 512 << 20
 // read (not per packet); the set of holders has a mutex of its own, a leaf lock.
 type partialBudget struct {
 	max   int64
+	timed bool // a read timeout is set: holders note since when they hold
 	total atomic.Int64
 
 	mu      sync.Mutex
@@ -55,7 +56,7 @@ func (b *partialBudget) hold(cn *conn, n int) {
 	cn.partial.bytes.Store(int64(n))
 	if n == 0 {
 		cn.partial.since.Store(0)
-	} else if cn.partial.since.Load() == 0 {
+	} else if b.timed && cn.partial.since.Load() == 0 { // the clock only for a read timeout
 		cn.partial.since.Store(time.Now().UnixNano())
 	}
 	if (old == 0) != (n == 0) {

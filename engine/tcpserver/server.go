@@ -248,6 +248,7 @@ func New(open Open, cfg Config) *Server {
 	}
 	srv := &Server{open: open, log: cfg.Logger, cfg: cfg, booted: make(chan struct{}), done: make(chan struct{})}
 	srv.partial.init(cfg.MaxPartialBytes)
+	srv.partial.timed = cfg.ReadTimeout > 0
 	return srv
 }
 
