@@ -87,6 +87,7 @@ func (e *Engine) place(f *queue.Function, req *SubmitRequest) (*queue.Job, place
 		t = now()
 	}
 	f.Enqueue(j, t)
+	f.Stats.Submitted++
 	return j, placedNew, nil
 }
 
@@ -243,6 +244,7 @@ func (e *Engine) Cancel(handle []byte) bool {
 		return true
 	}
 	e.releaseListeners(j, fail)
+	countEnd(j, wal.OutcomeFail, false, 0)
 	j.Fn.Ignore(j)
 	var res *wal.Result
 	if j.Background && e.cfg.ResultTTL > 0 {
@@ -291,13 +293,19 @@ func (e *Engine) Scheduled() []ScheduledJob {
 	return jobs
 }
 
-// FunctionStat is what `status` and `prioritystatus` report of one function.
+// FunctionStat is what `status` and `prioritystatus` report of one function, and what the
+// metrics and the HTTP API show of it.
 type FunctionStat struct {
-	Name    string
-	Queued  [queue.NumPriorities]int // queued or waiting for their time, by priority
-	Running int
-	Total   int // queued, delayed and running
-	Workers int
+	Name      string
+	Queued    [queue.NumPriorities]int // queued or waiting for their time, by priority
+	Scheduled int                      // of those, waiting for their run-at time
+	Running   int
+	Total     int // queued, delayed and running
+	Workers   int
+	Paused    bool      // `pause`: its jobs are not handed out
+	Limit     int       // `limit`: most of its jobs running at once; 0 = none
+	Oldest    time.Time // when the longest-waiting ready job was queued; zero when none
+	Stats     queue.Stats
 }
 
 // FunctionStats returns every function's counts, sorted by name. It visits the shards one
@@ -306,9 +314,25 @@ func (e *Engine) FunctionStats() []FunctionStat {
 	var out []FunctionStat
 	e.reg.EachShard(func(sh *queue.Shard) {
 		sh.EachFunction(func(f *queue.Function) {
-			out = append(out, FunctionStat{Name: f.Name, Queued: f.Queued, Running: f.Running, Total: f.Total, Workers: len(f.Workers)})
+			st := FunctionStat{Name: f.Name, Queued: f.Queued, Scheduled: f.NumDelayed(), Running: f.Running,
+				Total: f.Total, Workers: len(f.Workers), Paused: f.Paused, Limit: f.Limit, Stats: f.Stats}
+			if t := f.OldestQueued(); t != 0 {
+				st.Oldest = time.Unix(0, t)
+			}
+			out = append(out, st)
 		})
 	})
 	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
 	return out
+}
+
+// TotalStats is the sum of every function's Stats since start, those deleted since
+// included: server totals that never go backwards.
+func (e *Engine) TotalStats() queue.Stats {
+	var total queue.Stats
+	e.reg.EachShard(func(sh *queue.Shard) {
+		total.Add(sh.RetiredStats())
+		sh.EachFunction(func(f *queue.Function) { total.Add(&f.Stats) })
+	})
+	return total
 }

@@ -176,8 +176,9 @@ func (s *Session) grab(kind codec.Type) {
 		if j == nil {
 			return true
 		}
-		r.fn.Start(j, s)
-		s.assign(j)
+		started := time.Now().UnixNano()
+		r.fn.Start(j, s, started)
+		s.assign(j, started)
 		s.sendAssign(kind, j)
 		if r.timeout > 0 {
 			s.e.armTimeout(j, s, r.timeout)

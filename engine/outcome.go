@@ -69,10 +69,11 @@ func (e *Engine) retryLater(j *queue.Job, n uint32, notify notifier) {
 	f := j.Fn
 	e.releaseListeners(j, notify)
 	if w, ok := j.Worker.(*Session); ok {
-		w.unassign(j)
+		observeRun(f, w.unassign(j))
 	}
 	j.StopTimer()
 	j.SetFailures(n)
+	f.Stats.Retried++
 	t := now()
 	delay := backoff(f.Retry, n)
 	j.RunAt = t + max(1, delay.Milliseconds())
@@ -109,6 +110,7 @@ func (e *Engine) endJob(j *queue.Job, notify notifier, outcome wal.Outcome, data
 	if w, ok := j.Worker.(*Session); ok {
 		started = w.unassign(j)
 	}
+	countEnd(j, outcome, dead != nil, started)
 	var res *wal.Result
 	var kept wal.Result
 	if j.Background && e.cfg.ResultTTL > 0 {
@@ -120,6 +122,29 @@ func (e *Engine) endJob(j *queue.Job, notify notifier, outcome wal.Outcome, data
 	f.Finish(j)
 	if wasRunning && f.Limit > 0 {
 		e.wakeWorkers(f) // a slot under its concurrency limit is free again
+	}
+}
+
+// countEnd counts the end of j in its function's Stats: its outcome, and how long it ran if
+// a worker held it since started (unix nanoseconds; 0 = it was not running).
+func countEnd(j *queue.Job, outcome wal.Outcome, buried bool, started int64) {
+	st := &j.Fn.Stats
+	if outcome == wal.OutcomeComplete {
+		st.Completed++
+	} else {
+		st.Failed++
+	}
+	if buried {
+		st.DeadLettered++
+	}
+	observeRun(j.Fn, started)
+}
+
+// observeRun counts in f's run-time histogram an attempt a worker got at started (unix
+// nanoseconds; 0 = none) and that ends now.
+func observeRun(f *queue.Function, started int64) {
+	if started != 0 {
+		f.Stats.RunTime.Observe(time.Duration(time.Now().UnixNano() - started))
 	}
 }
 
