@@ -25,6 +25,9 @@ type SubmitRequest struct {
 	// acknowledged, and outlives every foreground client that joins it.
 	Background bool
 	RunAt      int64 // unix seconds; 0 = as soon as possible
+	// received is when the request came (unix nanoseconds; 0 = now): the start of the job's
+	// queue wait. The binary door gives the time its batch of packets was read.
+	received int64
 }
 
 // Why a submit is refused.
@@ -86,6 +89,7 @@ func (e *Engine) place(f *queue.Function, req *SubmitRequest) (*queue.Job, place
 	if req.RunAt > 0 {
 		t = now()
 	}
+	j.QueuedAt = req.received
 	f.Enqueue(j, t)
 	f.Stats.Submitted++
 	return j, placedNew, nil
@@ -244,11 +248,12 @@ func (e *Engine) Cancel(handle []byte) bool {
 		return true
 	}
 	e.releaseListeners(j, fail)
-	countEnd(j, wal.OutcomeFail, false, 0)
+	t := time.Now().UnixNano()
+	countEnd(j, wal.OutcomeFail, false, 0, t)
 	j.Fn.Ignore(j)
 	var res *wal.Result
 	if j.Background && e.cfg.ResultTTL > 0 {
-		r := e.resultOf(j, wal.OutcomeFail, cancelled, 0)
+		r := e.resultOf(j, wal.OutcomeFail, cancelled, 0, t)
 		res = &r
 	}
 	e.closeRecord(j, res, nil)

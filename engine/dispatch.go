@@ -85,6 +85,7 @@ func (s *Session) submit(p *codec.Packet, prio queue.Priority, background bool) 
 		Data:       p.Args[p.NArgs-1],
 		Priority:   prio,
 		Background: background,
+		received:   s.fedAt,
 	}
 	switch p.Type {
 	case codec.SubmitJobEpoch:
@@ -176,9 +177,8 @@ func (s *Session) grab(kind codec.Type) {
 		if j == nil {
 			return true
 		}
-		started := time.Now().UnixNano()
-		r.fn.Start(j, s, started)
-		s.assign(j, started)
+		r.fn.Start(j, s, s.fedAt)
+		s.assign(j, s.fedAt)
 		s.sendAssign(kind, j)
 		if r.timeout > 0 {
 			s.e.armTimeout(j, s, r.timeout)

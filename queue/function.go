@@ -103,13 +103,16 @@ func (f *Function) jobKey(j *Job) (*keyIndex, string) {
 	return f.keyIndexFor(j.Unique, unsafe.String(unsafe.SliceData(j.Data), len(j.Data)))
 }
 
-// Enqueue adds a new job, ready or scheduled, and indexes its handle and unique id.
+// Enqueue adds a new job, ready or scheduled, and indexes its handle and unique id. It sets
+// the job's QueuedAt to now unless the caller did (with a time it had at hand).
 func (f *Function) Enqueue(j *Job, now int64) {
 	j.Fn = f
 	f.shard.reg.addJob(j)
 	f.Total++
 	f.Queued[j.Priority]++
-	j.QueuedAt = time.Now().UnixNano()
+	if j.QueuedAt == 0 {
+		j.QueuedAt = time.Now().UnixNano()
+	}
 	f.place(j, now)
 	if x, key := f.jobKey(j); x != nil {
 		x.add(f.KeyHash(key), j)
