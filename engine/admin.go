@@ -26,6 +26,9 @@ func (s *Session) admin(line []byte) {
 		s.sendText(codec.AdminTooManyWords)
 		return
 	}
+	if !s.wasAdmin.Load() {
+		s.wasAdmin.Store(true)
+	}
 	if w.N > 0 {
 		cmd := bytes.ToLower(w.Word(0))
 		if err := s.allow(ActAdmin, cmd); err != nil {

@@ -262,6 +262,9 @@ func (s *Session) canDo(fn []byte, timeout time.Duration) {
 	if !s.permitted(ActWork, fn) {
 		return
 	}
+	if !s.wasWorker.Load() {
+		s.wasWorker.Store(true)
+	}
 	sh := s.e.reg.ShardFor(fn)
 	sh.Lock()
 	f := sh.Ensure(fn)

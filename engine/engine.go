@@ -104,7 +104,8 @@ type Engine struct {
 	// coalesced onto that job before it was refused.
 	lastRefusal atomic.Pointer[error]
 
-	sessMu   sync.Mutex // guards sessions; never held while taking another lock
+	traffic  [maxTrafficLoops + 1]atomic.Pointer[traffic] // by loop; the last for loopless transports
+	sessMu   sync.Mutex                                   // guards sessions; never held while taking another lock
 	sessions map[uint64]*Session
 
 	// refusalMu guards the rate limit of refusal log lines (auth.go); a leaf.

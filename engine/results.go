@@ -266,3 +266,14 @@ func (m *memResults) get(handle string) (wal.Result, bool) {
 	}
 	return wal.Result{}, false
 }
+
+// ResultStats returns how many results are kept and the bytes they take.
+func (e *Engine) ResultStats() (count int, bytes int64) {
+	if e.resultLog != nil {
+		return e.resultLog.ResultStats()
+	}
+	m := &e.memResults
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.byHandle), m.bytes
+}

@@ -37,6 +37,9 @@ type Session struct {
 	sleeping   atomic.Bool // sent PRE_SLEEP and has not grabbed since
 	noopSent   atomic.Bool // a NOOP went out since the last grab
 	exceptions atomic.Bool // OPTION_REQ exceptions: WORK_EXCEPTION is forwarded, not downgraded
+	tr         *traffic    // its loop's traffic counters
+	wasWorker  atomic.Bool // registered a function once (ConnectionKinds)
+	wasAdmin   atomic.Bool // sent an admin command once
 	// draining: `drain worker` was given for it: no more jobs, and the connection is closed
 	// once the last job it holds has ended (closing).
 	draining atomic.Bool
@@ -79,6 +82,7 @@ func (e *Engine) NewSessionAs(t Transport, fd int, who Identity) *Session {
 		fd:       fd,
 		who:      who,
 		clientID: "-",
+		tr:       e.trafficFor(t),
 	}
 	if e.cfg.Exceptions {
 		s.exceptions.Store(true)
@@ -111,12 +115,14 @@ func (s *Session) Feed(buf []byte) (consumed int, closeConn bool) {
 			break
 		}
 		consumed += n
+		s.tr.countPacket(&p)
 		if p.Text {
 			s.admin(p.Line)
 		} else {
 			s.dispatch(&p)
 		}
 	}
+	s.tr.bytesIn.Add(uint64(consumed))
 	return consumed, false
 }
 
@@ -276,6 +282,9 @@ func (s *Session) TakeOutput() (out *bytebufferpool.ByteBuffer, overflow bool) {
 	s.wakePending = false
 	overflow = s.overflow
 	s.mu.Unlock()
+	if out != nil {
+		s.tr.bytesOut.Add(uint64(len(out.B)))
+	}
 	return out, overflow
 }
 

@@ -151,6 +151,9 @@ type Log struct {
 	results     atomic.Int64
 	resultBytes atomic.Int64
 	expiring    sync.Mutex // one ExpireResults at a time
+
+	statsMu sync.Mutex // a leaf lock: guards stats
+	stats   CommitStats
 }
 
 // Open opens (or creates) the log in opts.Dir and returns it with everything it holds. A
@@ -448,7 +451,7 @@ func (l *Log) commitLoop(written uint64) {
 
 		// After a failed commit nothing goes to Pebble again (its next write to the broken
 		// log would be fatal); the ops only collect the failure, in ackLoop.
-		a := appliedBatch{ops: ops, asked: asked, err: failed}
+		a := appliedBatch{ops: ops, asked: asked, err: failed, taken: time.Now()}
 		if failed == nil {
 			a.batch = l.db.NewBatch()
 			a.refuse = l.diskFull()
@@ -576,6 +579,7 @@ type appliedBatch struct {
 	asked  uint64
 	refuse error // the disk reserve refused its writes
 	err    error
+	taken  time.Time // when its ops left the queue
 }
 
 // ackLoop waits for each applied batch to be durable, in order, and runs its callbacks. The
@@ -585,8 +589,14 @@ func (l *Log) ackLoop() {
 	defer l.committer.Done()
 	for a := range l.applied {
 		err := a.err
+		var synced time.Time
 		if err == nil && a.synced {
+			synced = time.Now()
 			err = a.batch.SyncWait()
+		}
+		if err == nil && len(a.ops) > 0 {
+			done := time.Now()
+			l.countBatch(len(a.ops), done.Sub(a.taken), done.Sub(synced), a.synced)
 		}
 		if a.batch != nil {
 			_ = a.batch.Close()
@@ -646,16 +656,9 @@ type spaceCheck struct {
 // diskFull returns ErrDiskFull (with the figures) when the data dir's file system has less
 // free space than the reserve.
 func (l *Log) diskFull() error {
-	if l.opts.fs != nil {
-		return nil // a test's file system has no free-space figure
-	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(l.opts.Dir, &st); err != nil {
-		return nil // cannot tell; let the write decide
-	}
-	free := st.Bavail * uint64(st.Bsize)
-	if free >= l.opts.MinFreeBytes {
-		return nil
+	free, _, ok := l.DiskSpace()
+	if !ok || free >= l.opts.MinFreeBytes {
+		return nil // enough, or cannot tell: let the write decide
 	}
 	return fmt.Errorf("%w: %d bytes free in %s, %d kept in reserve", ErrDiskFull, free, l.opts.Dir, l.opts.MinFreeBytes)
 }

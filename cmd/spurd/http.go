@@ -26,9 +26,9 @@ import (
 //	/readyz   200 "ready" while it takes jobs, 503 "draining" once a shutdown began
 //
 // It returns a stop that shuts the server down gracefully.
-func serveHTTP(addr string, e *engine.Engine, logger *slog.Logger) (stop func(), err error) {
+func serveHTTP(addr string, e *engine.Engine, jobLog metrics.Log, logger *slog.Logger) (stop func(), err error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(metrics.New(e), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(metrics.New(e, jobLog), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -60,4 +61,90 @@ func TestHTTPMetricsAndHealth(t *testing.T) {
 	if code, _ := get("/nothing"); code != http.StatusNotFound {
 		t.Errorf("/nothing: %d", code)
 	}
+}
+
+// The counters, histograms, traffic, connection kinds, job log and schedule families move
+// with what the server does (durable queue, so the job log's families are there too).
+func TestHTTPMetricsCountJobsTrafficAndTheLog(t *testing.T) {
+	t.Parallel()
+	httpAddr := net.JoinHostPort("127.0.0.1", freePort(t))
+	_, addr, _ := startSpurd(t, "--data-dir", t.TempDir(), "--http-addr", httpAddr)
+	if got := adminLine(t, addr, "schedule add nightly 30 2 * * *"); !strings.HasPrefix(got, "OK ") {
+		t.Fatalf("schedule add: %q", got)
+	}
+	g := dialG(t, addr)
+	for _, d := range []string{"1", "2", "3"} {
+		g.submit(&job{typ: codec.SubmitJobBg, fn: "m", data: d})
+	}
+	w := dialG(t, addr)
+	w.sendStr(codec.CanDo, "m")
+	for i, end := range []codec.Type{codec.WorkComplete, codec.WorkFail} {
+		a, ok := w.grabAll()
+		if !ok {
+			t.Fatalf("grab %d: NO_JOB", i)
+		}
+		if end == codec.WorkComplete {
+			w.sendStr(end, a.handle, "ok")
+		} else {
+			w.sendStr(end, a.handle)
+		}
+	}
+	w.sync()
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	body := string(b)
+	for _, want := range []string{
+		`spur_function_jobs_submitted_total{function="m"} 3`,
+		`spur_function_jobs_completed_total{function="m"} 1`,
+		`spur_function_jobs_failed_total{function="m"} 1`,
+		`spur_function_jobs_retried_total{function="m"} 0`,
+		`spur_function_queue_wait_seconds_count{function="m"} 2`,
+		`spur_function_run_seconds_count{function="m"} 2`,
+		`spur_function_run_seconds_bucket{function="m",le="+Inf"} 2`,
+		`spur_jobs_total{event="submitted"} 3`,
+		`spur_jobs_total{event="completed"} 1`,
+		`spur_packets_received_total{type="SUBMIT_JOB_BG"} 3`,
+		`spur_packets_received_total{type="GRAB_JOB_ALL"} 2`,
+		`spur_packets_received_total{type="admin"} 1`,
+		`spur_connections{kind="worker"} 1`,
+		`spur_connections{kind="client"} 1`,
+		`spur_function_paused{function="m"} 0`,
+		`spur_schedules 1`,
+		`spur_schedule_next_run_timestamp_seconds{function="nightly",schedule="`,
+		`spur_wal_batches_total `,
+		`spur_wal_commit_seconds_count `,
+		`spur_wal_fsync_seconds_bucket{le="+Inf"} `,
+		`spur_disk_free_bytes `,
+		`spur_results_stored 2`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	for _, positive := range []string{"spur_received_bytes_total", "spur_sent_bytes_total", `spur_function_oldest_queued_seconds{function="m"}`} {
+		v := metricValue(t, body, positive)
+		if v <= 0 {
+			t.Errorf("%s = %v, want > 0", positive, v)
+		}
+	}
+}
+
+// metricValue returns the value of the series whose line starts with name (labels included).
+func metricValue(t *testing.T, body, name string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(body, "\n") {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			v, err := strconv.ParseFloat(rest, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return v
+		}
+	}
+	t.Fatalf("no series %s", name)
+	return 0
 }

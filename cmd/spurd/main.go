@@ -24,6 +24,7 @@ import (
 	"github.com/spur-gearman/spur/engine"
 	"github.com/spur-gearman/spur/engine/acl"
 	"github.com/spur-gearman/spur/engine/connlimit"
+	"github.com/spur-gearman/spur/engine/metrics"
 	"github.com/spur-gearman/spur/engine/tcpserver"
 	"github.com/spur-gearman/spur/engine/tlsserver"
 	"github.com/spur-gearman/spur/wal"
@@ -557,7 +558,11 @@ func serve(o *options, logger *slog.Logger) (err error) {
 		}
 	}
 	if o.httpAddr != "" {
-		stopHTTP, err := serveHTTP(o.httpAddr, e, logger)
+		var jobLog metrics.Log // nil with -q builtin (a nil *wal.Log would not be)
+		if store != nil {
+			jobLog = store
+		}
+		stopHTTP, err := serveHTTP(o.httpAddr, e, jobLog, logger)
 		if err != nil {
 			_ = stopPlain(context.Background())
 			return err

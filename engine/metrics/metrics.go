@@ -1,59 +1,134 @@
 // Package metrics exposes the engine to Prometheus: a Collector that reads the engine's
-// counts at scrape time, so that nothing is counted on the hot path for it. It serves two
-// sets of families:
+// counts at scrape time. Nothing is counted for it on the hot path: the per-function
+// counters and histograms are plain fields under the shard lock the engine holds anyway
+// (queue.Stats), the traffic counters are per event loop (engine/traffic.go), the job log's
+// are per batch. A scrape takes each function shard's lock once, briefly
+// (Engine.FunctionStats), and builds the series outside the locks.
 //
-//   - Spur's own, prefixed spur_: spur_function_jobs_queued{function,priority},
-//     spur_function_jobs_running{function}, spur_function_workers{function},
-//     spur_connections, spur_results_stored, spur_dead_letters, spur_schedules;
-//   - those of bakins/gearman-exporter, so that its alerts and Grafana panels keep working:
-//     gearman_up, gearman_version_info{version}, gearman_jobs{function},
-//     gearman_jobs_running{function}, gearman_jobs_waiting{function},
-//     gearman_workers{function}.
+// Families (all gauges unless the name ends in _total or is a histogram):
 //
-// A scrape takes each function shard's lock once, briefly (Engine.FunctionStats).
+//	per function, labelled function (and priority where said):
+//	  spur_function_jobs_queued{priority}     queued or waiting for their time
+//	  spur_function_jobs_scheduled            of those, waiting for their run-at time
+//	  spur_function_jobs_running, spur_function_workers
+//	  spur_function_oldest_queued_seconds     age of the longest-waiting ready job (0: none)
+//	  spur_function_paused, spur_function_limit
+//	  spur_function_jobs_{submitted,completed,failed,retried,dead_lettered}_total
+//	  spur_function_queue_wait_seconds        histogram: queued (or due) to handed out
+//	  spur_function_run_seconds               histogram: handed out to its end
+//	server:
+//	  spur_jobs_total{event}                  the same five counters over every function
+//	  spur_connections{kind}                  client, worker, admin (see Engine.ConnectionKinds)
+//	  spur_received_bytes_total, spur_sent_bytes_total
+//	  spur_packets_received_total{type}       by packet type name; "admin" for text lines
+//	  spur_results_stored, spur_results_bytes, spur_dead_letters, spur_schedules
+//	  spur_schedule_next_run_timestamp_seconds{schedule,function}
+//	the job log (with a durable queue):
+//	  spur_wal_batches_total, spur_wal_batch_ops (histogram)
+//	  spur_wal_commit_seconds (histogram), spur_wal_fsync_seconds (histogram)
+//	  spur_disk_free_bytes, spur_disk_reserve_bytes
+//	bakins/gearman-exporter's, so that its alerts and Grafana panels keep working:
+//	  gearman_up, gearman_version_info{version}, gearman_jobs{function},
+//	  gearman_jobs_running{function}, gearman_jobs_waiting{function}, gearman_workers{function}
+//
+// A function's counters start from zero when its record is made; the engine deletes the
+// record of a function idle for a while (no jobs, workers or settings), and its series then
+// end, to restart from zero if it comes back, which Prometheus' rate() reads as a reset.
 package metrics
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spur-gearman/spur/engine"
+	"github.com/spur-gearman/spur/queue"
+	"github.com/spur-gearman/spur/wal"
 )
+
+// Log is what the collector reads of a durable job log; *wal.Log is one.
+type Log interface {
+	CommitStats() wal.CommitStats
+	DiskSpace() (free, reserve uint64, ok bool)
+}
 
 // Collector implements prometheus.Collector over an engine.
 type Collector struct {
-	e *engine.Engine
+	e   *engine.Engine
+	log Log // nil without a durable queue
 
-	queued, running, workers       *prometheus.Desc
-	connections, dead, schedules   *prometheus.Desc
-	gUp, gVersion, gJobs, gRunning *prometheus.Desc
-	gWaiting, gWorkers             *prometheus.Desc
+	queued, scheduled, running, workers, oldest, paused, limit *prometheus.Desc
+	counters                                                   [5]*prometheus.Desc // in the order of counterNames
+	queueWait, runTime                                         *prometheus.Desc
+	jobs, connections, bytesIn, bytesOut, packets              *prometheus.Desc
+	results, resultBytes, dead, schedules, nextRun             *prometheus.Desc
+	walBatches, walBatchOps, walCommit, walSync                *prometheus.Desc
+	diskFree, diskReserve                                      *prometheus.Desc
+	gUp, gVersion, gJobs, gRunning, gWaiting, gWorkers         *prometheus.Desc
 }
 
-// New returns a collector of e.
-func New(e *engine.Engine) *Collector {
+var counterNames = [5]string{"submitted", "completed", "failed", "retried", "dead_lettered"}
+
+// New returns a collector of e; log is its durable job log, or nil.
+func New(e *engine.Engine, log Log) *Collector {
 	fn := []string{"function"}
-	return &Collector{
+	d := prometheus.NewDesc
+	c := &Collector{
 		e:           e,
-		queued:      prometheus.NewDesc("spur_function_jobs_queued", "Jobs of the function waiting to run (scheduled ones included), by priority.", []string{"function", "priority"}, nil),
-		running:     prometheus.NewDesc("spur_function_jobs_running", "Jobs of the function assigned to a worker.", fn, nil),
-		workers:     prometheus.NewDesc("spur_function_workers", "Worker connections registered for the function.", fn, nil),
-		connections: prometheus.NewDesc("spur_connections", "Open connections (clients, workers and admin alike).", nil, nil),
-		dead:        prometheus.NewDesc("spur_dead_letters", "Background jobs kept in the dead-letter list.", nil, nil),
-		schedules:   prometheus.NewDesc("spur_schedules", "Recurring schedules.", nil, nil),
-		gUp:         prometheus.NewDesc("gearman_up", "Whether the job server answers (gearman-exporter's series).", nil, nil),
-		gVersion:    prometheus.NewDesc("gearman_version_info", "The job server's version (gearman-exporter's series).", []string{"version"}, nil),
-		gJobs:       prometheus.NewDesc("gearman_jobs", "Jobs of the function, queued and running (gearman-exporter's series).", fn, nil),
-		gRunning:    prometheus.NewDesc("gearman_jobs_running", "Jobs of the function running (gearman-exporter's series).", fn, nil),
-		gWaiting:    prometheus.NewDesc("gearman_jobs_waiting", "Jobs of the function waiting (gearman-exporter's series).", fn, nil),
-		gWorkers:    prometheus.NewDesc("gearman_workers", "Workers of the function (gearman-exporter's series).", fn, nil),
+		log:         log,
+		queued:      d("spur_function_jobs_queued", "Jobs of the function waiting to run (scheduled ones included), by priority.", []string{"function", "priority"}, nil),
+		scheduled:   d("spur_function_jobs_scheduled", "Jobs of the function waiting for their run-at time (epoch jobs, retries in backoff).", fn, nil),
+		running:     d("spur_function_jobs_running", "Jobs of the function assigned to a worker.", fn, nil),
+		workers:     d("spur_function_workers", "Worker connections registered for the function.", fn, nil),
+		oldest:      d("spur_function_oldest_queued_seconds", "How long the function's longest-waiting ready job has waited (0 when none waits).", fn, nil),
+		paused:      d("spur_function_paused", "1 while the function is paused (its jobs are not handed out).", fn, nil),
+		limit:       d("spur_function_limit", "Most of the function's jobs running at once (0 = no limit).", fn, nil),
+		queueWait:   d("spur_function_queue_wait_seconds", "Time from a job being queued (or coming due) to being handed to a worker.", fn, nil),
+		runTime:     d("spur_function_run_seconds", "Time from a job being handed to a worker to its end (completed, failed, retried).", fn, nil),
+		jobs:        d("spur_jobs_total", "Job events over every function since start: submitted, completed, failed, retried, dead_lettered.", []string{"event"}, nil),
+		connections: d("spur_connections", "Open connections by kind: worker (registered a function), admin (sent an admin command), client.", []string{"kind"}, nil),
+		bytesIn:     d("spur_received_bytes_total", "Bytes of packets and admin lines received.", nil, nil),
+		bytesOut:    d("spur_sent_bytes_total", "Bytes handed to the connections to send.", nil, nil),
+		packets:     d("spur_packets_received_total", "Packets received by type (admin: text admin lines).", []string{"type"}, nil),
+		results:     d("spur_results_stored", "Background job results kept.", nil, nil),
+		resultBytes: d("spur_results_bytes", "Bytes the kept results take.", nil, nil),
+		dead:        d("spur_dead_letters", "Background jobs kept in the dead-letter list.", nil, nil),
+		schedules:   d("spur_schedules", "Recurring schedules.", nil, nil),
+		nextRun:     d("spur_schedule_next_run_timestamp_seconds", "When the schedule fires next (unix time); absent while paused.", []string{"schedule", "function"}, nil),
+		walBatches:  d("spur_wal_batches_total", "Group commits of the job log.", nil, nil),
+		walBatchOps: d("spur_wal_batch_ops", "Records and transactions per group commit.", nil, nil),
+		walCommit:   d("spur_wal_commit_seconds", "Time from a batch leaving the queue to being durable.", nil, nil),
+		walSync:     d("spur_wal_fsync_seconds", "Time the acknowledger waited for a batch's fsync.", nil, nil),
+		diskFree:    d("spur_disk_free_bytes", "Free bytes in the data dir's file system.", nil, nil),
+		diskReserve: d("spur_disk_reserve_bytes", "Free bytes kept in reserve: below them new jobs are refused.", nil, nil),
+		gUp:         d("gearman_up", "Whether the job server answers (gearman-exporter's series).", nil, nil),
+		gVersion:    d("gearman_version_info", "The job server's version (gearman-exporter's series).", []string{"version"}, nil),
+		gJobs:       d("gearman_jobs", "Jobs of the function, queued and running (gearman-exporter's series).", fn, nil),
+		gRunning:    d("gearman_jobs_running", "Jobs of the function running (gearman-exporter's series).", fn, nil),
+		gWaiting:    d("gearman_jobs_waiting", "Jobs of the function waiting (gearman-exporter's series).", fn, nil),
+		gWorkers:    d("gearman_workers", "Workers of the function (gearman-exporter's series).", fn, nil),
 	}
+	for i, name := range counterNames {
+		c.counters[i] = d("spur_function_jobs_"+name+"_total", "Jobs of the function "+name+" since its record was made.", fn, nil)
+	}
+	return c
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.queued, c.running, c.workers, c.connections, c.dead, c.schedules,
+	for _, d := range []*prometheus.Desc{c.queued, c.scheduled, c.running, c.workers, c.oldest, c.paused, c.limit,
+		c.queueWait, c.runTime, c.jobs, c.connections, c.bytesIn, c.bytesOut, c.packets,
+		c.results, c.resultBytes, c.dead, c.schedules, c.nextRun,
 		c.gUp, c.gVersion, c.gJobs, c.gRunning, c.gWaiting, c.gWorkers} {
 		ch <- d
+	}
+	for _, d := range c.counters {
+		ch <- d
+	}
+	if c.log != nil {
+		for _, d := range []*prometheus.Desc{c.walBatches, c.walBatchOps, c.walCommit, c.walSync, c.diskFree, c.diskReserve} {
+			ch <- d
+		}
 	}
 }
 
@@ -61,25 +136,126 @@ var priorities = [...]string{"high", "normal", "low"}
 
 // Collect implements prometheus.Collector: one pass over the functions.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	gauge := func(d *prometheus.Desc, v int, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	now := time.Now()
 	for _, f := range c.e.FunctionStats() {
 		waiting := 0
 		for p, n := range f.Queued {
-			gauge(c.queued, n, f.Name, priorities[p])
+			gauge(c.queued, float64(n), f.Name, priorities[p])
 			waiting += n
 		}
-		gauge(c.running, f.Running, f.Name)
-		gauge(c.workers, f.Workers, f.Name)
-		gauge(c.gJobs, f.Total, f.Name)
-		gauge(c.gRunning, f.Running, f.Name)
-		gauge(c.gWaiting, waiting, f.Name)
-		gauge(c.gWorkers, f.Workers, f.Name)
+		gauge(c.scheduled, float64(f.Scheduled), f.Name)
+		gauge(c.running, float64(f.Running), f.Name)
+		gauge(c.workers, float64(f.Workers), f.Name)
+		age := 0.0
+		if !f.Oldest.IsZero() {
+			age = max(0, now.Sub(f.Oldest).Seconds())
+		}
+		gauge(c.oldest, age, f.Name)
+		gauge(c.paused, boolValue(f.Paused), f.Name)
+		gauge(c.limit, float64(f.Limit), f.Name)
+		for i, v := range counts(&f.Stats) {
+			counter(c.counters[i], v, f.Name)
+		}
+		ch <- durationHistogram(c.queueWait, &f.Stats.QueueWait, f.Name)
+		ch <- durationHistogram(c.runTime, &f.Stats.RunTime, f.Name)
+		gauge(c.gJobs, float64(f.Total), f.Name)
+		gauge(c.gRunning, float64(f.Running), f.Name)
+		gauge(c.gWaiting, float64(waiting), f.Name)
+		gauge(c.gWorkers, float64(f.Workers), f.Name)
 	}
-	gauge(c.connections, c.e.Sessions())
-	gauge(c.dead, c.e.DeadCount())
-	gauge(c.schedules, c.e.ScheduleCount())
+	total := c.e.TotalStats()
+	for i, v := range counts(&total) {
+		counter(c.jobs, v, counterNames[i])
+	}
+	for kind, n := range c.e.ConnectionKinds() {
+		gauge(c.connections, float64(n), kind)
+	}
+	tr := c.e.Traffic()
+	counter(c.bytesIn, tr.BytesIn)
+	counter(c.bytesOut, tr.BytesOut)
+	for typ, n := range tr.Packets {
+		counter(c.packets, n, typ)
+	}
+	n, bytes := c.e.ResultStats()
+	gauge(c.results, float64(n))
+	gauge(c.resultBytes, float64(bytes))
+	gauge(c.dead, float64(c.e.DeadCount()))
+	schedules := c.e.Schedules()
+	gauge(c.schedules, float64(len(schedules)))
+	for _, s := range schedules {
+		if !s.Next.IsZero() {
+			gauge(c.nextRun, float64(s.Next.UnixMilli())/1e3, s.Handle, s.Function)
+		}
+	}
+	if c.log != nil {
+		c.collectLog(ch, gauge)
+	}
 	gauge(c.gUp, 1)
 	gauge(c.gVersion, 1, engine.Version)
+}
+
+// collectLog reports the job log's commits and the disk.
+func (c *Collector) collectLog(ch chan<- prometheus.Metric, gauge func(*prometheus.Desc, float64, ...string)) {
+	st := c.log.CommitStats()
+	ch <- prometheus.MustNewConstMetric(c.walBatches, prometheus.CounterValue, float64(st.Batches))
+	opsBounds := make([]float64, len(wal.BatchOpsBounds))
+	for i, b := range wal.BatchOpsBounds {
+		opsBounds[i] = float64(b)
+	}
+	ch <- histogram(c.walBatchOps, opsBounds, st.BatchOps[:], float64(st.Ops))
+	latBounds := make([]float64, len(wal.LatencyBounds))
+	for i, b := range wal.LatencyBounds {
+		latBounds[i] = b.Seconds()
+	}
+	ch <- histogram(c.walCommit, latBounds, st.Commit[:], st.CommitSum.Seconds())
+	ch <- histogram(c.walSync, latBounds, st.Sync[:], st.SyncSum.Seconds())
+	if free, reserve, ok := c.log.DiskSpace(); ok {
+		gauge(c.diskFree, float64(free))
+		gauge(c.diskReserve, float64(reserve))
+	}
+}
+
+// counts lists st's counters in the order of counterNames.
+func counts(st *queue.Stats) [5]uint64 {
+	return [5]uint64{st.Submitted, st.Completed, st.Failed, st.Retried, st.DeadLettered}
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// durationBounds are queue.HistogramBounds in seconds.
+var durationBounds = func() []float64 {
+	out := make([]float64, len(queue.HistogramBounds))
+	for i, b := range queue.HistogramBounds {
+		out[i] = b.Seconds()
+	}
+	return out
+}()
+
+// durationHistogram is h as a Prometheus histogram.
+func durationHistogram(d *prometheus.Desc, h *queue.Histogram, labels ...string) prometheus.Metric {
+	return histogram(d, durationBounds, h.Counts[:], h.Sum.Seconds(), labels...)
+}
+
+// histogram makes a constant histogram of per-bucket counts (the last one unbounded), which
+// Prometheus wants cumulative.
+func histogram(d *prometheus.Desc, bounds []float64, perBucket []uint64, sum float64, labels ...string) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(bounds))
+	var cum uint64
+	for i, b := range bounds {
+		cum += perBucket[i]
+		buckets[b] = cum
+	}
+	cum += perBucket[len(bounds)]
+	return prometheus.MustNewConstHistogram(d, cum, sum, buckets, labels...)
 }

@@ -28,7 +28,7 @@ func newEngine(tb testing.TB, n int) *engine.Engine {
 
 func TestCollectorReportsEveryFunction(t *testing.T) {
 	e := newEngine(t, 3)
-	c := New(e)
+	c := New(e, nil)
 	want := `
 # HELP gearman_jobs Jobs of the function, queued and running (gearman-exporter's series).
 # TYPE gearman_jobs gauge
@@ -55,7 +55,7 @@ gearman_jobs{function="fn2"} 1
 // (FunctionStats) what it spends under shard locks, 64 shards one after another.
 func BenchmarkScrape10kFunctions(b *testing.B) {
 	e := newEngine(b, 10000)
-	c := New(e)
+	c := New(e, nil)
 	b.Run("collect", func(b *testing.B) {
 		ch := make(chan prometheus.Metric, 1<<10)
 		go func() {

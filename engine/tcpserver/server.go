@@ -16,6 +16,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -108,6 +109,7 @@ type Server struct {
 	done   chan struct{} // closed when Run returns
 	eng    gnet.Engine
 	loops  sync.Map // gnet.EventLoop -> *loopState
+	nloops atomic.Int32 // loopStates made: the next one's index
 
 	partial partialBudget
 }
@@ -126,6 +128,7 @@ type Server struct {
 // client's round trip, one event at a time) they are written at once: the task would cost
 // an eventfd write per hop and coalesce nothing.
 type loopState struct {
+	index int // the loop's number, from 0, in the order loops saw their first connection
 	depth int // callbacks in progress; gnet nests OnClose in a callback whose write failed
 
 	mu      sync.Mutex
@@ -217,6 +220,9 @@ type conn struct {
 	partial partialHold
 	source  string // remote address without the port, as the Limiter counted it
 }
+
+// Loop is the number of c's event loop: sessions keep per-loop counters with it.
+func (c *conn) Loop() int { return c.loop.index }
 
 // Wake flushes c at the end of its loop's current callback if the loop is in one, and
 // otherwise wakes the loop.
@@ -322,7 +328,7 @@ func (srv *Server) OnBoot(eng gnet.Engine) gnet.Action {
 func (srv *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	l, ok := srv.loops.Load(c.EventLoop())
 	if !ok {
-		ls := &loopState{}
+		ls := &loopState{index: int(srv.nloops.Add(1) - 1)} // a loser of LoadOrStore leaves a gap: harmless
 		ls.flushTask = func(gnet.Conn, error) error { srv.flushDeferred(ls); return nil }
 		l, _ = srv.loops.LoadOrStore(c.EventLoop(), ls)
 	}
