@@ -112,7 +112,7 @@ func TestHTTPMetricsCountJobsTrafficAndTheLog(t *testing.T) {
 		`spur_packets_received_total{type="admin"} 1`,
 		`spur_connections{kind="worker"} 1`,
 		`spur_connections{kind="client"} 1`,
-		`spur_function_paused{function="m"} 0`,
+		`spur_function_oldest_queued_seconds{function="m"} `,
 		`spur_schedules 1`,
 		`spur_schedule_next_run_timestamp_seconds{function="nightly",schedule="`,
 		`spur_wal_batches_total `,

@@ -12,10 +12,11 @@
 //	  spur_function_jobs_scheduled            of those, waiting for their run-at time
 //	  spur_function_jobs_running, spur_function_workers
 //	  spur_function_oldest_queued_seconds     age of the longest-waiting ready job (0: none)
-//	  spur_function_paused, spur_function_limit
+//	  spur_function_paused, spur_function_limit (only while paused, or limited)
 //	  spur_function_jobs_{submitted,completed,failed,retried,dead_lettered}_total
 //	  spur_function_queue_wait_seconds        histogram: queued (or due) to handed out
 //	  spur_function_run_seconds               histogram: handed out to its end
+//	                                          (both from the function's first observation on)
 //	server:
 //	  spur_jobs_total{event}                  the same five counters over every function
 //	  spur_connections{kind}                  client, worker, admin (see Engine.ConnectionKinds)
@@ -157,13 +158,23 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			age = max(0, now.Sub(f.Oldest).Seconds())
 		}
 		gauge(c.oldest, age, f.Name)
-		gauge(c.paused, boolValue(f.Paused), f.Name)
-		gauge(c.limit, float64(f.Limit), f.Name)
+		if f.Paused {
+			gauge(c.paused, 1, f.Name)
+		}
+		if f.Limit > 0 {
+			gauge(c.limit, float64(f.Limit), f.Name)
+		}
 		for i, v := range counts(&f.Stats) {
 			counter(c.counters[i], v, f.Name)
 		}
-		ch <- durationHistogram(c.queueWait, &f.Stats.QueueWait, f.Name)
-		ch <- durationHistogram(c.runTime, &f.Stats.RunTime, f.Name)
+		// A histogram is 13 series: only those of functions whose jobs were handed out or
+		// ended are sent, which keeps a scrape of 10,000 declared functions small.
+		if f.Stats.QueueWait.Count() > 0 {
+			ch <- durationHistogram(c.queueWait, &f.Stats.QueueWait, f.Name)
+		}
+		if f.Stats.RunTime.Count() > 0 {
+			ch <- durationHistogram(c.runTime, &f.Stats.RunTime, f.Name)
+		}
 		gauge(c.gJobs, float64(f.Total), f.Name)
 		gauge(c.gRunning, float64(f.Running), f.Name)
 		gauge(c.gWaiting, float64(waiting), f.Name)
@@ -224,13 +235,6 @@ func (c *Collector) collectLog(ch chan<- prometheus.Metric, gauge func(*promethe
 // counts lists st's counters in the order of counterNames.
 func counts(st *queue.Stats) [5]uint64 {
 	return [5]uint64{st.Submitted, st.Completed, st.Failed, st.Retried, st.DeadLettered}
-}
-
-func boolValue(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // durationBounds are queue.HistogramBounds in seconds.
