@@ -28,6 +28,12 @@ func (e *Engine) Allow(who *Identity, act Action, name []byte) error {
 	return err
 }
 
+// Permits is Allow without logging a refusal, for a door that asks what who may do
+// before anything is asked for (the dashboard's buttons).
+func (e *Engine) Permits(who *Identity, act Action, name string) bool {
+	return who != nil && e.auth.Allow(who, act, viewBytes(name)) == nil
+}
+
 // Readable returns whether who may read the jobs of function fn (ActStatus), without
 // logging a refusal: listings use it to leave functions out.
 func (e *Engine) Readable(who *Identity, fn string) bool {
@@ -234,4 +240,15 @@ func (e *Engine) workersText(readable func(string) bool) string {
 		b = append(b, '\n')
 	}
 	return string(append(b, ".\n"...))
+}
+
+// ResultsStored returns how many job results are kept.
+func (e *Engine) ResultsStored() int {
+	if e.resultLog != nil {
+		n, _ := e.resultLog.ResultStats()
+		return n
+	}
+	e.memResults.mu.Lock()
+	defer e.memResults.mu.Unlock()
+	return len(e.memResults.byHandle)
 }
