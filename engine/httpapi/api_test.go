@@ -143,7 +143,9 @@ func TestSubmitForeground(t *testing.T) {
 	if r.get("outcome") != "exception" || r.get("data_base64") != "//4=" {
 		t.Fatalf("exception: %s", r.raw)
 	}
-	go func() { got <- do(t, h, call{method: "POST", path: "/api/jobs", body: map[string]any{"function": "upper"}}) }()
+	go func() {
+		got <- do(t, h, call{method: "POST", path: "/api/jobs", body: map[string]any{"function": "upper"}})
+	}()
 	job = w.grab()
 	w.send(codec.WorkFail, job.args[0])
 	if r := (<-got).want(t, 200, ""); r.get("outcome") != "fail" {
