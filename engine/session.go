@@ -348,7 +348,7 @@ func (s *Session) assign(j *queue.Job, started int64) {
 }
 
 // assignment is a job a worker holds, with when it got it (unix nanoseconds), for its
-// run-time histogram and result.
+// run-time histogram, its result and the listings (WorkerInfo.Running).
 type assignment struct {
 	job     *queue.Job
 	started int64
