@@ -241,14 +241,3 @@ func (e *Engine) workersText(readable func(string) bool) string {
 	}
 	return string(append(b, ".\n"...))
 }
-
-// ResultsStored returns how many job results are kept.
-func (e *Engine) ResultsStored() int {
-	if e.resultLog != nil {
-		n, _ := e.resultLog.ResultStats()
-		return n
-	}
-	e.memResults.mu.Lock()
-	defer e.memResults.mu.Unlock()
-	return len(e.memResults.byHandle)
-}

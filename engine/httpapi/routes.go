@@ -130,7 +130,7 @@ func (a *api) status(w http.ResponseWriter, _ *http.Request, who *engine.Identit
 		"uptime_s":       t.Sub(a.opts.Started).Seconds(),
 		"draining":       a.e.Draining(),
 		"connections":    a.e.Sessions(),
-		"results_stored": a.e.ResultsStored(),
+		"results_stored": resultsStored(a.e),
 		"dead_letters":   a.e.DeadCount(),
 		"schedules":      a.e.ScheduleCount(),
 		"totals":         totals,
@@ -720,4 +720,10 @@ func priorityOf(s string) (queue.Priority, error) {
 		return queue.Low, nil
 	}
 	return queue.Normal, badRequest(`priority: want "high", "normal" or "low"`)
+}
+
+// resultsStored is how many job results the engine keeps.
+func resultsStored(e *engine.Engine) int {
+	n, _ := e.ResultStats()
+	return n
 }
