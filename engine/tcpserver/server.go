@@ -108,7 +108,7 @@ type Server struct {
 	booted chan struct{}
 	done   chan struct{} // closed when Run returns
 	eng    gnet.Engine
-	loops  sync.Map // gnet.EventLoop -> *loopState
+	loops  sync.Map     // gnet.EventLoop -> *loopState
 	nloops atomic.Int32 // loopStates made: the next one's index
 
 	partial partialBudget
