@@ -215,7 +215,7 @@ func (s *Session) deadText(fn string) string {
 		b.WriteByte('\t')
 		b.WriteString(nanoTime(d.LastFailed))
 		b.WriteByte('\t')
-		b.WriteString(outcomeName(d.LastOutcome))
+		b.WriteString(d.LastOutcome.String())
 		b.WriteByte('\t')
 		writeAdminField(&b, string(d.LastError[:min(len(d.LastError), 256)]))
 		b.WriteByte('\n')

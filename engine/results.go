@@ -150,7 +150,7 @@ func (s *Session) showResult(w *codec.AdminWords) {
 func resultLine(r *wal.Result) string {
 	var b strings.Builder
 	writeJobColumns(&b, r.Handle, r.Function, r.Unique)
-	b.WriteString(outcomeName(r.Outcome))
+	b.WriteString(r.Outcome.String())
 	b.WriteByte('\t')
 	b.WriteString(strconv.FormatUint(uint64(r.Attempts), 10))
 	b.WriteByte('\t')
@@ -161,18 +161,6 @@ func resultLine(r *wal.Result) string {
 	writeAdminField(&b, string(r.Data))
 	b.WriteByte('\n')
 	return b.String()
-}
-
-func outcomeName(o wal.Outcome) string {
-	switch o {
-	case wal.OutcomeComplete:
-		return "complete"
-	case wal.OutcomeFail:
-		return "fail"
-	case wal.OutcomeException:
-		return "exception"
-	}
-	return "unknown"
 }
 
 // nanoTime renders unix nanoseconds for an admin listing, "-" for not known.

@@ -86,6 +86,19 @@ const (
 	flagSchedPaused = 1
 )
 
+// String is the outcome's name in admin listings and the HTTP API: complete, fail, exception.
+func (o Outcome) String() string {
+	switch o {
+	case OutcomeComplete:
+		return "complete"
+	case OutcomeFail:
+		return "fail"
+	case OutcomeException:
+		return "exception"
+	}
+	return "unknown"
+}
+
 func (o Outcome) valid() bool { return o >= OutcomeComplete && o <= OutcomeException }
 
 func resultSeqKey(dst []byte, seq uint64) []byte {

@@ -376,20 +376,8 @@ type resultJSON struct {
 }
 
 func resultOf(r *wal.Result) resultJSON {
-	return resultJSON{Handle: r.Handle, Function: r.Function, Unique: r.Unique, Outcome: outcomeName(r.Outcome),
+	return resultJSON{Handle: r.Handle, Function: r.Function, Unique: r.Unique, Outcome: r.Outcome.String(),
 		payload: payloadOf(r.Data), Attempts: r.Attempts, StartedAt: nanoTime(r.Started), FinishedAt: nanoTime(r.Finished)}
-}
-
-func outcomeName(o wal.Outcome) string {
-	switch o {
-	case wal.OutcomeComplete:
-		return "complete"
-	case wal.OutcomeFail:
-		return "fail"
-	case wal.OutcomeException:
-		return "exception"
-	}
-	return "unknown"
 }
 
 func (a *api) result(w http.ResponseWriter, r *http.Request, who *engine.Identity) {
@@ -591,7 +579,7 @@ func (a *api) dead(w http.ResponseWriter, r *http.Request, who *engine.Identity)
 			continue
 		}
 		list = append(list, entry{Handle: d.Job.Handle, Function: d.Job.Function, Unique: d.Job.Unique,
-			Priority: queue.Priority(d.Job.Priority).String(), Attempts: d.Job.Attempts, Outcome: outcomeName(d.LastOutcome),
+			Priority: queue.Priority(d.Job.Priority).String(), Attempts: d.Job.Attempts, Outcome: d.LastOutcome.String(),
 			Error: string(d.LastError), First: nanoTime(d.FirstFailed), Last: nanoTime(d.LastFailed), payload: payloadOf(d.Job.Data)})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"dead": list})
