@@ -39,7 +39,15 @@ type sqlStore struct {
 	deleteQ  string
 	rowid    bool // the select's first column is SQLite's rowid, the delete's one argument
 	deleteBy int  // rows per delete transaction
+	// inQ starts a delete of many rows by their key pair, "... WHERE (unique_key,
+	// function_name) IN (" (MySQL and Postgres, rows without NULLs); pg numbers its
+	// placeholders.
+	inQ string
+	pg  bool
 }
+
+// inChunk is how many rows one IN-list delete names.
+const inChunk = 500
 
 // tableName accepts what gearmand puts into its queries unquoted: an identifier, optionally
 // schema-qualified. Quoting it would change its meaning (Postgres folds an unquoted name to
@@ -130,6 +138,7 @@ func openMySQL(ctx context.Context, c mysqlConfig) (*sqlStore, error) {
 	}
 	s.selectQ = "SELECT unique_key, function_name, priority, data, when_to_run FROM " + c.table
 	s.deleteQ = "DELETE FROM " + c.table + " WHERE unique_key <=> ? AND function_name <=> ?"
+	s.inQ = "DELETE FROM " + c.table + " WHERE (unique_key, function_name) IN ("
 	return s, nil
 }
 
@@ -154,6 +163,7 @@ func openPostgres(ctx context.Context, conninfo, table string) (*sqlStore, error
 	}
 	s.selectQ = "SELECT unique_key, function_name, priority, data, when_to_run FROM " + table
 	s.deleteQ = "DELETE FROM " + table + " WHERE unique_key IS NOT DISTINCT FROM $1 AND function_name IS NOT DISTINCT FROM $2"
+	s.inQ, s.pg = "DELETE FROM "+table+" WHERE (unique_key, function_name) IN (", true
 	return s, nil
 }
 
@@ -254,23 +264,53 @@ func (s *sqlStore) deleteTx(ctx context.Context, rows []Row) error {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it does nothing
-	st, err := tx.PrepareContext(ctx, s.deleteQ)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
+	var pairs []any     // key pairs without NULLs, deleted inChunk at a time
+	var one *sql.Stmt
 	for i := range rows {
+		if k, ok := rows[i].id.(keyCols); ok && s.inQ != "" && k.unique.Valid && k.function.Valid {
+			pairs = append(pairs, k.unique.String, k.function.String)
+			continue
+		}
+		if one == nil {
+			if one, err = tx.PrepareContext(ctx, s.deleteQ); err != nil {
+				return err
+			}
+			defer one.Close()
+		}
 		if s.rowid {
-			_, err = st.ExecContext(ctx, rows[i].id)
+			_, err = one.ExecContext(ctx, rows[i].id)
 		} else {
 			k := rows[i].id.(keyCols)
-			_, err = st.ExecContext(ctx, k.unique, k.function)
+			_, err = one.ExecContext(ctx, k.unique, k.function)
 		}
 		if err != nil {
 			return err
 		}
 	}
+	for len(pairs) > 0 {
+		n := min(len(pairs), 2*inChunk)
+		if _, err := tx.ExecContext(ctx, s.inList(n/2), pairs[:n]...); err != nil {
+			return err
+		}
+		pairs = pairs[n:]
+	}
 	return tx.Commit()
+}
+
+// inList is the delete of n key pairs.
+func (s *sqlStore) inList(n int) string {
+	b := []byte(s.inQ)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if s.pg {
+			b = fmt.Appendf(b, "($%d,$%d)", 2*i+1, 2*i+2)
+		} else {
+			b = append(b, "(?,?)"...)
+		}
+	}
+	return string(append(b, ')'))
 }
 
 func (s *sqlStore) Close() error { return s.db.Close() }

@@ -282,3 +282,28 @@ func TestImportSQLite(t *testing.T)   { moveQueue(t, sqliteFixture(t)) }
 func TestImportMySQL(t *testing.T)    { moveQueue(t, mysqlFixture(t)) }
 func TestImportPostgres(t *testing.T) { moveQueue(t, postgresFixture(t)) }
 func TestImportRedis(t *testing.T)    { moveQueue(t, redisFixture(t)) }
+
+// TestImportDeletesRowsWithNullKeys: a row whose unique_key is NULL (written by hand; gearmand
+// writes "") is imported with an empty unique and deleted, not left to be imported again.
+func TestImportDeletesRowsWithNullKeys(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		fx     func(t testing.TB) fixture
+		driver string
+	}{{"mysql", mysqlFixture, "mysql"}, {"postgres", postgresFixture, "pgx"}} {
+		t.Run(c.name, func(t *testing.T) {
+			fx := c.fx(t)
+			dsn, table := dsnOf(c.driver, fx)
+			sqlExec(t, c.driver, dsn, gearmandTables[c.driver],
+				"INSERT INTO "+table+" (unique_key, function_name, priority, data, when_to_run) VALUES (NULL, 'f', 1, 'x', NULL)",
+				"INSERT INTO "+table+" (unique_key, function_name, priority, data, when_to_run) VALUES ('u', 'f', NULL, 'y', 0)")
+			rep, err := importRun(t, append(append([]string{"-p", "1"}, fx.flags...), "--data-dir", filepath.Join(t.TempDir(), "d"))...)
+			if err != nil || rep.Imported != 2 || rep.Deleted != 2 || fx.count(t) != 0 {
+				t.Fatalf("err %v, %+v, source %d", err, rep, fx.count(t))
+			}
+			if f := rep.Functions; len(f) != 1 || f[0].Normal != 1 || f[0].High != 1 {
+				t.Fatalf("a NULL priority is read as gearmand reads it (0, high): %+v", f)
+			}
+		})
+	}
+}
