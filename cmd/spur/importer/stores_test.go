@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"sync"
 	"testing"
@@ -75,7 +76,7 @@ func mariadbPort(t testing.TB) int {
 
 func postgresPort(t testing.TB) int {
 	return startOnce(t, &postgresOnce, func(t testing.TB) (int, *proc) {
-		const bin = "/usr/lib/postgresql/15/bin/"
+		bin := postgresBin(t)
 		dir := storeDir(t, "postgres", "postgres")
 		inst := start(t, "postgres", bin+"initdb", "-D", dir+"/data", "-U", "postgres", "--auth=trust", "-E", "UTF8")
 		<-inst.done
@@ -88,6 +89,21 @@ func postgresPort(t testing.TB) int {
 		waitPort(t, fmt.Sprintf("127.0.0.1:%d", port), p)
 		return port, p
 	})
+}
+
+// postgresBin is the newest installed PostgreSQL's bin directory (Debian keeps it off PATH).
+func postgresBin(t testing.TB) string {
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
+	if len(dirs) == 0 {
+		t.Fatal("PostgreSQL is needed by this test (the postgresql package): no /usr/lib/postgresql/*/bin/postgres")
+	}
+	sort.Slice(dirs, func(i, j int) bool { return pgVersion(dirs[i]) < pgVersion(dirs[j]) })
+	return filepath.Dir(dirs[len(dirs)-1]) + "/"
+}
+
+func pgVersion(path string) int {
+	n, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(path))))
+	return n
 }
 
 func redisPort(t testing.TB) int {
