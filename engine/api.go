@@ -316,7 +316,8 @@ type FunctionStat struct {
 // FunctionStats returns every function's counts, sorted by name. It visits the shards one
 // at a time, each briefly (a scrape never holds two locks nor one for long).
 func (e *Engine) FunctionStats() []FunctionStat {
-	var out []FunctionStat
+	// Sized first, so that no shard lock is held while the slice grows (and copies).
+	out := make([]FunctionStat, 0, e.Functions()+16)
 	e.reg.EachShard(func(sh *queue.Shard) {
 		sh.EachFunction(func(f *queue.Function) {
 			st := FunctionStat{Name: f.Name, Queued: f.Queued, Scheduled: f.NumDelayed(), Running: f.Running,
