@@ -6,12 +6,13 @@
 //   - binary packets (gearman-spec.md sections 1 and 2), framed and split by package codec:
 //     submitting jobs (Submit, SubmitBackground), asking their status (GetStatus), and the
 //     worker's loop (Worker);
+//
 //   - text admin lines (section 4) through Admin, which knows which commands answer one line
 //     and which a list ending in ".":
 //
-//	status, prioritystatus, workers, show ...   a list: lines, then ".\n"
-//	everything else (maxqueue, cancel, pause,   one line: "OK[ value]" or "ERR CODE text"
-//	limit, schedule ..., version, ...)
+//     status, prioritystatus, workers, show ...   a list: lines, then ".\n"
+//     everything else (maxqueue, cancel, pause,   one line: "OK[ value]" or "ERR CODE text"
+//     limit, schedule ..., version, ...)
 //
 // Every server refusal, an ERROR packet or an ERR line, is a *ServerError; every failure of
 // the connection itself (refused, reset, timed out) is a *ConnError. A Client is not safe
@@ -38,7 +39,7 @@ type Options struct {
 	// TLS makes the connection speak TLS (gearmand's --ssl). CAFile verifies the server's
 	// certificate (the system roots without it); CertFile and KeyFile are a client
 	// certificate for servers that ask for one.
-	TLS                      bool
+	TLS                       bool
 	CAFile, CertFile, KeyFile string
 	// Timeout bounds the connect and every wait for the server's answer to a request
 	// (0: no limit). Waits for a job's result or for work are not bounded by it.
