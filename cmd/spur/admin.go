@@ -96,14 +96,19 @@ type workerRow struct {
 	Functions []string `json:"functions"`
 }
 
-// parseWorker reads "FD IP CLIENT-ID[ draining] : FN FN...". The client id may hold spaces.
+// parseWorker reads "FD IP CLIENT-ID[ draining] : FN FN...". The client id may hold spaces
+// (and an IPv6 address colons), so the separator is the first " :" that ends a word.
 func parseWorker(l string) workerRow {
-	head, fns, _ := strings.Cut(l, " :")
-	f := strings.SplitN(head, " ", 3)
-	for len(f) < 3 {
-		f = append(f, "")
+	fd, rest, _ := strings.Cut(l, " ")
+	ip, rest, _ := strings.Cut(rest, " ")
+	id, fns := rest, ""
+	for i := 0; i+2 <= len(rest); i++ {
+		if rest[i] == ' ' && rest[i+1] == ':' && (i+2 == len(rest) || rest[i+2] == ' ') {
+			id, fns = rest[:i], rest[i+2:]
+			break
+		}
 	}
-	w := workerRow{ID: f[0], Address: f[1], ClientID: f[2], Functions: strings.Fields(fns)}
+	w := workerRow{ID: fd, Address: ip, ClientID: id, Functions: strings.Fields(fns)}
 	if id, ok := strings.CutSuffix(w.ClientID, " draining"); ok {
 		w.ClientID, w.Draining = id, true
 	}
@@ -188,7 +193,7 @@ func readScheduled(c *client.Client) ([]scheduledRow, error) {
 	rows := make([]scheduledRow, 0, len(lines))
 	for _, l := range lines {
 		f := fields(l, 7)
-		rows = append(rows, scheduledRow{f[0], f[1], f[2], f[4], f[5], f[6]})
+		rows = append(rows, scheduledRow{f[0], unescape(f[1]), unescape(f[2]), f[4], f[5], f[6]})
 	}
 	return rows, nil
 }
@@ -290,7 +295,7 @@ type resultRow struct {
 	Attempts int    `json:"attempts"`
 	Started  string `json:"started"`
 	Finished string `json:"finished"`
-	Data     string `json:"data"` // control bytes as \xNN, as the server writes them
+	Data     string `json:"data"`
 }
 
 func (a *app) resultCmd() *cobra.Command {
@@ -317,7 +322,7 @@ queued or running, never existed, or expired).`,
 				return failure{"no result for " + strings.Join(argv, " ") + " (still queued or running, never existed, or expired)"}
 			}
 			f := fields(lines[0], 8)
-			r := resultRow{f[0], f[1], f[2], f[3], atoi(f[4]), f[5], f[6], f[7]}
+			r := resultRow{f[0], unescape(f[1]), unescape(f[2]), f[3], atoi(f[4]), f[5], f[6], unescape(f[7])}
 			return a.emit(cmd, r, []string{"HANDLE", "FUNCTION", "UNIQUE", "OUTCOME", "ATTEMPTS", "STARTED", "FINISHED", "DATA"},
 				[][]string{f})
 		},

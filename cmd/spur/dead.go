@@ -35,7 +35,7 @@ func (a *app) deadCmd() *cobra.Command {
 		table := make([][]string, 0, len(lines))
 		for _, l := range lines {
 			f := fields(l, 8)
-			rows = append(rows, deadRow{f[0], f[1], f[2], atoi(f[3]), f[4], f[5], f[6], f[7]})
+			rows = append(rows, deadRow{f[0], unescape(f[1]), unescape(f[2]), atoi(f[3]), f[4], f[5], f[6], unescape(f[7])})
 			table = append(table, f)
 		}
 		return a.emit(cmd, rows, []string{"HANDLE", "FUNCTION", "UNIQUE", "ATTEMPTS", "FIRST-FAILED", "LAST-FAILED", "OUTCOME", "LAST-ERROR"}, table)

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -48,4 +49,24 @@ func fields(line string, n int) []string {
 		f = append(f, "")
 	}
 	return f
+}
+
+// unescape undoes the server's \xNN escapes of control bytes and backslashes in a field
+// (tables keep them: they are safe on a terminal; JSON carries the real bytes).
+func unescape(s string) string {
+	if !strings.Contains(s, `\x`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) && s[i+1] == 'x' {
+			if n, err := strconv.ParseUint(s[i+2:i+4], 16, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }

@@ -32,7 +32,7 @@ func (a *app) schedulesCmd() *cobra.Command {
 		table := make([][]string, 0, len(lines))
 		for _, l := range lines {
 			f := fields(l, 9)
-			rows = append(rows, scheduleRow{f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8]})
+			rows = append(rows, scheduleRow{f[0], unescape(f[1]), unescape(f[2]), f[3], f[4], f[5], f[6], f[7], f[8]})
 			table = append(table, f)
 		}
 		return a.emit(cmd, rows, []string{"HANDLE", "FUNCTION", "UNIQUE", "SPEC", "ZONE", "NEXT", "LAST", "PRIORITY", "STATE"}, table)
