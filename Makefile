@@ -11,6 +11,7 @@ CRASH_CYCLES ?= 200
 
 build:
 	$(GO) build -o bin/spurd ./cmd/spurd
+	$(GO) build -o bin/spur ./cmd/spur
 	$(GO) build -o bin/spur-bench ./bench
 
 # Starts the server on port $(PORT) in the foreground; Ctrl-C stops it gracefully.

@@ -163,13 +163,20 @@ func run(ctx context.Context, o *options, cmd *cobra.Command) error {
 		rep.writeText(out)
 	}
 	if err != nil {
-		return err
+		return Failed{err}
 	}
 	if rep.Skipped > 0 {
-		return fmt.Errorf("%d rows were not imported and stay in the source (reasons above)", rep.Skipped)
+		return Failed{fmt.Errorf("%d rows were not imported and stay in the source (reasons above)", rep.Skipped)}
 	}
 	return nil
 }
+
+// Failed is why an import did not move everything, after its report was printed: the spur
+// CLI exits 1 with it (a command line cobra refused is a usage error instead).
+type Failed struct{ Err error }
+
+func (f Failed) Error() string { return f.Err.Error() }
+func (f Failed) Unwrap() error { return f.Err }
 
 func (o *options) move(ctx context.Context, rep *report) (retErr error) {
 	start := time.Now()

@@ -148,7 +148,5 @@ func (r *report) writeText(w io.Writer) {
 			fmt.Fprintf(w, "  %d: %s\n", n, why)
 		}
 	}
-	if r.Error != "" {
-		fmt.Fprintf(w, "error: %s\n", r.Error)
-	}
+	// r.Error is not printed here: the caller reports it (the spur CLI on stderr).
 }
