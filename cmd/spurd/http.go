@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/spur-gearman/spur/engine"
+	"github.com/spur-gearman/spur/engine/dashboard"
 	"github.com/spur-gearman/spur/engine/metrics"
 )
 
@@ -31,6 +32,7 @@ func serveHTTP(addr string, e *engine.Engine, logger *slog.Logger) (stop func(),
 	reg.MustRegister(metrics.New(e), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}))
+	mux.Handle("/", dashboard.Handler()) // the live dashboard; more specific patterns (the API's) win over "/"
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if e.Draining() {
