@@ -202,46 +202,13 @@ func (e *Engine) statusText(byPriority bool, readable func(string) bool) string 
 	return strings.Join(lines, "") + ".\n"
 }
 
-// workersText renders `workers`: FD IP CLIENT-ID : FN... per connection.
-func (e *Engine) workersText(readable func(string) bool) string {
-	var b strings.Builder
-	for _, s := range e.sessionList() {
-		s.mu.Lock()
-		b.WriteString(strconv.Itoa(s.fd))
-		b.WriteByte(' ')
-		b.WriteString(s.who.IP)
-		b.WriteByte(' ')
-		b.WriteString(s.clientID)
-		if s.draining.Load() {
-			b.WriteString(" draining")
-		}
-		b.WriteString(" :")
-		s.abilities.newestFirst(func(r registration) bool {
-			if visible(readable, r.fn.Name) {
-				b.WriteByte(' ')
-				b.WriteString(r.fn.Name)
-			}
-			return true
-		})
-		s.mu.Unlock()
-		b.WriteByte('\n')
-	}
-	b.WriteString(".\n")
-	return b.String()
-}
-
 // drainWorker is `drain worker ID`, ID being the first column of `workers`: the worker
 // connection with that file descriptor gets no more jobs (a grab gets NO_JOB, it is not
 // woken), finishes what it holds, and is then disconnected. gearmand has no way to stop a
 // worker from the server side.
 func (e *Engine) drainWorker(id []byte) string {
-	fd, err := strconv.Atoi(string(id))
-	if err == nil {
-		for _, s := range e.sessionList() {
-			if s.fd == fd && s.drain() {
-				return codec.AdminOK
-			}
-		}
+	if fd, err := strconv.Atoi(string(id)); err == nil && e.DrainWorker(fd) == nil {
+		return codec.AdminOK
 	}
 	return codec.AdminErr("UNKNOWN_WORKER", "no worker connection has the id "+string(id))
 }

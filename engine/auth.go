@@ -20,6 +20,10 @@ type Identity struct {
 	// first (when it has one), then its DNS and URI subject alternative names. Name is the
 	// first of them. Shared, read-only.
 	Names []string
+	// Token is the name of the bearer token an HTTP request presented (defined in the ACL
+	// file, see engine/acl); "" when it presented none. The door checks the secret before
+	// it sets the name.
+	Token string
 }
 
 // IdentityOf is the identity of a plaintext connection from remote.
@@ -101,7 +105,12 @@ func (gearmandRules) Allow(id *Identity, act Action, name []byte) error {
 // most refusalLogBurst lines a second, so that a flood of refusals cannot fill the disk
 // (the count of those left out comes with the next line).
 func (s *Session) logRefusal(act Action, name []byte, why error) {
-	e := s.e
+	s.e.logRefusal(s.id, &s.who, act, name, why)
+}
+
+// logRefusal is Session.logRefusal for connection conn (0 for a request of a door without
+// one, the HTTP API's).
+func (e *Engine) logRefusal(conn uint64, who *Identity, act Action, name []byte, why error) {
 	e.refusalMu.Lock()
 	t := time.Now()
 	if t.Sub(e.refusalWindow) >= time.Second {
@@ -117,7 +126,7 @@ func (s *Session) logRefusal(act Action, name []byte, why error) {
 	}
 	e.refusalMu.Unlock()
 	if logIt {
-		e.log.Warn("request refused", "conn", s.id, "remote", s.who.IP, "identity", s.who.Name,
+		e.log.Warn("request refused", "conn", conn, "remote", who.IP, "identity", who.Name, "token", who.Token,
 			"action", act.String(), "name", string(name), "reason", why, "refusals not logged before this one", left)
 	}
 }
@@ -128,12 +137,7 @@ const refusalLogBurst = 10
 // readable returns whether s may see the jobs of a function (ActStatus), for the admin
 // listings: they leave out what it may not read. nil means everything, under gearmand's
 // rules, which let everyone read everything.
-func (s *Session) readable() func(fn string) bool {
-	if _, ok := s.e.auth.(gearmandRules); ok {
-		return nil
-	}
-	return func(fn string) bool { return s.e.auth.Allow(&s.who, ActStatus, []byte(fn)) == nil }
-}
+func (s *Session) readable() func(fn string) bool { return s.e.readableFor(&s.who) }
 
 // visible applies a readable filter; a nil one lets everything through.
 func visible(readable func(string) bool, fn string) bool { return readable == nil || readable(fn) }

@@ -324,10 +324,8 @@ func (s *Session) MaxOutbound() int { return s.e.cfg.MaxOutbound }
 
 // assign records that the worker holds j.
 func (s *Session) assign(j *queue.Job) {
-	a := assignment{job: j}
-	if j.Background && s.e.cfg.ResultTTL > 0 {
-		a.started = time.Now().UnixNano() // for its result: only read when one is kept
-	}
+	// When it started: for its result, and for the listings (WorkerInfo.Running).
+	a := assignment{job: j, started: time.Now().UnixNano()}
 	s.mu.Lock()
 	if s.assigned == nil {
 		s.assigned = make(map[uint64]assignment)
@@ -336,8 +334,7 @@ func (s *Session) assign(j *queue.Job) {
 	s.mu.Unlock()
 }
 
-// assignment is a job a worker holds, with when it got it (unix nanoseconds; 0 when nothing
-// needs to know).
+// assignment is a job a worker holds, with when it got it (unix nanoseconds).
 type assignment struct {
 	job     *queue.Job
 	started int64

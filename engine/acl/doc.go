@@ -11,6 +11,7 @@
 // section when any one of them matches it:
 //
 //	cert:GLOB   a verified TLS client certificate name (CN or a DNS/URI SAN) matching GLOB
+//	token:GLOB  an HTTP request whose bearer token (see Tokens below) has a name matching GLOB
 //	net:CIDR    the connection's source address is in CIDR (v4 or v6; a bare address is
 //	            that one host), over plaintext or TLS alike
 //	loopback    the connection comes from this machine
@@ -50,6 +51,39 @@
 //	admin *
 //	[any]
 //	admin status workers version getpid
+//
+// # Tokens
+//
+// HTTP clients (the JSON API, the dashboard, scripts with curl) may name themselves with a
+// bearer token, `Authorization: Bearer SECRET`. A token is defined by a line of its own,
+// anywhere in the file (by convention at the top), that gives its name and the SHA-256 of
+// its secret, in hex; the secret itself is never written down:
+//
+//	token NAME sha256:HEX
+//
+// Make a secret and its line with
+//
+//	SECRET=$(openssl rand -hex 32)
+//	printf 'token deploy sha256:%s\n' "$(printf %s "$SECRET" | sha256sum | cut -d' ' -f1)"
+//
+// and grant it in a section with the selector token:NAME:
+//
+//	token deploy  sha256:14ed228f3e1cb13763b1d95e0a292acb7edafb03a0806023b5b6559f6006c4fb
+//	token grafana sha256:833bef590292e12dddf41116edd90f50b18b762cad57fc34c7590a3bef30b82a
+//
+//	# the secrets of the example are "example-deploy-secret" and "example-grafana-secret"
+//	[token:deploy]
+//	submit  deploy.*
+//	admin   pause resume drain status show workers
+//	[token:grafana]
+//	admin   status workers show
+//	status  *
+//
+// A request with a token is still the connection it came on: the sections matching its
+// address (net:, loopback, any) and certificate grant it too. A request presenting a
+// secret no token has is refused as a whole (HTTP 401), never served as anonymous. Names
+// are letters, digits, '.', '_' and '-'; a name or a secret defined twice is a mistake.
+// Secrets are compared through their hashes, in constant time.
 //
 // A file that does not parse is refused as a whole with the line of its first mistake
 // (`acl: /etc/spur/acl: line 7: unknown action "sumbit" (...)`), and Authorizer.Reload

@@ -73,9 +73,19 @@ func Parse(r io.Reader) (*Rules, error) {
 			continue
 		}
 		fields := strings.Fields(text)
+		if fields[0] == "token" {
+			t, err := parseToken(fields)
+			if err == nil {
+				err = rules.addToken(t)
+			}
+			if err != nil {
+				return nil, fail("%s", err)
+			}
+			continue
+		}
 		act, ok := actions[fields[0]]
 		if !ok {
-			return nil, fail("unknown action %q (want submit, work, status or admin)", fields[0])
+			return nil, fail("unknown action %q (want submit, work, status or admin, or a token line)", fields[0])
 		}
 		if cur == nil {
 			return nil, fail("%q before the first [section]", fields[0])
@@ -135,7 +145,7 @@ func parseHeader(text string) (section, error) {
 	}
 	sels := strings.Fields(text[1:end])
 	if len(sels) == 0 {
-		return s, fmt.Errorf("empty section header (want cert:NAME, net:CIDR, loopback or any)")
+		return s, fmt.Errorf("empty section header (want cert:NAME, token:NAME, net:CIDR, loopback or any)")
 	}
 	s.header = strings.Join(sels, " ")
 	for _, sel := range sels {
@@ -154,6 +164,15 @@ func parseHeader(text string) (section, error) {
 				return s, fmt.Errorf("bad certificate pattern %q: %s", arg, err)
 			}
 			s.certs = append(s.certs, g)
+		case kind == "token":
+			if arg == "" {
+				return s, fmt.Errorf("%q names no token", sel)
+			}
+			g, err := compileGlob(arg)
+			if err != nil {
+				return s, fmt.Errorf("bad token pattern %q: %s", arg, err)
+			}
+			s.tokens = append(s.tokens, g)
 		case kind == "net":
 			p, err := parseNet(arg)
 			if err != nil {
@@ -161,7 +180,7 @@ func parseHeader(text string) (section, error) {
 			}
 			s.nets = append(s.nets, p)
 		default:
-			return s, fmt.Errorf("unknown selector %q (want cert:NAME, net:CIDR, loopback or any)", sel)
+			return s, fmt.Errorf("unknown selector %q (want cert:NAME, token:NAME, net:CIDR, loopback or any)", sel)
 		}
 	}
 	return s, nil

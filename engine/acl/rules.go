@@ -21,6 +21,7 @@ const numActions = int(engine.ActAdmin) + 1
 // zero value grants nothing.
 type Rules struct {
 	sections []section
+	tokens   []token // bearer tokens of HTTP clients, in file order
 	// denials remembers recent refusals so that a client repeating a refused request
 	// gets the same error value back without an allocation (a flood costs nothing).
 	denials [denialSlots]atomic.Pointer[Denied]
@@ -36,6 +37,7 @@ type section struct {
 	anyone   bool
 	loopback bool
 	certs    []glob
+	tokens   []glob // token:NAME selectors
 	nets     []netip.Prefix
 	grants   [numActions]patternSet
 }
@@ -87,6 +89,7 @@ type Peer struct {
 	Names    []string // verified certificate names (CN, then SANs); none for plaintext
 	IP       string   // remote address without the port; "-" when unknown
 	Loopback bool
+	Token    string // the name of the bearer token an HTTP request presented; "" for none
 }
 
 // Allow implements engine.Authorizer: nil when a section matching id grants act on name,
@@ -100,24 +103,24 @@ func (r *Rules) Allow(id *engine.Identity, act engine.Action, name []byte) error
 		one[0] = id.Name
 		names = one[:]
 	}
-	return r.check(names, id.IP, id.Loopback, act, name)
+	return r.check(names, id.IP, id.Loopback, id.Token, act, name)
 }
 
 // Check is Allow for a Peer, for transports that know several names for one peer.
 func (r *Rules) Check(p *Peer, act engine.Action, name []byte) error {
-	return r.check(p.Names, p.IP, p.Loopback, act, name)
+	return r.check(p.Names, p.IP, p.Loopback, p.Token, act, name)
 }
 
 // check takes the peer's fields one by one so that escape analysis sees that names (often
 // on the caller's stack) is only read, while ip (kept by netip's zone handling) may leak.
-func (r *Rules) check(names []string, ip string, loopback bool, act engine.Action, name []byte) error {
-	if r.grants(names, ip, loopback, act, name) {
+func (r *Rules) check(names []string, ip string, loopback bool, tok string, act engine.Action, name []byte) error {
+	if r.grants(names, ip, loopback, tok, act, name) {
 		return nil
 	}
-	return r.deny(names, ip, loopback, act, name)
+	return r.deny(names, ip, loopback, tok, act, name)
 }
 
-func (r *Rules) grants(names []string, ip string, loopback bool, act engine.Action, name []byte) bool {
+func (r *Rules) grants(names []string, ip string, loopback bool, tok string, act engine.Action, name []byte) bool {
 	if int(act) >= numActions {
 		return false
 	}
@@ -129,7 +132,7 @@ func (r *Rules) grants(names []string, ip string, loopback bool, act engine.Acti
 		if set.empty() {
 			continue
 		}
-		who := s.anyone || (s.loopback && loopback) || s.matchCert(names)
+		who := s.anyone || (s.loopback && loopback) || s.matchCert(names) || s.matchToken(tok)
 		if !who && len(s.nets) > 0 {
 			if !parsed {
 				addr, parsed = parseAddr(ip), true
@@ -149,6 +152,18 @@ func (s *section) matchCert(names []string) bool {
 			if n != "" && s.certs[i].matchString(n) {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+func (s *section) matchToken(tok string) bool {
+	if tok == "" {
+		return false
+	}
+	for i := range s.tokens {
+		if s.tokens[i].matchString(tok) {
+			return true
 		}
 	}
 	return false
@@ -183,6 +198,7 @@ type Denied struct {
 	Names    []string
 	IP       string
 	Loopback bool
+	Token    string
 	text     string
 }
 
@@ -192,23 +208,28 @@ func (d *Denied) Unwrap() error { return ErrDenied }
 // Who is the identity as the refusal texts show it: "cert:web-1 from 10.1.2.3", or the
 // address alone for a connection without a verified name.
 func (d *Denied) Who() string {
-	if len(d.Names) == 0 {
-		return d.IP
+	who := d.IP
+	if len(d.Names) > 0 {
+		who = "cert:" + strings.Join(d.Names, ",") + " from " + d.IP
 	}
-	return "cert:" + strings.Join(d.Names, ",") + " from " + d.IP
+	if d.Token != "" {
+		who = "token:" + d.Token + " " + who
+	}
+	return who
 }
 
 var denialSeed = maphash.MakeSeed()
 
 // deny returns the refusal for p, act and name: the cached one when this exact refusal
 // happened recently, else a new one (which then replaces whatever shared its slot).
-func (r *Rules) deny(names []string, ip string, loopback bool, act engine.Action, name []byte) error {
-	h := maphash.Bytes(denialSeed, name) ^ maphash.String(denialSeed, ip)*31 ^ uint64(act+1)*0x9e3779b97f4a7c15
+func (r *Rules) deny(names []string, ip string, loopback bool, tok string, act engine.Action, name []byte) error {
+	h := maphash.Bytes(denialSeed, name) ^ maphash.String(denialSeed, ip)*31 ^ uint64(act+1)*0x9e3779b97f4a7c15 ^
+		maphash.String(denialSeed, tok)*17
 	for _, n := range names {
 		h = h*1099511628211 ^ maphash.String(denialSeed, n)
 	}
 	slot := &r.denials[(h^h>>32)%denialSlots]
-	if d := slot.Load(); d != nil && d.same(names, ip, loopback, act, name) {
+	if d := slot.Load(); d != nil && d.same(names, ip, loopback, tok, act, name) {
 		return d
 	}
 	d := &Denied{
@@ -217,14 +238,15 @@ func (r *Rules) deny(names []string, ip string, loopback bool, act engine.Action
 		Names:    append([]string(nil), names...),
 		IP:       ip,
 		Loopback: loopback,
+		Token:    tok,
 	}
 	d.text = "not granted " + act.String() + " on " + strconv.Quote(d.Name) + " to " + d.Who()
 	slot.Store(d)
 	return d
 }
 
-func (d *Denied) same(names []string, ip string, loopback bool, act engine.Action, name []byte) bool {
-	if d.Action != act || d.Loopback != loopback || d.IP != ip || d.Name != string(name) ||
+func (d *Denied) same(names []string, ip string, loopback bool, tok string, act engine.Action, name []byte) bool {
+	if d.Action != act || d.Loopback != loopback || d.IP != ip || d.Token != tok || d.Name != string(name) ||
 		len(d.Names) != len(names) {
 		return false
 	}
