@@ -25,6 +25,9 @@ type SubmitRequest struct {
 	// acknowledged, and outlives every foreground client that joins it.
 	Background bool
 	RunAt      int64 // unix seconds; 0 = as soon as possible
+	// received is when the request came (unix nanoseconds; 0 = now): the start of the job's
+	// queue wait. The binary door gives the time its batch of packets was read.
+	received int64
 }
 
 // Why a submit is refused.
@@ -86,7 +89,9 @@ func (e *Engine) place(f *queue.Function, req *SubmitRequest) (*queue.Job, place
 	if req.RunAt > 0 {
 		t = now()
 	}
+	j.QueuedAt = req.received
 	f.Enqueue(j, t)
+	f.Stats.Submitted++
 	return j, placedNew, nil
 }
 
@@ -243,10 +248,12 @@ func (e *Engine) Cancel(handle []byte) bool {
 		return true
 	}
 	e.releaseListeners(j, fail)
+	t := time.Now().UnixNano()
+	countEnd(j, wal.OutcomeFail, false, 0, t)
 	j.Fn.Ignore(j)
 	var res *wal.Result
 	if j.Background && e.cfg.ResultTTL > 0 {
-		r := e.resultOf(j, wal.OutcomeFail, cancelled, 0)
+		r := e.resultOf(j, wal.OutcomeFail, cancelled, 0, t)
 		res = &r
 	}
 	e.closeRecord(j, res, nil)
@@ -291,13 +298,19 @@ func (e *Engine) Scheduled() []ScheduledJob {
 	return jobs
 }
 
-// FunctionStat is what `status` and `prioritystatus` report of one function.
+// FunctionStat is what `status` and `prioritystatus` report of one function, and what the
+// metrics and the HTTP API show of it.
 type FunctionStat struct {
-	Name    string
-	Queued  [queue.NumPriorities]int // queued or waiting for their time, by priority
-	Running int
-	Total   int // queued, delayed and running
-	Workers int
+	Name      string
+	Queued    [queue.NumPriorities]int // queued or waiting for their time, by priority
+	Scheduled int                      // of those, waiting for their run-at time
+	Running   int
+	Total     int // queued, delayed and running
+	Workers   int
+	Paused    bool      // `pause`: its jobs are not handed out
+	Limit     int       // `limit`: most of its jobs running at once; 0 = none
+	Oldest    time.Time // when the longest-waiting ready job was queued; zero when none
+	Stats     queue.Stats
 }
 
 // FunctionStats returns every function's counts, sorted by name. It visits the shards one
@@ -306,9 +319,25 @@ func (e *Engine) FunctionStats() []FunctionStat {
 	var out []FunctionStat
 	e.reg.EachShard(func(sh *queue.Shard) {
 		sh.EachFunction(func(f *queue.Function) {
-			out = append(out, FunctionStat{Name: f.Name, Queued: f.Queued, Running: f.Running, Total: f.Total, Workers: len(f.Workers)})
+			st := FunctionStat{Name: f.Name, Queued: f.Queued, Scheduled: f.NumDelayed(), Running: f.Running,
+				Total: f.Total, Workers: len(f.Workers), Paused: f.Paused, Limit: f.Limit, Stats: f.Stats}
+			if t := f.OldestQueued(); t != 0 {
+				st.Oldest = time.Unix(0, t)
+			}
+			out = append(out, st)
 		})
 	})
 	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
 	return out
+}
+
+// TotalStats is the sum of every function's Stats since start, those deleted since
+// included: server totals that never go backwards.
+func (e *Engine) TotalStats() queue.Stats {
+	var total queue.Stats
+	e.reg.EachShard(func(sh *queue.Shard) {
+		total.Add(sh.RetiredStats())
+		sh.EachFunction(func(f *queue.Function) { total.Add(&f.Stats) })
+	})
+	return total
 }

@@ -85,6 +85,7 @@ func (s *Session) submit(p *codec.Packet, prio queue.Priority, background bool) 
 		Data:       p.Args[p.NArgs-1],
 		Priority:   prio,
 		Background: background,
+		received:   s.fedAt,
 	}
 	switch p.Type {
 	case codec.SubmitJobEpoch:
@@ -176,8 +177,8 @@ func (s *Session) grab(kind codec.Type) {
 		if j == nil {
 			return true
 		}
-		r.fn.Start(j, s)
-		s.assign(j)
+		r.fn.Start(j, s, s.fedAt)
+		s.assign(j, s.fedAt)
 		s.sendAssign(kind, j)
 		if r.timeout > 0 {
 			s.e.armTimeout(j, s, r.timeout)

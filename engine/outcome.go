@@ -69,10 +69,12 @@ func (e *Engine) retryLater(j *queue.Job, n uint32, notify notifier) {
 	f := j.Fn
 	e.releaseListeners(j, notify)
 	if w, ok := j.Worker.(*Session); ok {
-		w.unassign(j)
+		started, ended := w.unassign(j)
+		observeRun(f, started, ended)
 	}
 	j.StopTimer()
 	j.SetFailures(n)
+	f.Stats.Retried++
 	t := now()
 	delay := backoff(f.Retry, n)
 	j.RunAt = t + max(1, delay.Milliseconds())
@@ -105,14 +107,18 @@ func backoff(p queue.RetryPolicy, n uint32) time.Duration {
 // when results are kept) and its dead letter (dead, if not nil).
 func (e *Engine) endJob(j *queue.Job, notify notifier, outcome wal.Outcome, data []byte, dead *wal.DeadLetter) {
 	e.releaseListeners(j, notify)
-	var started int64
+	var started, ended int64
 	if w, ok := j.Worker.(*Session); ok {
-		started = w.unassign(j)
+		started, ended = w.unassign(j)
 	}
+	if ended == 0 {
+		ended = time.Now().UnixNano()
+	}
+	countEnd(j, outcome, dead != nil, started, ended)
 	var res *wal.Result
 	var kept wal.Result
 	if j.Background && e.cfg.ResultTTL > 0 {
-		kept = e.resultOf(j, outcome, data, started)
+		kept = e.resultOf(j, outcome, data, started, ended)
 		res = &kept
 	}
 	e.closeRecord(j, res, dead)
@@ -121,6 +127,33 @@ func (e *Engine) endJob(j *queue.Job, notify notifier, outcome wal.Outcome, data
 	if wasRunning && f.Limit > 0 {
 		e.wakeWorkers(f) // a slot under its concurrency limit is free again
 	}
+}
+
+// countEnd counts the end of j in its function's Stats: its outcome, and how long it ran if
+// a worker held it from started to ended (unix nanoseconds; started 0 = it was not running).
+func countEnd(j *queue.Job, outcome wal.Outcome, buried bool, started, ended int64) {
+	st := &j.Fn.Stats
+	if outcome == wal.OutcomeComplete {
+		st.Completed++
+	} else {
+		st.Failed++
+	}
+	if buried {
+		st.DeadLettered++
+	}
+	observeRun(j.Fn, started, ended)
+}
+
+// observeRun counts in f's run-time histogram an attempt a worker got at started and let go
+// at ended (unix nanoseconds; started 0 = none; ended 0 = now).
+func observeRun(f *queue.Function, started, ended int64) {
+	if started == 0 {
+		return
+	}
+	if ended == 0 {
+		ended = time.Now().UnixNano()
+	}
+	f.Stats.RunTime.Observe(time.Duration(ended - started))
 }
 
 // closeRecord deletes j's record, and writes res and dead (either may be nil) in the same
@@ -175,9 +208,9 @@ func (e *Engine) applyRecord(build func(t *wal.Txn)) {
 	txnPool.Put(t)
 }
 
-// resultOf is the result a background job leaves, expiring ResultTTL from now.
-func (e *Engine) resultOf(j *queue.Job, outcome wal.Outcome, data []byte, started int64) wal.Result {
-	t := time.Now().UnixNano()
+// resultOf is the result a background job that ended at t (unix nanoseconds) leaves,
+// expiring ResultTTL after that.
+func (e *Engine) resultOf(j *queue.Job, outcome wal.Outcome, data []byte, started, t int64) wal.Result {
 	return wal.Result{
 		Seq:      j.Seq,
 		Handle:   j.Handle,

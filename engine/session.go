@@ -45,13 +45,17 @@ type Session struct {
 	// answers it (see wake.go).
 	wokeFor atomic.Pointer[queue.Function]
 
-	mu          sync.Mutex // a leaf lock: guards everything below
-	out         *bytebufferpool.ByteBuffer
-	held        []*replySlot // replies waiting behind a durable submit's answer, in order
-	heldBytes   int          // bytes of the ready slots in held
-	inLoop      bool         // Feed is running on the session's loop, which flushes afterwards
-	wakePending bool         // a Wake is on its way to the loop
-	overflow    bool         // out exceeded the outbound cap
+	mu        sync.Mutex // a leaf lock: guards everything below
+	out       *bytebufferpool.ByteBuffer
+	held      []*replySlot // replies waiting behind a durable submit's answer, in order
+	heldBytes int          // bytes of the ready slots in held
+	inLoop    bool         // Feed is running on the session's loop, which flushes afterwards
+	// fedAt is when the running (or last) Feed began, unix nanoseconds: the time of every
+	// packet in its batch, so that timing jobs reads the clock once per read, not per
+	// packet. Written by Feed under mu; the session's own loop reads it without.
+	fedAt       int64
+	wakePending bool // a Wake is on its way to the loop
+	overflow    bool // out exceeded the outbound cap
 	closed      bool
 	clientID    string
 	abilities   abilities             // registered functions (see abilities for who may read it)
@@ -93,8 +97,9 @@ func (s *Session) PeerID() uint64 { return s.id }
 // bytes it consumed. When closeConn is true the transport writes what is buffered and closes
 // the connection. Call only from the session's event loop; buf is not retained.
 func (s *Session) Feed(buf []byte) (consumed int, closeConn bool) {
+	t := time.Now().UnixNano()
 	s.mu.Lock()
-	s.inLoop = true
+	s.inLoop, s.fedAt = true, t
 	s.mu.Unlock()
 	for consumed < len(buf) {
 		p, n, err := codec.Parse(buf[consumed:], s.e.cfg.MaxPacketSize)
@@ -323,9 +328,8 @@ func (s *Session) closeDrained() {
 func (s *Session) MaxOutbound() int { return s.e.cfg.MaxOutbound }
 
 // assign records that the worker holds j.
-func (s *Session) assign(j *queue.Job) {
-	// When it started: for its result, and for the listings (WorkerInfo.Running).
-	a := assignment{job: j, started: time.Now().UnixNano()}
+func (s *Session) assign(j *queue.Job, started int64) {
+	a := assignment{job: j, started: started}
 	s.mu.Lock()
 	if s.assigned == nil {
 		s.assigned = make(map[uint64]assignment)
@@ -334,16 +338,21 @@ func (s *Session) assign(j *queue.Job) {
 	s.mu.Unlock()
 }
 
-// assignment is a job a worker holds, with when it got it (unix nanoseconds).
+// assignment is a job a worker holds, with when it got it (unix nanoseconds), for its
+// run-time histogram, its result and the listings (WorkerInfo.Running).
 type assignment struct {
 	job     *queue.Job
 	started int64
 }
 
 // unassign records that the worker no longer holds j: it finished, timed out, was requeued.
-// It returns when the worker got it (see assignment).
-func (s *Session) unassign(j *queue.Job) (started int64) {
+// It returns when the worker got it (see assignment) and when it let go: the time of the
+// worker's batch of packets while one is being executed (its WORK_COMPLETE's, mostly), else 0.
+func (s *Session) unassign(j *queue.Job) (started, ended int64) {
 	s.mu.Lock()
+	if s.inLoop {
+		ended = s.fedAt
+	}
 	if a := s.assigned[j.Seq]; a.job == j {
 		started = a.started
 		delete(s.assigned, j.Seq)
@@ -357,7 +366,7 @@ func (s *Session) unassign(j *queue.Job) (started int64) {
 	if done {
 		s.closeDrained()
 	}
-	return started
+	return started, ended
 }
 
 // releasedJobs remembers the job numbers of the last jobs a worker held, so that a result it

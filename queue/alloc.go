@@ -48,10 +48,10 @@ func newJobWith[B any]() (*Job, []byte) {
 	return &x.job, unsafe.Slice((*byte)(unsafe.Pointer(&x.b)), unsafe.Sizeof(x.b))
 }
 
-// jobBuckets are the runtime's size classes from 128 to 1408 bytes, every one of them, each
+// jobBuckets are the runtime's size classes above a bare Job up to 1408 bytes, every one of them, each
 // as a jobWith whose total size is exactly that class (TestJobBucketsAreSizeClasses).
 var jobBuckets = [...]jobBucket{
-	bucket[[128 - jobSize]byte](), bucket[[144 - jobSize]byte](), bucket[[160 - jobSize]byte](),
+	bucket[[144 - jobSize]byte](), bucket[[160 - jobSize]byte](),
 	bucket[[176 - jobSize]byte](), bucket[[192 - jobSize]byte](), bucket[[208 - jobSize]byte](),
 	bucket[[224 - jobSize]byte](), bucket[[240 - jobSize]byte](), bucket[[256 - jobSize]byte](),
 	bucket[[288 - jobSize]byte](), bucket[[320 - jobSize]byte](), bucket[[352 - jobSize]byte](),

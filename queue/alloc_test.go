@@ -15,12 +15,12 @@ func TestJobBucketsAreSizeClasses(t *testing.T) {
 	runtime.ReadMemStats(&m)
 	var classes []int
 	for _, c := range m.BySize {
-		if c.Size >= 128 && c.Size <= 1408 {
+		if c.Size > uint32(jobSize) && c.Size <= 1408 {
 			classes = append(classes, int(c.Size))
 		}
 	}
 	if len(classes) != len(jobBuckets) {
-		t.Fatalf("%d size classes from 128 to 1408 bytes, %d buckets", len(classes), len(jobBuckets))
+		t.Fatalf("%d size classes above %d up to 1408 bytes, %d buckets", len(classes), jobSize, len(jobBuckets))
 	}
 	for i, b := range jobBuckets {
 		if got := int(jobSize) + b.capacity; got != classes[i] {

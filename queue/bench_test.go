@@ -59,7 +59,7 @@ func (c *cycleBench) cycle() {
 	c.sh.Lock()
 	c.enqueue()
 	j := c.f.Pop(c.now)
-	c.f.Start(j, peer(1))
+	c.f.Start(j, peer(1), 0)
 	c.f.Finish(j)
 	c.sh.Unlock()
 }
@@ -148,7 +148,7 @@ func (p *promoteBench) step() {
 		panic(fmt.Sprintf("promoted %d jobs, want 1", n))
 	}
 	j := p.f.Pop(p.now)
-	p.f.Start(j, peer(1))
+	p.f.Start(j, peer(1), 0)
 	p.f.Finish(j)
 	p.sh.Unlock()
 }

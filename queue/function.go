@@ -46,6 +46,7 @@ type Function struct {
 	Total   int                // live jobs: queued, delayed and running
 	Running int                // jobs assigned to a worker
 	Queued  [NumPriorities]int // queued or delayed jobs by priority
+	Stats   Stats              // what became of its jobs, for metrics (stats.go)
 
 	// WakeTimer fires when the earliest delayed job comes due; owned by the engine, stopped
 	// when the function is swept.
@@ -102,12 +103,16 @@ func (f *Function) jobKey(j *Job) (*keyIndex, string) {
 	return f.keyIndexFor(j.Unique, unsafe.String(unsafe.SliceData(j.Data), len(j.Data)))
 }
 
-// Enqueue adds a new job, ready or scheduled, and indexes its handle and unique id.
+// Enqueue adds a new job, ready or scheduled, and indexes its handle and unique id. It sets
+// the job's QueuedAt to now unless the caller did (with a time it had at hand).
 func (f *Function) Enqueue(j *Job, now int64) {
 	j.Fn = f
 	f.shard.reg.addJob(j)
 	f.Total++
 	f.Queued[j.Priority]++
+	if j.QueuedAt == 0 {
+		j.QueuedAt = time.Now().UnixNano()
+	}
 	f.place(j, now)
 	if x, key := f.jobKey(j); x != nil {
 		x.add(f.KeyHash(key), j)
@@ -161,6 +166,9 @@ func (f *Function) Pop(now int64) *Job {
 	return nil
 }
 
+// NumDelayed is how many jobs wait in the delay heap for their run-at time.
+func (f *Function) NumDelayed() int { return len(f.delayed) }
+
 // HasDelayed reports whether f has scheduled jobs, that is, whether Pop and HasReady need
 // the current time.
 func (f *Function) HasDelayed() bool { return len(f.delayed) > 0 }
@@ -194,11 +202,13 @@ func (f *Function) Ready() int {
 	return n
 }
 
-// Start marks a popped job as assigned to worker.
-func (f *Function) Start(j *Job, worker Peer) {
+// Start marks a popped job as assigned to worker at t (unix nanoseconds), and counts how
+// long it waited: since it was queued, or since it came due if it waited for a run-at time.
+func (f *Function) Start(j *Job, worker Peer, t int64) {
 	j.State = Running
 	j.Worker = worker
 	f.Running++
+	f.Stats.QueueWait.Observe(time.Duration(t - max(j.QueuedAt, j.RunAt*int64(time.Millisecond))))
 }
 
 // Requeue puts a running job back at the back of its FIFO (or into the delay heap), as
@@ -208,6 +218,7 @@ func (f *Function) Requeue(j *Job, now int64) {
 	j.Worker = nil
 	j.SetStatus(0, 0)
 	f.Queued[j.Priority]++
+	j.QueuedAt = time.Now().UnixNano()
 	f.place(j, now)
 }
 

@@ -104,6 +104,9 @@ type Job struct {
 	Data   []byte
 	RunAt  int64  // unix milliseconds; 0 = as soon as possible; a retry sets it anew
 	Seq    uint64 // the handle's number: submission order, unique across restarts
+	// QueuedAt is when the job last joined a queue (unix nanoseconds; see Enqueue and
+	// Requeue): the start of the wait Stats.QueueWait measures.
+	QueuedAt int64
 
 	Worker Peer // holder while Running
 

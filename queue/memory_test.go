@@ -86,7 +86,7 @@ func TestMemoryFollowsLiveJobs(t *testing.T) {
 			}
 			if mode == "running" {
 				for j := f.Pop(1000); j != nil; j = f.Pop(1000) {
-					f.Start(j, peer(1))
+					f.Start(j, peer(1), 0)
 				}
 			}
 			full, fullInuse := heapAfterGC()

@@ -112,7 +112,7 @@ func TestFIFOLongRunInterleaved(t *testing.T) {
 				t.Fatalf("step %d: popped %s, want %d", step, j.Data, want)
 			}
 			want++
-			f.Start(j, peer(1))
+			f.Start(j, peer(1), 0)
 			f.Finish(j)
 		}
 	}
@@ -178,7 +178,7 @@ func TestIgnoreRunningAndDelayed(t *testing.T) {
 	if j := f.Pop(0); j != r {
 		t.Fatalf("Pop = %v, want r", j)
 	}
-	f.Start(r, peer(7))
+	f.Start(r, peer(7), 0)
 	checkCounts(t, f, 2, 1, [NumPriorities]int{0, 0, 1})
 
 	// A running job stays running (its worker reports later); it stops coalescing at once.
@@ -483,7 +483,7 @@ func TestCoalesceRules(t *testing.T) {
 
 	// A running job still coalesces; a finished one does not.
 	for j := f.Pop(0); j != nil; j = f.Pop(0) {
-		f.Start(j, peer(1))
+		f.Start(j, peer(1), 0)
 	}
 	if f.Coalesce([]byte("u1"), nil) != u || f.Coalesce([]byte("-"), []byte("payload")) != dash {
 		t.Fatal("running jobs stopped coalescing")
@@ -540,7 +540,7 @@ func TestCountsThroughLifecycle(t *testing.T) {
 		t.Fatal("want h")
 	}
 	checkCounts(t, f, 4, 0, [NumPriorities]int{0, 1, 2})
-	f.Start(h, peer(1))
+	f.Start(h, peer(1), 0)
 	if h.State != Running || h.Worker != peer(1) {
 		t.Fatalf("started: State=%v Worker=%v", h.State, h.Worker)
 	}
@@ -556,7 +556,7 @@ func TestCountsThroughLifecycle(t *testing.T) {
 	if f.Pop(0) != h {
 		t.Fatal("want h again")
 	}
-	f.Start(h, peer(2))
+	f.Start(h, peer(2), 0)
 	if h.State != Running || h.Worker != peer(2) {
 		t.Fatalf("restarted: State=%v Worker=%v", h.State, h.Worker)
 	}
@@ -580,7 +580,7 @@ func TestCountsThroughLifecycle(t *testing.T) {
 	if f.Pop(0) != l {
 		t.Fatal("want l")
 	}
-	f.Start(l, peer(1))
+	f.Start(l, peer(1), 0)
 	checkCounts(t, f, 1, 1, z)
 	f.Ignore(l) // running: stays counted until its worker reports
 	checkCounts(t, f, 1, 1, z)
@@ -600,7 +600,7 @@ func TestRequeueGoesToBackOfFIFO(t *testing.T) {
 	if f.Pop(0) != r1 {
 		t.Fatal("want r1")
 	}
-	f.Start(r1, peer(1))
+	f.Start(r1, peer(1), 0)
 	f.Requeue(r1, 0)
 	if got := popAll(f, 0); !slices.Equal(got, []string{"r2", "r3", "r1"}) {
 		t.Fatalf("order after requeue %v", got)
@@ -1060,7 +1060,7 @@ func runModel(t *testing.T, seed int64, steps int) {
 			} else if rng.Intn(5) == 0 {
 				m.popped = append(m.popped, got) // start it later
 			} else {
-				f.Start(got, peer(rng.Intn(3)+1))
+				f.Start(got, peer(rng.Intn(3)+1), 0)
 				m.running[got] = true
 			}
 		case r < 55: // start a popped job
@@ -1070,7 +1070,7 @@ func runModel(t *testing.T, seed int64, steps int) {
 			}
 			j := m.popped[0]
 			m.popped = m.popped[1:]
-			f.Start(j, peer(9))
+			f.Start(j, peer(9), 0)
 			m.running[j] = true
 		case r < 65: // requeue a running job (worker gone)
 			op = "requeue"
@@ -1152,7 +1152,7 @@ func runModel(t *testing.T, seed int64, steps int) {
 
 	// Drain everything: the function must end empty with nothing indexed.
 	for len(m.popped) > 0 {
-		f.Start(m.popped[0], peer(1))
+		f.Start(m.popped[0], peer(1), 0)
 		m.running[m.popped[0]] = true
 		m.popped = m.popped[1:]
 	}

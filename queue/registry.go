@@ -27,6 +27,7 @@ type Shard struct {
 	idle      []*Function // functions that went idle, for SweepIdle (see sweep.go)
 	roomy     []*Function // functions whose "-" index emptied out, likewise
 	uniques   keyIndex    // unique id -> live job, for all the shard's functions
+	retired   Stats       // the Stats of its functions deleted since start
 }
 
 // NewRegistry returns an empty registry.
@@ -87,6 +88,7 @@ func (s *Shard) Delete(f *Function) {
 
 // remove deletes f, the shard's function of its name.
 func (s *Shard) remove(f *Function) {
+	s.retired.Add(&f.Stats)
 	delete(s.funcs, f.Name)
 	s.funcs = shrinkMap(s.funcs, &s.funcsPeak)
 	if s.funcs == nil {

@@ -47,7 +47,7 @@ func TestSweepIdleFreesFunctionsOfFinishedJobs(t *testing.T) {
 	reg.EachShard(func(s *Shard) {
 		s.EachFunction(func(f *Function) {
 			if j := f.Pop(1000); j != nil {
-				f.Start(j, peer(1))
+				f.Start(j, peer(1), 0)
 				f.Finish(j)
 			}
 			f.EachQueued(func(j *Job) { f.Finish(j) })
@@ -89,7 +89,7 @@ func TestSweepIdleKeepsFunctionsThatHoldSomething(t *testing.T) {
 	qj := fx.add(queued, "", "q", Normal, 0, 0)
 	dj := fx.add(delayed, "", "d", Normal, 99, 0)
 	rj := fx.add(running, "", "r", Normal, 0, 0)
-	running.Start(running.Pop(0), peer(1))
+	running.Start(running.Pop(0), peer(1), 0)
 	worker.AddWorker(peer(7))
 	limited.MaxQueue[Low] = 5
 	declared.Declared = true

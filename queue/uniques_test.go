@@ -45,7 +45,7 @@ func TestLookupUniqueAcrossFunctions(t *testing.T) {
 	if j := fx.reg.LookupUnique([]byte("u")); j != d {
 		t.Fatalf("after a new submission: %s", handleOrNil(j))
 	}
-	f.Start(f.Pop(0), peer(1)) // running jobs stay findable
+	f.Start(f.Pop(0), peer(1), 0) // running jobs stay findable
 	if j := fx.reg.LookupUnique([]byte("u")); j != d {
 		t.Fatalf("after starting the oldest: %s", handleOrNil(j))
 	}
@@ -95,7 +95,7 @@ func TestUniqueIndexRandomized(t *testing.T) {
 						f.Forget(j)
 						live = slices.DeleteFunc(live, func(x *Job) bool { return x == j })
 					} else {
-						f.Start(j, peer(2))
+						f.Start(j, peer(2), 0)
 					}
 				}
 			}

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,48 +17,93 @@ import (
 
 	"github.com/spur-gearman/spur/engine"
 	"github.com/spur-gearman/spur/engine/dashboard"
+	"github.com/spur-gearman/spur/engine/httpapi"
 	"github.com/spur-gearman/spur/engine/metrics"
+	"github.com/spur-gearman/spur/engine/tlsserver"
 )
 
-// serveHTTP starts the HTTP server of --http-addr, on goroutines of net/http's own (never
-// on the event loops):
+// httpConfig is what the HTTP doors are served with.
+type httpConfig struct {
+	addr         string   // --http-addr; "" = off
+	gearmanAddrs []string // --http-port on every -L address; nil = off
+	keys         *tlsserver.Keys
+	tokens       httpapi.TokenResolver // nil without --acl: no token is known
+	started      time.Time
+}
+
+// serveHTTP starts the HTTP servers, on goroutines of net/http's own (never on the event
+// loops). On --http-addr:
 //
+//	/api/...  the JSON API (package engine/httpapi), with its OpenAPI document at /api/openapi.json
 //	/metrics  Prometheus text format: the engine's families (package engine/metrics), Go's
 //	          runtime and the process's
 //	/healthz  200 "ok" while the process serves
 //	/readyz   200 "ready" while it takes jobs, 503 "draining" once a shutdown began
 //
-// It returns a stop that shuts the server down gracefully.
-func serveHTTP(addr string, e *engine.Engine, logger *slog.Logger) (stop func(), err error) {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(metrics.New(e), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}))
-	mux.Handle("/", dashboard.Handler()) // the live dashboard; more specific patterns (the API's) win over "/"
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if e.Draining() {
-			http.Error(w, "draining", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("--http-addr: %w", err)
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-		WriteTimeout: time.Minute, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-	go func() {
-		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("the HTTP server stopped", "addr", addr, "error", err)
-		}
-	}()
-	logger.Info("HTTP listening", "addr", l.Addr().String())
-	return func() {
+// over HTTPS when the Gearman port speaks TLS (--ssl): the same certificate and key, reloaded
+// with them on SIGHUP, and with --ssl-verify-client the same client certificates, whose names
+// are the request's identity. On --http-port, gearmand's HTTP submit interface
+// (httpapi.GearmanHandler), plaintext as gearmand's. It returns a stop that shuts them down
+// gracefully.
+func serveHTTP(c httpConfig, e *engine.Engine, logger *slog.Logger) (stop func(), err error) {
+	var servers []*http.Server
+	stopAll := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = srv.Shutdown(ctx)
-	}, nil
+		var wg sync.WaitGroup
+		for _, srv := range servers {
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = srv.Shutdown(ctx) }()
+		}
+		wg.Wait()
+	}
+	opts := httpapi.Options{Tokens: c.tokens, Started: c.started, Logger: logger}
+	start := func(addr, what string, h http.Handler, keys *tlsserver.Keys, writeTimeout time.Duration) error {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if keys != nil {
+			l = tls.NewListener(l, keys.Config())
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+			WriteTimeout: writeTimeout, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+			ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+		servers = append(servers, srv)
+		go func() {
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				logger.Error("an HTTP server stopped", "addr", addr, "error", err)
+			}
+		}()
+		logger.Info("HTTP listening", "addr", l.Addr().String(), "serves", what, "tls", keys != nil)
+		return nil
+	}
+	if c.addr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(metrics.New(e), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}))
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+			if e.Draining() {
+				http.Error(w, "draining", http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ready")
+		})
+		mux.Handle("/api/", httpapi.New(e, opts))
+		mux.Handle("/", dashboard.Handler()) // the live dashboard; more specific patterns (the API's) win over "/"
+		// A foreground submit extends its own write deadline to its wait.
+		if err := start(c.addr, "--http-addr", mux, c.keys, time.Minute); err != nil {
+			return nil, err
+		}
+	}
+	for _, addr := range c.gearmanAddrs {
+		// No write timeout: a foreground submit waits for its job as long as its client does.
+		if err := start(addr, "--http-port", httpapi.GearmanHandler(e, opts), nil, 0); err != nil {
+			stopAll()
+			return nil, err
+		}
+	}
+	return stopAll, nil
 }

@@ -65,6 +65,8 @@ type options struct {
 	maxPartialBytes int64
 	maxPacketSize   uint32
 	httpAddr        string
+	httpPort        string // gearmand's HTTP submit interface; "" = off
+	protocol        string // gearmand's -r: "http" turns on httpPort (default 8080)
 	cpuProfile      string
 	resultTTL       time.Duration
 	resultMaxBytes  int64
@@ -88,12 +90,10 @@ var ignoredFlags = []struct {
 	{"daemon", "d", false, "run spurd under a service manager instead"},
 	{"file-descriptors", "f", true, "spurd raises its open-file limit to the hard limit itself"},
 	{"hashtable-buckets", "", true, "Go maps size themselves"},
-	{"protocol", "r", true, "gearmand's protocol plugins (-r http) are not supported yet"},
 	{"config-file", "", true, "pass flags on the command line"},
 	{"syslog", "", false, "use --log-file"},
 	{"coredump", "", false, "not applicable"},
 	{"user", "u", true, "start spurd as the desired user"},
-	{"http-port", "", true, "gearmand's HTTP protocol plugin is not supported yet"},
 	{"libsqlite3-db", "", true, "spurd's queue is its own write-ahead log"},
 	{"libsqlite3-table", "", true, "spurd's queue is its own write-ahead log"},
 	{"store-queue-on-shutdown", "", false, "spurd's queue is its own write-ahead log"},
@@ -151,7 +151,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.DurationVar(&o.shutdownWait, "shutdown-timeout", 30*time.Second, "how long a graceful shutdown waits for running jobs")
 	fs.Uint32Var(&o.maxPacketSize, "max-packet-size", codec.DefaultMaxPacket, "largest packet body accepted, in bytes")
 	fs.Int64Var(&o.maxPartialBytes, "max-partial-bytes", tcpserver.DefaultMaxPartialBytes, "bytes of partly received packets all connections together may hold; past it the connections holding the most are closed")
-	fs.StringVar(&o.httpAddr, "http-addr", "", "HOST:PORT of the HTTP server: /metrics (Prometheus), /healthz, /readyz; off when empty")
+	fs.StringVar(&o.httpAddr, "http-addr", "", "HOST:PORT of the HTTP server: the JSON API (/api/, bearer tokens from --acl), /metrics (Prometheus), /healthz, /readyz; HTTPS with the -p port's certificate (and client certificates) under --ssl; off when empty")
+	fs.StringVarP(&o.protocol, "protocol", "r", "", `gearmand's protocol plugin: "http" serves gearmand's HTTP submit interface on --http-port (default 8080)`)
+	fs.StringVar(&o.httpPort, "http-port", "", "port of gearmand's HTTP submit interface (POST /FUNCTION, X-Gearman-* headers), plaintext, on the -L addresses; off when not given")
 	fs.DurationVar(&o.resultTTL, "result-ttl", engine.DefaultResultTTL, "how long the outcome of a background job is kept for `show result` (0 keeps none)")
 	fs.Int64Var(&o.resultMaxBytes, "result-max-bytes", engine.DefaultResultMaxBytes, "bytes the stored results may take; past it the oldest go")
 	fs.DurationVar(&o.deadTTL, "dead-ttl", engine.DefaultDeadTTL, "how long a dead letter (a job that used up its retries) is kept")
@@ -237,6 +239,20 @@ func (o *options) validate() error {
 	if o.plainPort != "" {
 		if _, err := strconv.ParseUint(o.plainPort, 10, 16); err != nil || o.plainPort == o.port {
 			return fmt.Errorf("invalid --plain-port %q (a port other than -p)", o.plainPort)
+		}
+	}
+	switch o.protocol {
+	case "":
+	case "http":
+		if o.httpPort == "" {
+			o.httpPort = "8080" // gearmand's default
+		}
+	default:
+		return fmt.Errorf("unknown --protocol %q (http)", o.protocol)
+	}
+	if o.httpPort != "" {
+		if _, err := strconv.ParseUint(o.httpPort, 10, 16); err != nil || o.httpPort == o.port {
+			return fmt.Errorf("invalid --http-port %q (a port other than -p)", o.httpPort)
 		}
 	}
 	if o.threads < 0 || o.jobRetries < 0 || o.workerWakeup < 0 {
@@ -345,6 +361,7 @@ func serve(o *options, logger *slog.Logger) (err error) {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 	raiseFileLimit(logger)
+	started := time.Now()
 	var keys *tlsserver.Keys
 	if o.ssl {
 		// Before anything else: bad key material must stop the start, never mean plaintext.
@@ -556,14 +573,30 @@ func serve(o *options, logger *slog.Logger) (err error) {
 			listening += ", plaintext " + strings.Join(plainOn, ", ")
 		}
 	}
-	if o.httpAddr != "" {
-		stopHTTP, err := serveHTTP(o.httpAddr, e, logger)
+	if o.httpAddr != "" || o.httpPort != "" {
+		hc := httpConfig{addr: o.httpAddr, started: started, keys: keys}
+		if o.httpPort != "" {
+			hc.gearmanAddrs = addrsOn(o.httpPort)
+		}
+		if rules != nil {
+			hc.tokens = rules
+		}
+		stopHTTP, err := serveHTTP(hc, e, logger)
 		if err != nil {
 			_ = stopPlain(context.Background())
 			return err
 		}
 		defer stopHTTP()
-		listening += ", HTTP " + o.httpAddr
+		if o.httpAddr != "" {
+			if keys != nil {
+				listening += ", HTTPS " + o.httpAddr
+			} else {
+				listening += ", HTTP " + o.httpAddr
+			}
+		}
+		if o.httpPort != "" {
+			listening += ", gearmand HTTP " + strings.Join(hc.gearmanAddrs, ", ")
+		}
 	}
 	fmt.Fprintf(os.Stderr, "spurd %s listening on %s; queue %s: %s\n",
 		engine.Version, listening, o.queueType, where)

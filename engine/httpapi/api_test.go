@@ -143,7 +143,9 @@ func TestSubmitForeground(t *testing.T) {
 	if r.get("outcome") != "exception" || r.get("data_base64") != "//4=" {
 		t.Fatalf("exception: %s", r.raw)
 	}
-	go func() { got <- do(t, h, call{method: "POST", path: "/api/jobs", body: map[string]any{"function": "upper"}}) }()
+	go func() {
+		got <- do(t, h, call{method: "POST", path: "/api/jobs", body: map[string]any{"function": "upper"}})
+	}()
 	job = w.grab()
 	w.send(codec.WorkFail, job.args[0])
 	if r := (<-got).want(t, 200, ""); r.get("outcome") != "fail" {
@@ -471,5 +473,43 @@ func TestForegroundConcurrent(t *testing.T) {
 	close(errs)
 	for e := range errs {
 		t.Error(e)
+	}
+}
+
+// The counters, the oldest queued job's age, pause, limit and scheduled jobs of a function.
+func TestFunctionCounters(t *testing.T) {
+	e := newEngine(t, engine.Config{})
+	h := New(e, Options{})
+	do(t, h, call{method: "PUT", path: "/api/functions/c/retry", body: map[string]any{"attempts": 2, "base": "1ms", "max": "1ms"}}).want(t, 200, "")
+	for _, d := range []string{"ok", "bad", "later"} {
+		do(t, h, call{method: "POST", path: "/api/jobs", body: map[string]any{"function": "c", "data": d, "background": true}}).want(t, 201, "")
+	}
+	do(t, h, call{method: "POST", path: "/api/jobs", body: map[string]any{"function": "c", "data": "sched", "background": true, "in": 3600}}).want(t, 201, "")
+	time.Sleep(30 * time.Millisecond)
+	r := do(t, h, call{method: "GET", path: "/api/functions/c"}).want(t, 200, "")
+	if age, _ := r.get("oldest_queued_age_s").(float64); age < 0.02 || r.get("scheduled") != 1.0 || r.get("submitted") != 4.0 {
+		t.Fatalf("before: %s", r.raw)
+	}
+	w := worker(t, e, 2, "c")
+	for range 2 {
+		j := w.grab()
+		if j.args[3] == "ok" {
+			w.send(codec.WorkComplete, j.args[0], "")
+		} else {
+			w.send(codec.WorkFail, j.args[0])
+		}
+	}
+	// "later" fails too; both failed jobs are retried (the policy allows two attempts), fail
+	// again and are dead-lettered.
+	for range 3 {
+		w.send(codec.WorkFail, w.grab().args[0])
+	}
+	do(t, h, call{method: "POST", path: "/api/functions/c/pause"}).want(t, 200, "")
+	do(t, h, call{method: "PUT", path: "/api/functions/c/limit", body: map[string]any{"limit": 3}}).want(t, 200, "")
+	r = do(t, h, call{method: "GET", path: "/api/status"}).want(t, 200, "")
+	f := func(k string) any { return r.get("functions", 0, k) }
+	if f("completed") != 1.0 || f("retried") != 2.0 || f("dead_lettered") != 2.0 || f("failed") != 2.0 || f("paused") != true || f("limit") != 3.0 ||
+		r.get("totals", "completed") != 1.0 || r.get("totals", "submitted") != 4.0 || r.get("dead_letters") != 2.0 || f("oldest_queued_age_s") != nil {
+		t.Fatalf("after: %s", r.raw)
 	}
 }
