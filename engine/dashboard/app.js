@@ -14,14 +14,14 @@
 // click never lands on a row replaced between press and release.
 //
 // Charts: completed/s and failed/s over the last HISTORY_S seconds, from the differences
-// between successive samples of the counters in /api/status, drawn as SVG paths.
+// between samples of the counters in /api/status (over 5 s), drawn as SVG paths.
 //
 // window.spurStats exposes counts and timings (performance.now() around each render, and
 // the time from navigation to the first full render) for the tests.
 'use strict';
 (function () {
   const POLL_MS = 1000, HIDDEN_MS = 15000, MAX_BACKOFF_MS = 30000, LISTS_MS = 10000;
-  const HISTORY_S = 300, CAP = 200, ME_MS = 60000, ARM_MS = 4000;
+  const HISTORY_S = 300, RATE_WINDOW_S = 5, CAP = 200, ME_MS = 60000, ARM_MS = 4000;
 
   const stats = window.spurStats = {
     polls: 0, renders: 0, lastRenderMs: 0, maxRenderMs: 0, loadMs: null, errors: 0, lastError: '',
@@ -260,12 +260,16 @@
     setHTML($('summary'), html);
   }
 
-  // rates turns the counter samples into per-second rates at each sample's time.
+  // rates turns the counter samples into per-second rates at each sample's time, each over
+  // the RATE_WINDOW_S before it (or the gap since the sample before, when longer), so that
+  // the jitter of one-second polls does not draw noise.
   function rates(field) {
     const h = state.history, out = [];
+    let j = 0;
     for (let i = 1; i < h.length; i++) {
-      const dt = h[i].t - h[i - 1].t;
-      if (dt > 0) out.push({ t: h[i].t, v: Math.max(0, (h[i][field] - h[i - 1][field]) / dt) });
+      while (j + 1 < i && h[i].t - h[j + 1].t >= RATE_WINDOW_S) j++;
+      const dt = h[i].t - h[j].t;
+      if (dt > 0) out.push({ t: h[i].t, v: Math.max(0, (h[i][field] - h[j][field]) / dt) });
     }
     return out;
   }
@@ -292,14 +296,17 @@
     }
   }
 
-  // chartSVG draws points {t, v} over the last HISTORY_S seconds in a 600×130 viewBox: a
-  // line, the area under it, three grid lines labelled with their value and the time axis.
+  // chartSVG draws points {t, v} in a 600×130 viewBox over the history there is, at least
+  // 30 s and at most HISTORY_S: a line, the area under it, three grid lines labelled with
+  // their value, and the time axis.
   function chartSVG(pts, now) {
     const W = 600, H = 130, L = 44, R = 6, T = 8, B = 18;
+    const h = state.history;
+    const span = Math.min(HISTORY_S, Math.max(30, h.length ? now - h[0].t : 0));
     let max = 0;
     for (const p of pts) if (p.v > max) max = p.v;
     const top = niceCeil(max);
-    const x = (t) => (L + (W - L - R) * (1 - (now - t) / HISTORY_S)).toFixed(1);
+    const x = (t) => (L + (W - L - R) * (1 - (now - t) / span)).toFixed(1);
     const y = (v) => (T + (H - T - B) * (1 - v / top)).toFixed(1);
     let svg = '';
     for (const g of [0, 0.5, 1]) {
@@ -307,11 +314,12 @@
       svg += '<line class="grid" x1="' + L + '" x2="' + (W - R) + '" y1="' + gy + '" y2="' + gy + '"/>' +
         '<text class="axis" x="' + (L - 4) + '" y="' + gy + '" dy="4" text-anchor="end">' + fmtRate(top * g) + '</text>';
     }
-    for (let m = 5; m >= 0; m--) {
-      svg += '<text class="axis" x="' + x(now - m * 60) + '" y="' + (H - 4) + '" text-anchor="' +
-        (m === 5 ? 'start' : m === 0 ? 'end' : 'middle') + '">' + (m ? '-' + m + 'm' : 'now') + '</text>';
+    const step = span > 120 ? 60 : span > 60 ? 20 : 10;
+    for (let a = 0; a <= span + 0.001; a += step) {
+      svg += '<text class="axis" x="' + x(now - a) + '" y="' + (H - 4) + '" text-anchor="' + (a === 0 ? 'end' : 'middle') + '">' +
+        (a === 0 ? 'now' : '-' + (step === 60 ? a / 60 + 'm' : a + 's')) + '</text>';
     }
-    const vis = pts.filter((p) => p.t >= now - HISTORY_S);
+    const vis = pts.filter((p) => p.t >= now - span);
     if (vis.length) {
       let d = '';
       for (const p of vis) d += (d ? 'L' : 'M') + x(p.t) + ' ' + y(p.v);
@@ -460,7 +468,7 @@
     }
     return '<tr data-key="' + esc(s.handle) + '"' + (s.paused ? ' class="paused"' : '') + '>' +
       '<td><code>' + esc(s.handle) + '</code></td><td class="fn">' + esc(s.function) + '</td><td><code>' + esc(s.spec) + '</code></td>' +
-      '<td>' + esc(s.tz || 'UTC') + '</td><td>' + esc(s.unique) + '</td><td>' + esc(s.priority) + '</td>' +
+      '<td>' + esc(s.tz || 'server') + '</td><td>' + esc(s.unique) + '</td><td>' + esc(s.priority) + '</td>' +
       '<td class="state">' + (s.paused ? '<span class="badge warn">paused</span>' : 'active') + '</td>' +
       '<td class="next">' + when(s.next_run) + '</td><td class="last">' + when(s.last_run) + '</td>' +
       '<td class="act">' + act + '</td></tr>';
