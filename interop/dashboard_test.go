@@ -14,7 +14,7 @@ package interop
 //     there (docs/dashboard.png is made so: see README.md).
 //   - TestDashboardThousandFunctions: with 1,000 functions the page loads, keeps polling,
 //     and no render (performance.now() around it, in the page) takes a second; the load
-//     time is logged.
+//     time is logged; a hidden tab stops polling every second.
 
 import (
 	"bufio"
@@ -907,5 +907,26 @@ func TestDashboardThousandFunctions(t *testing.T) {
 	})
 	if got := b.text(`[data-count="fn"]`); got != "1 of 1,000" {
 		t.Errorf("count with a filter: %q, want 1 of 1,000", got)
+	}
+
+	// A hidden tab polls every 15 s, not every second; shown again, it polls at once.
+	setHidden := func(hidden bool) {
+		eval[bool](b, `Object.defineProperty(document, 'hidden', {configurable: true, get: () => `+strconv.FormatBool(hidden)+`});
+			document.dispatchEvent(new Event('visibilitychange')); true`)
+	}
+	setHidden(true)
+	time.Sleep(1500 * time.Millisecond) // the poll already due may still run
+	hiddenFrom := b.stats().Polls
+	time.Sleep(3 * time.Second)
+	if n := b.stats().Polls - hiddenFrom; n != 0 {
+		t.Errorf("%d polls in 3 s while the tab was hidden, want none", n)
+	}
+	setHidden(false)
+	shown := time.Now()
+	for b.stats().Polls == hiddenFrom {
+		if time.Since(shown) > 2*time.Second { // well before the hidden tab's next poll
+			t.Fatalf("no poll within 2 s of the tab being shown again")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
