@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/spur-gearman/spur/engine"
+	"github.com/spur-gearman/spur/engine/dashboard"
 	"github.com/spur-gearman/spur/engine/httpapi"
 	"github.com/spur-gearman/spur/engine/metrics"
 	"github.com/spur-gearman/spur/engine/tlsserver"
@@ -92,6 +93,7 @@ func serveHTTP(c httpConfig, e *engine.Engine, logger *slog.Logger) (stop func()
 			fmt.Fprintln(w, "ready")
 		})
 		mux.Handle("/api/", httpapi.New(e, opts))
+		mux.Handle("/", dashboard.Handler()) // the live dashboard; more specific patterns (the API's) win over "/"
 		// A foreground submit extends its own write deadline to its wait.
 		if err := start(c.addr, "--http-addr", mux, c.keys, time.Minute); err != nil {
 			return nil, err
