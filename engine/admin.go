@@ -50,6 +50,10 @@ func (s *Session) admin(line []byte) {
 		switch {
 		case w.N == 2 && w.Is(1, "jobs"):
 			s.sendText(s.e.jobsText(false, s.readable()))
+		case w.N == 3 && w.Is(1, "jobs"):
+			s.sendText(s.functionJobsText(string(w.Word(2))))
+		case w.N == 2 && w.Is(1, "stats"):
+			s.sendText(s.e.statsText(s.readable()))
 		case w.N == 3 && w.Is(1, "unique") && w.Is(2, "jobs"):
 			s.sendText(s.e.jobsText(true, s.readable()))
 		case w.N == 2 && w.Is(1, "scheduled"):

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -72,4 +73,33 @@ func TestFunctionStatsCountEveryOutcome(t *testing.T) {
 	if tot := e.TotalStats(); tot.Submitted != 3 || tot.Completed != 1 || tot.Failed != 2 || tot.RunTime.Count() != 3 {
 		t.Fatalf("totals after the function was dropped: %+v", tot)
 	}
+}
+
+// `show stats` lists the counters and `show jobs FN` one function's jobs, running first.
+func TestShowStatsAndShowJobsOfAFunction(t *testing.T) {
+	addr := startServer(t, Config{})
+	c, w, adm := dial(t, addr), dial(t, addr), dial(t, addr)
+	first := c.submit(codec.SubmitJobBg, "f", "u1", "1")
+	second := c.submit(codec.SubmitJobLowBg, "f", "u\t2", "2")
+	c.submit(codec.SubmitJobBg, "g", "", "3")
+	w.canDo("f")
+	if h, _, _, _ := w.grab(); h != first {
+		t.Fatalf("grabbed %s, want %s", h, first)
+	}
+	got := adm.admin("show jobs f")
+	lines := strings.Split(strings.TrimSuffix(got, ".\n"), "\n")
+	if len(lines) != 3 || lines[2] != "" {
+		t.Fatalf("show jobs f: %q", got)
+	}
+	run, queued := strings.Split(lines[0], "\t"), strings.Split(lines[1], "\t")
+	if len(run) != 7 || run[0] != first || run[1] != "running" || run[2] != "normal" || run[3] != "u1" || run[4] != "-" || run[5] == "-" || run[6] == "-" {
+		t.Fatalf("the running job: %q", run)
+	}
+	if len(queued) != 7 || queued[0] != second || queued[1] != "queued" || queued[2] != "low" || queued[3] != `u\x092` || queued[5] != "-" || queued[6] != "-" {
+		t.Fatalf("the queued job: %q", queued)
+	}
+	adm.expectAdmin("show jobs nothing", ".\n")
+	w.send(codec.WorkComplete, first, "ok")
+	w.syncEcho()
+	adm.expectAdmin("show stats", "f\t2\t1\t0\t0\t0\ng\t1\t0\t0\t0\t0\n.\n")
 }
