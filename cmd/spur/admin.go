@@ -201,11 +201,11 @@ func readScheduled(c *client.Client) ([]scheduledRow, error) {
 func (a *app) jobsCmd() *cobra.Command {
 	return a.jsonFlag(&cobra.Command{
 		Use:   "jobs [FN]",
-		Short: "jobs in the server (show jobs); with FN, that function's counts and its scheduled jobs",
+		Short: "jobs in the server (show jobs); with FN, that function's jobs",
 		Long: `Without FN: every job the server holds, as its "show jobs" lists them (handle, retries,
-ignored, persisted). The Gearman job list does not name functions, so with FN spur shows
-the function's counts instead, and its jobs waiting for their run-at time (Spur's
-"show scheduled").`,
+ignored, persisted). With FN: that function's live jobs, running first, then queued in the
+order workers get them, then scheduled (spurd's "show jobs FN"). gearmand has no such list:
+against it spur shows the function's counts instead.`,
 		Args: args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
 			c, err := a.dial()
@@ -227,9 +227,35 @@ the function's counts instead, and its jobs waiting for their run-at time (Spur'
 				}
 				return a.emit(cmd, rows, []string{"HANDLE", "RETRIES", "IGNORED", "PERSISTED"}, table)
 			}
-			return a.functionJobs(cmd, c, argv[0])
+			lines, err := adminOn(c, "show jobs "+argv[0])
+			if isUnsupported(err) {
+				return a.functionCounts(cmd, c, argv[0]) // gearmand
+			}
+			if err != nil {
+				return err
+			}
+			rows := make([]functionJobRow, 0, len(lines))
+			table := make([][]string, 0, len(lines))
+			for _, l := range lines {
+				f := fields(l, 7)
+				rows = append(rows, functionJobRow{Handle: unescape(f[0]), State: f[1], Priority: f[2], Unique: unescape(f[3]),
+					RunAt: f[4], Started: f[5], Worker: f[6]})
+				table = append(table, f)
+			}
+			return a.emit(cmd, rows, []string{"HANDLE", "STATE", "PRIORITY", "UNIQUE", "RUN-AT", "STARTED", "WORKER"}, table)
 		},
 	})
+}
+
+// functionJobRow is one line of spurd's `show jobs FN`.
+type functionJobRow struct {
+	Handle   string `json:"handle"`
+	State    string `json:"state"`
+	Priority string `json:"priority"`
+	Unique   string `json:"unique"`
+	RunAt    string `json:"run_at"`
+	Started  string `json:"started"`
+	Worker   string `json:"worker"`
 }
 
 func yesNo(b bool) string {
@@ -239,7 +265,9 @@ func yesNo(b bool) string {
 	return "no"
 }
 
-func (a *app) functionJobs(cmd *cobra.Command, c *client.Client, fn string) error {
+// functionCounts is `spur jobs FN` against a server without `show jobs FN` (gearmand): the
+// function's counts, and its jobs waiting for their run-at time where the server lists them.
+func (a *app) functionCounts(cmd *cobra.Command, c *client.Client, fn string) error {
 	fns, err := readFunctions(c)
 	if err != nil {
 		return err

@@ -98,16 +98,13 @@ func TestJobsAndCancel(t *testing.T) {
 	if r := row(ok(t, port, "jobs"), h); len(r) != 4 || r[1] != "0" || r[2] != "no" {
 		t.Fatalf("jobs row %q", r)
 	}
-	type fnJobs struct {
-		functionRow
-		Scheduled []scheduledRow `json:"scheduled"`
-	}
-	fj := decode[fnJobs](t, ok(t, port, "jobs", "mail", "--json"))
-	if fj.Total != 2 || len(fj.Scheduled) != 1 || fj.Scheduled[0].Handle != later || fj.Scheduled[0].Unique != "u2" {
+	fj := decode[[]functionJobRow](t, ok(t, port, "jobs", "mail", "--json"))
+	if len(fj) != 2 || fj[0].Handle != h || fj[0].State != "queued" || fj[0].Unique != "u1" ||
+		fj[1].Handle != later || fj[1].State != "scheduled" || fj[1].RunAt == "-" {
 		t.Fatalf("jobs mail --json: %+v", fj)
 	}
-	if out := ok(t, port, "jobs", "mail"); !strings.Contains(out, "mail: 2 jobs") || row(out, later) == nil {
-		t.Fatalf("jobs mail:\n%s", out)
+	if r := row(ok(t, port, "jobs", "mail"), later); len(r) != 7 || r[1] != "scheduled" || r[3] != "u2" {
+		t.Fatalf("jobs mail row %q", r)
 	}
 	if got := ok(t, port, "cancel", h); !strings.Contains(got, "cancelled "+h) {
 		t.Fatalf("cancel: %q", got)

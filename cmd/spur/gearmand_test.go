@@ -48,6 +48,10 @@ func TestAgainstGearmand(t *testing.T) {
 	if out := ok(t, port, "version"); !strings.Contains(out, "server 1.1") {
 		t.Fatalf("version from gearmand: %q", out)
 	}
+	// jobs FN falls back to the function's counts: gearmand has no `show jobs FN`.
+	if out := ok(t, port, "jobs", "rev"); !strings.Contains(out, "rev: 2 jobs") {
+		t.Fatalf("jobs rev from gearmand:\n%s", out)
+	}
 	// Spur's own commands: a clear message, exit 1.
 	for _, args := range [][]string{{"schedules"}, {"dead"}, {"pause", "rev"}, {"result", "H:x:1"}} {
 		r := spur(t, port, "", args...)
