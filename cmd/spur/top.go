@@ -22,8 +22,9 @@ func (a *app) topCmd() *cobra.Command {
 		Long: `A live view of the server, polled every --interval: per function its jobs (total, queued,
 running), workers and DONE/S, and the worker connections.
 
-DONE/S is how fast the function's total falls between two polls of "status" (which has no
-completion counter): exact while no new jobs arrive, a lower bound while they do.
+DONE/S is how many of the function's jobs ended (completed or failed) per second between two
+polls, from spurd's counters ("show stats"). gearmand has none: against it DONE/S is how fast
+the function's total falls, exact while no new jobs arrive, a lower bound while they do.
 
 Keys: q quit, s next sort column, p pause/resume refreshing, up/down scroll.`,
 		Args: args(cobra.NoArgs),
@@ -61,7 +62,8 @@ type topModel struct {
 	workers     []workerRow
 	err         error
 	polled      time.Time
-	prev        map[string]int // each function's total at the previous poll
+	prev        map[string]int // each function's total (or jobs ended, with stats) at the previous poll
+	noStats     bool           // the server has no "show stats" (gearmand)
 	prevAt      time.Time
 	rates       map[string]float64
 	connections int
@@ -78,6 +80,7 @@ type pollMsg struct {
 	at      time.Time
 	funcs   []functionRow
 	workers []workerRow
+	ended   map[string]int // jobs ended per function since the server's start; nil without "show stats"
 	err     error
 }
 
@@ -104,11 +107,32 @@ func (m *topModel) poll() tea.Msg {
 	if err == nil {
 		workers, err = readWorkers(m.c)
 	}
+	var ended map[string]int
+	if err == nil && !m.noStats {
+		ended, err = readEnded(m.c)
+		if isUnsupported(err) {
+			m.noStats, err = true, nil
+		}
+	}
 	if err != nil {
 		m.c.Close()
 		m.c = nil
 	}
-	return pollMsg{at: time.Now(), funcs: funcs, workers: workers, err: err}
+	return pollMsg{at: time.Now(), funcs: funcs, workers: workers, ended: ended, err: err}
+}
+
+// readEnded reads spurd's `show stats`: each function's completed plus failed jobs.
+func readEnded(c *client.Client) (map[string]int, error) {
+	lines, err := adminOn(c, "show stats")
+	if err != nil {
+		return nil, err
+	}
+	ended := make(map[string]int, len(lines))
+	for _, l := range lines {
+		f := fields(l, 6)
+		ended[unescape(f[0])] = atoi(f[2]) + atoi(f[3])
+	}
+	return ended, nil
 }
 
 func (m *topModel) tick() tea.Cmd {
@@ -160,9 +184,13 @@ func (m *topModel) apply(p pollMsg) {
 	next := make(map[string]int, len(p.funcs))
 	m.rows = m.rows[:0]
 	for _, f := range p.funcs {
-		next[f.Function] = f.Total
+		now, done := f.Total, func(before, now int) int { return before - now } // the total's fall
+		if p.ended != nil {
+			now, done = p.ended[f.Function], func(before, now int) int { return now - before } // the counter's rise
+		}
+		next[f.Function] = now
 		if before, ok := m.prev[f.Function]; ok && !m.prevAt.IsZero() && dt > 0 {
-			m.rates[f.Function] = float64(max(0, before-f.Total)) / dt
+			m.rates[f.Function] = float64(max(0, done(before, now))) / dt
 		}
 		m.rows = append(m.rows, topRow{f, m.rates[f.Function]})
 	}

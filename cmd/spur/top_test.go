@@ -121,6 +121,14 @@ func TestTopThroughputAndScroll(t *testing.T) {
 	if m.rates["a"] != 10 || m.rates["b"] != 0 {
 		t.Fatalf("rates %v, want a 10/s (20 gone in 2 s), b 0", m.rates)
 	}
+	// With spurd's counters, DONE/S is the rise of jobs ended, whatever the totals do.
+	c := &topModel{a: m.a, every: time.Second, prev: map[string]int{}, rates: map[string]float64{}}
+	fns := []functionRow{{Function: "a", Total: 30}}
+	c.apply(pollMsg{at: t0, funcs: fns, ended: map[string]int{"a": 100}})
+	c.apply(pollMsg{at: t0.Add(2 * time.Second), funcs: fns, ended: map[string]int{"a": 150}})
+	if c.rates["a"] != 25 {
+		t.Fatalf("rate from the counters %v, want 25/s (50 ended in 2 s)", c.rates["a"])
+	}
 	for range 5 { // to done/s
 		m.Update(tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune("s")})
 	}
