@@ -135,6 +135,10 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 var priorities = [...]string{"high", "normal", "low"}
 
+// byPriorityName orders the priorities by name (high, low, normal): the registry sorts every
+// family's series by their labels, and a family sent already in that order sorts fast.
+var byPriorityName = [...]int{0, 2, 1}
+
 // Collect implements prometheus.Collector: one pass over the functions.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
@@ -146,9 +150,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
 	for _, f := range c.e.FunctionStats() {
 		waiting := 0
-		for p, n := range f.Queued {
-			gauge(c.queued, float64(n), f.Name, priorities[p])
-			waiting += n
+		for _, p := range byPriorityName {
+			gauge(c.queued, float64(f.Queued[p]), f.Name, priorities[p])
+			waiting += f.Queued[p]
 		}
 		gauge(c.scheduled, float64(f.Scheduled), f.Name)
 		gauge(c.running, float64(f.Running), f.Name)
