@@ -7,8 +7,13 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spur-gearman/spur/codec"
+	"github.com/spur-gearman/spur/engine/metrics"
+	"github.com/spur-gearman/spur/wal"
 )
 
 // --http-addr serves /metrics (Spur's families and gearman-exporter's), /healthz and /readyz.
@@ -72,10 +77,16 @@ func TestHTTPMetricsCountJobsTrafficAndTheLog(t *testing.T) {
 	if got := adminLine(t, addr, "schedule add nightly 30 2 * * *"); !strings.HasPrefix(got, "OK ") {
 		t.Fatalf("schedule add: %q", got)
 	}
+	for _, line := range []string{"retry m 1 1s 1s", "limit m 5", "pause p"} { // one attempt: a failure is a dead letter
+		if got := adminLine(t, addr, line); got != "OK\r\n" {
+			t.Fatalf("%s: %q", line, got)
+		}
+	}
 	g := dialG(t, addr)
 	for _, d := range []string{"1", "2", "3"} {
 		g.submit(&job{typ: codec.SubmitJobBg, fn: "m", data: d})
 	}
+	g.submit(&job{typ: codec.SubmitJobEpoch, fn: "later", data: "x", epoch: time.Now().Add(time.Hour).Unix()})
 	w := dialG(t, addr)
 	w.sendStr(codec.CanDo, "m")
 	for i, end := range []codec.Type{codec.WorkComplete, codec.WorkFail} {
@@ -102,14 +113,20 @@ func TestHTTPMetricsCountJobsTrafficAndTheLog(t *testing.T) {
 		`spur_function_jobs_completed_total{function="m"} 1`,
 		`spur_function_jobs_failed_total{function="m"} 1`,
 		`spur_function_jobs_retried_total{function="m"} 0`,
+		`spur_function_jobs_dead_lettered_total{function="m"} 1`,
+		`spur_dead_letters 1`,
+		`spur_function_jobs_scheduled{function="later"} 1`,
+		`spur_function_paused{function="p"} 1`,
+		`spur_function_limit{function="m"} 5`,
+		`spur_connections{kind="admin"} `,
 		`spur_function_queue_wait_seconds_count{function="m"} 2`,
 		`spur_function_run_seconds_count{function="m"} 2`,
 		`spur_function_run_seconds_bucket{function="m",le="+Inf"} 2`,
-		`spur_jobs_total{event="submitted"} 3`,
+		`spur_jobs_total{event="submitted"} 4`,
 		`spur_jobs_total{event="completed"} 1`,
 		`spur_packets_received_total{type="SUBMIT_JOB_BG"} 3`,
 		`spur_packets_received_total{type="GRAB_JOB_ALL"} 2`,
-		`spur_packets_received_total{type="admin"} 1`,
+		`spur_packets_received_total{type="admin"} 4`,
 		`spur_connections{kind="worker"} 1`,
 		`spur_connections{kind="client"} 1`,
 		`spur_function_oldest_queued_seconds{function="m"} `,
@@ -123,6 +140,16 @@ func TestHTTPMetricsCountJobsTrafficAndTheLog(t *testing.T) {
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	// Every family the collector describes is served.
+	descs := make(chan *prometheus.Desc, 100)
+	metrics.New(nil, fakeLog{}).Describe(descs)
+	close(descs)
+	for d := range descs {
+		name := strings.Split(strings.TrimPrefix(d.String(), `Desc{fqName: "`), `"`)[0]
+		if !strings.Contains(body, "\n# TYPE "+name+" ") {
+			t.Errorf("/metrics lacks the family %s", name)
 		}
 	}
 	for _, positive := range []string{"spur_received_bytes_total", "spur_sent_bytes_total", `spur_function_oldest_queued_seconds{function="m"}`} {
@@ -148,3 +175,9 @@ func metricValue(t *testing.T, body, name string) float64 {
 	t.Fatalf("no series %s", name)
 	return 0
 }
+
+// fakeLog stands for a job log where only the collector's descriptions are wanted.
+type fakeLog struct{}
+
+func (fakeLog) CommitStats() wal.CommitStats               { return wal.CommitStats{} }
+func (fakeLog) DiskSpace() (free, reserve uint64, ok bool) { return 0, 0, false }
