@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -77,6 +78,10 @@ func newAPI(e *engine.Engine, opts Options) *api {
 func (a *api) handle(pattern string, h func(w http.ResponseWriter, r *http.Request, who *engine.Identity)) {
 	a.patterns = append(a.patterns, pattern)
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && crossSite(r) {
+			writeError(w, errCrossSite)
+			return
+		}
 		who, err := a.identity(r)
 		if err != nil {
 			writeError(w, err)
@@ -101,6 +106,28 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	a.mux.ServeHTTP(w, r)
 }
+
+// crossSite reports whether a browser sent r for a page of another origin (a form or a
+// script of any web site the viewer has open). Without it, that page could pause functions or
+// submit jobs through a dashboard user's browser, with the loopback or client-certificate
+// identity of its connection (CSRF). Browsers say so in Sec-Fetch-Site and, for a POST, in
+// Origin; curl and scripts send neither and are not affected.
+func crossSite(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none": // none: typed in the address bar, or no browser
+	default:
+		return true
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return false
+	}
+	u, err := url.Parse(origin)
+	return err != nil || u.Host != r.Host // "null" (an opaque origin) has no host
+}
+
+// errCrossSite refuses a request crossSite caught.
+var errCrossSite = &apiError{http.StatusForbidden, "PERMISSION_DENIED", "a browser request from another web site may not change anything here"}
 
 // probe captures what the mux answers a request no route matches (404, or 405 with Allow).
 type probe struct {

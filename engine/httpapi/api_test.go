@@ -513,3 +513,47 @@ func TestFunctionCounters(t *testing.T) {
 		t.Fatalf("after: %s", r.raw)
 	}
 }
+
+// A page of another web site cannot change anything through a viewer's browser (CSRF): its
+// requests carry Sec-Fetch-Site or an Origin that is not this server's. Reads stay open (the
+// browser keeps their answers from that page), and so do same-origin requests (the dashboard).
+func TestCrossSiteBrowserRequestsChangeNothing(t *testing.T) {
+	e := newEngine(t, engine.Config{})
+	h := New(e, Options{})
+	admin := newPeer(t, e, 3)
+	for _, hdr := range []map[string]string{
+		{"Sec-Fetch-Site": "cross-site"},
+		{"Sec-Fetch-Site": "same-site"},
+		{"Origin": "http://evil.example"},
+		{"Origin": "null"},
+	} {
+		do(t, h, call{method: "POST", path: "/api/functions/mail/pause", header: hdr}).want(t, 403, "PERMISSION_DENIED")
+	}
+	if got := admin.admin("show paused"); got != ".\n" {
+		t.Fatalf("a cross-site request paused a function: %q", got)
+	}
+	do(t, h, call{method: "GET", path: "/api/status", header: map[string]string{"Sec-Fetch-Site": "cross-site"}}).want(t, 200, "")
+	// httptest's requests are for example.com.
+	do(t, h, call{method: "POST", path: "/api/functions/mail/pause", header: map[string]string{"Origin": "http://example.com", "Sec-Fetch-Site": "same-origin"}}).want(t, 200, "")
+	if got := admin.admin("show paused"); got != "mail\n.\n" {
+		t.Fatalf("a same-origin pause: %q", got)
+	}
+	g := GearmanHandler(e, Options{})
+	if r := do(t, g, call{method: "GET", path: "/mail", header: map[string]string{"Sec-Fetch-Site": "cross-site"}}); r.code != 403 {
+		t.Fatalf("a cross-site GET on gearmand's HTTP interface: %d %s", r.code, r.raw)
+	}
+	if st := functionStat(t, e, "mail"); st.Total != 0 {
+		t.Fatalf("a cross-site GET submitted a job: %+v", st)
+	}
+}
+
+// functionStat is fn's FunctionStat (zero when it has none).
+func functionStat(t *testing.T, e *engine.Engine, fn string) engine.FunctionStat {
+	t.Helper()
+	for _, st := range e.FunctionStats() {
+		if st.Name == fn {
+			return st
+		}
+	}
+	return engine.FunctionStat{}
+}

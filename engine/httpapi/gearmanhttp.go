@@ -52,6 +52,10 @@ func (g *gearmanHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		textError(w, http.StatusMethodNotAllowed, r.Method+" is not a Gearman submit (GET, POST or PUT /FUNCTION)")
 		return
 	}
+	if crossSite(r) { // every method submits here, GET too (an <img> could)
+		textError(w, http.StatusForbidden, errCrossSite.message)
+		return
+	}
 	fn := strings.TrimLeft(r.URL.Path, "/")
 	if fn == "" {
 		textError(w, http.StatusNotFound, "no function: submit to /FUNCTION")

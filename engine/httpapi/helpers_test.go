@@ -34,6 +34,7 @@ type call struct {
 	body         any // marshalled to JSON unless a string
 	remote       string
 	token        string
+	header       map[string]string // more request headers
 }
 
 // reply is an answer: its status and its body decoded.
@@ -65,6 +66,9 @@ func do(t testing.TB, h http.Handler, c call) reply {
 	}
 	if c.token != "" {
 		r.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	for k, v := range c.header {
+		r.Header.Set(k, v)
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, r)
