@@ -2,19 +2,12 @@ package main
 
 import (
 	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +18,7 @@ import (
 	"time"
 
 	"github.com/spur-gearman/spur/codec"
+	"github.com/spur-gearman/spur/engine/tlsserver/tlstest"
 )
 
 // httpJSON does one request and decodes its JSON answer.
@@ -117,41 +111,6 @@ func TestHTTPAPIEndToEnd(t *testing.T) {
 	resp.Body.Close()
 }
 
-// certAuthority is a CA for client certificates of the tests.
-type certAuthority struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	file string
-}
-
-func newCA(t *testing.T, dir string) *certAuthority {
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	file := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return &certAuthority{cert, k, file}
-}
-
-func (ca *certAuthority) client(t *testing.T, cn string) tls.Certificate {
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &k.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k}
-}
-
 // With --ssl, --http-addr is HTTPS with the Gearman port's certificate, reloaded on SIGHUP;
 // with --ssl-verify-client it takes only clients with a certificate of --ssl-ca-file, whose
 // name is the identity the ACL sees.
@@ -173,18 +132,19 @@ func TestHTTPSWithClientCertificates(t *testing.T) {
 	}
 	install(certA, cert)
 	install(keyA, key)
-	ca := newCA(t, dir)
+	ca := tlstest.NewCA(t, "test CA")
+	caFile := tlstest.WriteFile(t, filepath.Join(dir, "ca.pem"), ca.PEM)
 	aclFile := filepath.Join(dir, "acl")
 	writeFile(t, aclFile, "[cert:ops-*]\nadmin status pause\n[any]\nadmin status\n")
 	httpAddr := net.JoinHostPort("127.0.0.1", freePort(t))
-	cmd, _, _ := startSpurd(t, "-q", "builtin", "--ssl", "--ssl-certificate", cert, "--ssl-key", key, "--ssl-ca-file", ca.file,
+	cmd, _, _ := startSpurd(t, "-q", "builtin", "--ssl", "--ssl-certificate", cert, "--ssl-key", key, "--ssl-ca-file", caFile,
 		"--ssl-verify-client", "--acl", aclFile, "--http-addr", httpAddr, "--log-file", filepath.Join(dir, "log"))
 	base := "https://" + httpAddr
 	client := func(certs ...tls.Certificate) *http.Client {
 		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 			TLSClientConfig: &tls.Config{InsecureSkipVerify: true, Certificates: certs}}}
 	}
-	ops := client(ca.client(t, "ops-1"))
+	ops := client(ca.ClientCert(t, "ops-1", nil))
 	if code, m := httpJSON(t, ops, "GET", base+"/api/me", "", ""); code != 200 ||
 		m["identity"].(map[string]any)["name"] != "ops-1" || m["may"].(map[string]any)["pause"] != true {
 		t.Fatalf("ops me: %d %v", code, m)
@@ -192,7 +152,7 @@ func TestHTTPSWithClientCertificates(t *testing.T) {
 	if code, _ := httpJSON(t, ops, "POST", base+"/api/functions/x/pause", "", ""); code != 200 {
 		t.Fatalf("ops pause: %d", code)
 	}
-	web := client(ca.client(t, "web-1"))
+	web := client(ca.ClientCert(t, "web-1", nil))
 	if code, _ := httpJSON(t, web, "POST", base+"/api/functions/x/pause", "", ""); code != 403 {
 		t.Fatalf("web pause: %d", code)
 	}
@@ -203,7 +163,7 @@ func TestHTTPSWithClientCertificates(t *testing.T) {
 		t.Fatalf("plaintext HTTP was served: %s", resp.Status)
 	}
 	serverName := func() string {
-		c, err := tls.Dial("tcp", httpAddr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{ca.client(t, "ops-2")}})
+		c, err := tls.Dial("tcp", httpAddr, &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{ca.ClientCert(t, "ops-2", nil)}})
 		if err != nil {
 			t.Fatal(err)
 		}

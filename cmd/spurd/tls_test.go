@@ -1,16 +1,10 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -19,32 +13,18 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spur-gearman/spur/engine/tlsserver/tlstest"
 )
 
-// selfSigned writes a certificate for 127.0.0.1/localhost and its key into dir.
+// selfSigned writes a certificate for 127.0.0.1/localhost and its key into dir as CN.pem and
+// CN.key. The certificate file also holds the CA that signed it, so that it is its own trust
+// anchor (a client's --ssl-ca-file).
 func selfSigned(t *testing.T, dir, cn string) (cert, key string) {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, _ := x509.MarshalPKCS8PrivateKey(k)
-	cert, key = filepath.Join(dir, cn+".pem"), filepath.Join(dir, cn+".key")
-	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return cert, key
+	ca := tlstest.NewCA(t, cn+" CA")
+	c, k := ca.Issue(t, cn, true, nil)
+	return tlstest.WriteFile(t, filepath.Join(dir, cn+".pem"), append(c, ca.PEM...)), tlstest.WriteFile(t, filepath.Join(dir, cn+".key"), k)
 }
 
 func TestSSLRefusesBadKeyMaterial(t *testing.T) {

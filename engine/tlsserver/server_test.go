@@ -4,19 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
-	"encoding/pem"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,102 +18,14 @@ import (
 	"github.com/spur-gearman/spur/codec"
 	"github.com/spur-gearman/spur/engine"
 	"github.com/spur-gearman/spur/engine/tcpserver"
+	"github.com/spur-gearman/spur/engine/tlsserver/tlstest"
 )
 
-// authority is a test CA that signs server and client certificates.
-type authority struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-var serial int64 = 1
-
-func newAuthority(t *testing.T, cn string) *authority {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial++
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial),
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return &authority{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue signs a certificate for cn; a server one is for 127.0.0.1 and localhost.
-func (a *authority) issue(t *testing.T, cn string, server bool, dns []string, uris ...string) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	serial++
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial),
-		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		DNSNames:     dns,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
-		tmpl.DNSNames = append(tmpl.DNSNames, "localhost")
-	}
-	for _, u := range uris {
-		pu, _ := url.Parse(u)
-		tmpl.URIs = append(tmpl.URIs, pu)
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.cert, &key.PublicKey, a.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-}
-
-func (a *authority) clientCert(t *testing.T, cn string, dns []string, uris ...string) tls.Certificate {
-	t.Helper()
-	c, k := a.issue(t, cn, false, dns, uris...)
-	cert, err := tls.X509KeyPair(c, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
-}
-
-func writeFile(t *testing.T, path string, b []byte) string {
-	t.Helper()
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // serverFiles writes a server certificate for cn signed by ca into dir.
-func serverFiles(t *testing.T, dir string, ca *authority, cn string) Files {
+func serverFiles(t *testing.T, dir string, ca *tlstest.CA, cn string) Files {
 	t.Helper()
-	c, k := ca.issue(t, cn, true, nil)
-	return Files{Cert: writeFile(t, filepath.Join(dir, "server.pem"), c), Key: writeFile(t, filepath.Join(dir, "server.key"), k)}
+	c, k := ca.Issue(t, cn, true, nil)
+	return Files{Cert: tlstest.WriteFile(t, filepath.Join(dir, "server.pem"), c), Key: tlstest.WriteFile(t, filepath.Join(dir, "server.key"), k)}
 }
 
 // fixture is an engine behind the TLS transport.
@@ -129,11 +33,11 @@ type fixture struct {
 	srv  *Server
 	keys *Keys
 	addr string
-	ca   *authority
+	ca   *tlstest.CA
 	ids  chan engine.Identity // the identity of every session opened
 }
 
-func start(t *testing.T, files Files, ca *authority, handshake time.Duration) *fixture {
+func start(t *testing.T, files Files, ca *tlstest.CA, handshake time.Duration) *fixture {
 	t.Helper()
 	keys, err := LoadKeys(files)
 	if err != nil {
@@ -177,8 +81,7 @@ type gclient struct {
 
 func (f *fixture) dialConfig(t *testing.T, cfg *tls.Config) (*gclient, error) {
 	t.Helper()
-	pool := x509.NewCertPool()
-	pool.AddCert(f.ca.cert)
+	pool := f.ca.Pool()
 	if cfg == nil {
 		cfg = &tls.Config{}
 	}
@@ -272,7 +175,7 @@ func (g *gclient) admin(line string) string {
 }
 
 func TestRoundTripAndAdminOverTLS(t *testing.T) {
-	ca := newAuthority(t, "test-ca")
+	ca := tlstest.NewCA(t, "test-ca")
 	f := start(t, serverFiles(t, t.TempDir(), ca, "spur-server"), ca, 0)
 	worker := f.dial(t, nil)
 	if v := worker.cs.Version; v < tls.VersionTLS12 {
@@ -303,7 +206,7 @@ func TestRoundTripAndAdminOverTLS(t *testing.T) {
 }
 
 func TestSessionResumption(t *testing.T) {
-	ca := newAuthority(t, "test-ca")
+	ca := tlstest.NewCA(t, "test-ca")
 	f := start(t, serverFiles(t, t.TempDir(), ca, "spur-server"), ca, 0)
 	cache := tls.NewLRUClientSessionCache(4)
 	for i := range 3 {
@@ -317,7 +220,7 @@ func TestSessionResumption(t *testing.T) {
 }
 
 func TestPlaintextClientGetsNothing(t *testing.T) {
-	ca := newAuthority(t, "test-ca")
+	ca := tlstest.NewCA(t, "test-ca")
 	f := start(t, serverFiles(t, t.TempDir(), ca, "spur-server"), ca, 0)
 	for _, plain := range [][]byte{[]byte("status\r\n"), codec.AppendRequest(nil, codec.EchoReq, []byte("hi"))} {
 		c, err := net.Dial("tcp", f.addr)
@@ -339,7 +242,7 @@ func TestPlaintextClientGetsNothing(t *testing.T) {
 }
 
 func TestSilentConnectionDroppedAfterHandshakeTimeout(t *testing.T) {
-	ca := newAuthority(t, "test-ca")
+	ca := tlstest.NewCA(t, "test-ca")
 	f := start(t, serverFiles(t, t.TempDir(), ca, "spur-server"), ca, 300*time.Millisecond)
 	c, err := net.Dial("tcp", f.addr)
 	if err != nil {
@@ -358,7 +261,7 @@ func TestSilentConnectionDroppedAfterHandshakeTimeout(t *testing.T) {
 }
 
 func TestReloadKeepsConnectionsAndServesNewCertificate(t *testing.T) {
-	ca := newAuthority(t, "test-ca")
+	ca := tlstest.NewCA(t, "test-ca")
 	dir := t.TempDir()
 	files := serverFiles(t, dir, ca, "spur-old")
 	f := start(t, files, ca, 0)
@@ -376,7 +279,7 @@ func TestReloadKeepsConnectionsAndServesNewCertificate(t *testing.T) {
 		t.Fatalf("after reload a new handshake got %s, want spur-new", cn)
 	}
 	// A bad file keeps what is in use.
-	writeFile(t, files.Key, []byte("garbage"))
+	tlstest.WriteFile(t, files.Key, []byte("garbage"))
 	if err := f.keys.Reload(); err == nil || !strings.Contains(err.Error(), files.Key) {
 		t.Fatalf("reload of a garbage key: %v, want an error naming %s", err, files.Key)
 	}
@@ -387,10 +290,10 @@ func TestReloadKeepsConnectionsAndServesNewCertificate(t *testing.T) {
 }
 
 func TestVerifyClient(t *testing.T) {
-	ca := newAuthority(t, "test-ca")
+	ca := tlstest.NewCA(t, "test-ca")
 	dir := t.TempDir()
 	files := serverFiles(t, dir, ca, "spur-server")
-	files.CA = writeFile(t, filepath.Join(dir, "ca.pem"), ca.pem)
+	files.CA = tlstest.WriteFile(t, filepath.Join(dir, "ca.pem"), ca.PEM)
 	files.VerifyClient = true
 	f := start(t, files, ca, 0)
 
@@ -407,12 +310,12 @@ func TestVerifyClient(t *testing.T) {
 		}
 	}
 	refused("no client certificate", nil)
-	other := newAuthority(t, "other-ca")
-	refused("certificate of another CA", &tls.Config{Certificates: []tls.Certificate{other.clientCert(t, "mallory", nil)}})
+	other := tlstest.NewCA(t, "other-ca")
+	refused("certificate of another CA", &tls.Config{Certificates: []tls.Certificate{other.ClientCert(t, "mallory", nil)}})
 	refused("no certificate, TLS 1.2", &tls.Config{MaxVersion: tls.VersionTLS12})
 
 	good := f.dial(t, &tls.Config{Certificates: []tls.Certificate{
-		ca.clientCert(t, "worker-7", []string{"worker7.example"}, "spiffe://example/worker")}})
+		ca.ClientCert(t, "worker-7", []string{"worker7.example"}, "spiffe://example/worker")}})
 	good.echo("hello")
 	id := <-f.ids
 	if id.Name != "worker-7" || strings.Join(id.Names, ",") != "worker-7,worker7.example,spiffe://example/worker" {
@@ -421,11 +324,11 @@ func TestVerifyClient(t *testing.T) {
 }
 
 func TestLoadKeysNamesTheBadFile(t *testing.T) {
-	ca := newAuthority(t, "test-ca")
+	ca := tlstest.NewCA(t, "test-ca")
 	dir := t.TempDir()
 	good := serverFiles(t, dir, ca, "spur-server")
-	otherCert, _ := ca.issue(t, "other", true, nil)
-	garbage := writeFile(t, filepath.Join(dir, "garbage"), []byte("not pem"))
+	otherCert, _ := ca.Issue(t, "other", true, nil)
+	garbage := tlstest.WriteFile(t, filepath.Join(dir, "garbage"), []byte("not pem"))
 	for _, tc := range []struct {
 		files Files
 		names []string
@@ -433,7 +336,7 @@ func TestLoadKeysNamesTheBadFile(t *testing.T) {
 		{Files{Cert: filepath.Join(dir, "missing.pem"), Key: good.Key}, []string{"missing.pem"}},
 		{Files{Cert: garbage, Key: good.Key}, []string{garbage}},
 		{Files{Cert: good.Cert, Key: garbage}, []string{garbage}},
-		{Files{Cert: writeFile(t, filepath.Join(dir, "other.pem"), otherCert), Key: good.Key}, []string{"other.pem", good.Key}},
+		{Files{Cert: tlstest.WriteFile(t, filepath.Join(dir, "other.pem"), otherCert), Key: good.Key}, []string{"other.pem", good.Key}},
 		{Files{Cert: good.Cert, Key: good.Key, CA: garbage}, []string{garbage}},
 		{Files{Cert: good.Cert, Key: good.Key, VerifyClient: true}, []string{"--ssl-ca-file"}},
 	} {
