@@ -146,8 +146,11 @@ func TestHTTPMetricsCountJobsTrafficAndTheLog(t *testing.T) {
 	descs := make(chan *prometheus.Desc, 100)
 	metrics.New(nil, fakeLog{}).Describe(descs)
 	close(descs)
+	families := metrics.FunctionFamilies()
 	for d := range descs {
-		name := strings.Split(strings.TrimPrefix(d.String(), `Desc{fqName: "`), `"`)[0]
+		families = append(families, strings.Split(strings.TrimPrefix(d.String(), `Desc{fqName: "`), `"`)[0])
+	}
+	for _, name := range families {
 		if !strings.Contains(body, "\n# TYPE "+name+" ") {
 			t.Errorf("/metrics lacks the family %s", name)
 		}

@@ -4,7 +4,6 @@ import (
 	"io"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 )
 
@@ -12,11 +11,13 @@ import (
 // functions: the registry's gather (collect, checks, sorting) and the text encoding.
 func BenchmarkGatherAndEncode10kFunctions(b *testing.B) {
 	e := newEngine(b, 10000)
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(New(e, nil))
+	g, err := Gatherer(e, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ReportAllocs()
 	for range b.N {
-		mfs, err := reg.Gather()
+		mfs, err := g.Gather()
 		if err != nil {
 			b.Fatal(err)
 		}

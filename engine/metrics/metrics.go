@@ -5,6 +5,12 @@
 // are per batch. A scrape takes each function shard's lock once, briefly
 // (Engine.FunctionStats), and builds the series outside the locks.
 //
+// Two paths serve them (Gatherer joins them): the server's families go through a
+// prometheus.Collector and a registry; the per-function families, thousands of series for
+// thousands of functions, are built straight as Prometheus' data model, already in the order
+// a registry would sort them into and without its duplicate checks, which cost more than the
+// series themselves (functions.go).
+//
 // Families (all gauges unless the name ends in _total or is a histogram):
 //
 //	per function, labelled function (and priority where said):
@@ -38,8 +44,6 @@
 package metrics
 
 import (
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/spur-gearman/spur/engine"
@@ -53,39 +57,26 @@ type Log interface {
 	DiskSpace() (free, reserve uint64, ok bool)
 }
 
-// Collector implements prometheus.Collector over an engine.
+// Collector implements prometheus.Collector over an engine's server-wide families.
 type Collector struct {
 	e   *engine.Engine
 	log Log // nil without a durable queue
 
-	queued, scheduled, running, workers, oldest, paused, limit *prometheus.Desc
-	counters                                                   [5]*prometheus.Desc // in the order of counterNames
-	queueWait, runTime                                         *prometheus.Desc
-	jobs, connections, bytesIn, bytesOut, packets              *prometheus.Desc
-	results, resultBytes, dead, schedules, nextRun             *prometheus.Desc
-	walBatches, walBatchOps, walCommit, walSync                *prometheus.Desc
-	diskFree, diskReserve                                      *prometheus.Desc
-	gUp, gVersion, gJobs, gRunning, gWaiting, gWorkers         *prometheus.Desc
+	jobs, connections, bytesIn, bytesOut, packets  *prometheus.Desc
+	results, resultBytes, dead, schedules, nextRun *prometheus.Desc
+	walBatches, walBatchOps, walCommit, walSync    *prometheus.Desc
+	diskFree, diskReserve                          *prometheus.Desc
+	gUp, gVersion                                  *prometheus.Desc
 }
 
 var counterNames = [5]string{"submitted", "completed", "failed", "retried", "dead_lettered"}
 
-// New returns a collector of e; log is its durable job log, or nil.
+// New returns a collector of e's server-wide families; log is its durable job log, or nil.
 func New(e *engine.Engine, log Log) *Collector {
-	fn := []string{"function"}
 	d := prometheus.NewDesc
-	c := &Collector{
+	return &Collector{
 		e:           e,
 		log:         log,
-		queued:      d("spur_function_jobs_queued", "Jobs of the function waiting to run (scheduled ones included), by priority.", []string{"function", "priority"}, nil),
-		scheduled:   d("spur_function_jobs_scheduled", "Jobs of the function waiting for their run-at time (epoch jobs, retries in backoff).", fn, nil),
-		running:     d("spur_function_jobs_running", "Jobs of the function assigned to a worker.", fn, nil),
-		workers:     d("spur_function_workers", "Worker connections registered for the function.", fn, nil),
-		oldest:      d("spur_function_oldest_queued_seconds", "How long the function's longest-waiting ready job has waited (0 when none waits).", fn, nil),
-		paused:      d("spur_function_paused", "1 while the function is paused (its jobs are not handed out).", fn, nil),
-		limit:       d("spur_function_limit", "Most of the function's jobs running at once (0 = no limit).", fn, nil),
-		queueWait:   d("spur_function_queue_wait_seconds", "Time from a job being queued (or coming due) to being handed to a worker.", fn, nil),
-		runTime:     d("spur_function_run_seconds", "Time from a job being handed to a worker to its end (completed, failed, retried).", fn, nil),
 		jobs:        d("spur_jobs_total", "Job events over every function since start: submitted, completed, failed, retried, dead_lettered.", []string{"event"}, nil),
 		connections: d("spur_connections", "Open connections by kind: worker (registered a function), admin (sent an admin command), client.", []string{"kind"}, nil),
 		bytesIn:     d("spur_received_bytes_total", "Bytes of packets and admin lines received.", nil, nil),
@@ -104,26 +95,13 @@ func New(e *engine.Engine, log Log) *Collector {
 		diskReserve: d("spur_disk_reserve_bytes", "Free bytes kept in reserve: below them new jobs are refused.", nil, nil),
 		gUp:         d("gearman_up", "Whether the job server answers (gearman-exporter's series).", nil, nil),
 		gVersion:    d("gearman_version_info", "The job server's version (gearman-exporter's series).", []string{"version"}, nil),
-		gJobs:       d("gearman_jobs", "Jobs of the function, queued and running (gearman-exporter's series).", fn, nil),
-		gRunning:    d("gearman_jobs_running", "Jobs of the function running (gearman-exporter's series).", fn, nil),
-		gWaiting:    d("gearman_jobs_waiting", "Jobs of the function waiting (gearman-exporter's series).", fn, nil),
-		gWorkers:    d("gearman_workers", "Workers of the function (gearman-exporter's series).", fn, nil),
 	}
-	for i, name := range counterNames {
-		c.counters[i] = d("spur_function_jobs_"+name+"_total", "Jobs of the function "+name+" since its record was made.", fn, nil)
-	}
-	return c
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.queued, c.scheduled, c.running, c.workers, c.oldest, c.paused, c.limit,
-		c.queueWait, c.runTime, c.jobs, c.connections, c.bytesIn, c.bytesOut, c.packets,
-		c.results, c.resultBytes, c.dead, c.schedules, c.nextRun,
-		c.gUp, c.gVersion, c.gJobs, c.gRunning, c.gWaiting, c.gWorkers} {
-		ch <- d
-	}
-	for _, d := range c.counters {
+	for _, d := range []*prometheus.Desc{c.jobs, c.connections, c.bytesIn, c.bytesOut, c.packets,
+		c.results, c.resultBytes, c.dead, c.schedules, c.nextRun, c.gUp, c.gVersion} {
 		ch <- d
 	}
 	if c.log != nil {
@@ -133,56 +111,13 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
-var priorities = [...]string{"high", "normal", "low"}
-
-// byPriorityName orders the priorities by name (high, low, normal): the registry sorts every
-// family's series by their labels, and a family sent already in that order sorts fast.
-var byPriorityName = [...]int{0, 2, 1}
-
-// Collect implements prometheus.Collector: one pass over the functions.
+// Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
-	}
-	now := time.Now()
-	for _, f := range c.e.FunctionStats() {
-		waiting := 0
-		for _, p := range byPriorityName {
-			gauge(c.queued, float64(f.Queued[p]), f.Name, priorities[p])
-			waiting += f.Queued[p]
-		}
-		gauge(c.scheduled, float64(f.Scheduled), f.Name)
-		gauge(c.running, float64(f.Running), f.Name)
-		gauge(c.workers, float64(f.Workers), f.Name)
-		age := 0.0
-		if !f.Oldest.IsZero() {
-			age = max(0, now.Sub(f.Oldest).Seconds())
-		}
-		gauge(c.oldest, age, f.Name)
-		if f.Paused {
-			gauge(c.paused, 1, f.Name)
-		}
-		if f.Limit > 0 {
-			gauge(c.limit, float64(f.Limit), f.Name)
-		}
-		for i, v := range counts(&f.Stats) {
-			counter(c.counters[i], v, f.Name)
-		}
-		// A histogram is 13 series: only those of functions whose jobs were handed out or
-		// ended are sent, which keeps a scrape of 10,000 declared functions small.
-		if f.Stats.QueueWait.Count() > 0 {
-			ch <- durationHistogram(c.queueWait, &f.Stats.QueueWait, f.Name)
-		}
-		if f.Stats.RunTime.Count() > 0 {
-			ch <- durationHistogram(c.runTime, &f.Stats.RunTime, f.Name)
-		}
-		gauge(c.gJobs, float64(f.Total), f.Name)
-		gauge(c.gRunning, float64(f.Running), f.Name)
-		gauge(c.gWaiting, float64(waiting), f.Name)
-		gauge(c.gWorkers, float64(f.Workers), f.Name)
 	}
 	total := c.e.TotalStats()
 	for i, v := range counts(&total) {
@@ -239,20 +174,6 @@ func (c *Collector) collectLog(ch chan<- prometheus.Metric, gauge func(*promethe
 // counts lists st's counters in the order of counterNames.
 func counts(st *queue.Stats) [5]uint64 {
 	return [5]uint64{st.Submitted, st.Completed, st.Failed, st.Retried, st.DeadLettered}
-}
-
-// durationBounds are queue.HistogramBounds in seconds.
-var durationBounds = func() []float64 {
-	out := make([]float64, len(queue.HistogramBounds))
-	for i, b := range queue.HistogramBounds {
-		out[i] = b.Seconds()
-	}
-	return out
-}()
-
-// durationHistogram is h as a Prometheus histogram.
-func durationHistogram(d *prometheus.Desc, h *queue.Histogram, labels ...string) prometheus.Metric {
-	return histogram(d, durationBounds, h.Counts[:], h.Sum.Seconds(), labels...)
 }
 
 // histogram makes a constant histogram of per-bucket counts (the last one unbounded), which

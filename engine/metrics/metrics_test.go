@@ -26,48 +26,109 @@ func newEngine(tb testing.TB, n int) *engine.Engine {
 	return e
 }
 
-func TestCollectorReportsEveryFunction(t *testing.T) {
+// newEngine's jobs are high priority (the zero Priority).
+func TestGathererReportsEveryFunction(t *testing.T) {
 	e := newEngine(t, 3)
-	c := New(e, nil)
+	g, err := Gatherer(e, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	want := `
 # HELP gearman_jobs Jobs of the function, queued and running (gearman-exporter's series).
 # TYPE gearman_jobs gauge
 gearman_jobs{function="fn0"} 1
 gearman_jobs{function="fn1"} 1
 gearman_jobs{function="fn2"} 1
+# HELP spur_function_jobs_queued Jobs of the function waiting to run (scheduled ones included), by priority.
+# TYPE spur_function_jobs_queued gauge
+spur_function_jobs_queued{function="fn0",priority="high"} 1
+spur_function_jobs_queued{function="fn0",priority="low"} 0
+spur_function_jobs_queued{function="fn0",priority="normal"} 0
+spur_function_jobs_queued{function="fn1",priority="high"} 1
+spur_function_jobs_queued{function="fn1",priority="low"} 0
+spur_function_jobs_queued{function="fn1",priority="normal"} 0
+spur_function_jobs_queued{function="fn2",priority="high"} 1
+spur_function_jobs_queued{function="fn2",priority="low"} 0
+spur_function_jobs_queued{function="fn2",priority="normal"} 0
 `
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "gearman_jobs"); err != nil {
+	if err := testutil.GatherAndCompare(g, strings.NewReader(want), "gearman_jobs", "spur_function_jobs_queued"); err != nil {
 		t.Fatal(err)
 	}
-	if n := testutil.CollectAndCount(c, "spur_function_jobs_queued"); n != 9 {
-		t.Fatalf("%d spur_function_jobs_queued series, want 3 functions x 3 priorities", n)
-	}
 	reg := prometheus.NewPedanticRegistry()
-	if err := reg.Register(c); err != nil {
+	if err := reg.Register(New(e, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := reg.Gather(); err != nil {
-		t.Fatalf("a pedantic registry refuses the families: %v", err)
+		t.Fatalf("a pedantic registry refuses the server's families: %v", err)
 	}
 }
 
-// BenchmarkScrape10kFunctions is a scrape of 10,000 functions: the whole cost, and
+// The per-function families are built without a registry's checks: they must be what a
+// registry would give, every family's series unique and in label order, and no family twice.
+func TestFunctionFamiliesAreWellFormed(t *testing.T) {
+	e := newEngine(t, 50)
+	g, err := Gatherer(e, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, mf := range mfs {
+		if seen[mf.GetName()] {
+			t.Fatalf("family %s twice", mf.GetName())
+		}
+		seen[mf.GetName()] = true
+		prev := ""
+		for _, m := range mf.Metric {
+			var key strings.Builder
+			for i, l := range m.Label {
+				if i > 0 && l.GetName() <= m.Label[i-1].GetName() {
+					t.Fatalf("%s: labels out of order: %v", mf.GetName(), m.Label)
+				}
+				key.WriteString(l.GetName() + "=" + l.GetValue() + "\x00")
+			}
+			if prev != "" && key.String() <= prev {
+				t.Fatalf("%s: series %q after %q", mf.GetName(), key.String(), prev)
+			}
+			prev = key.String()
+		}
+	}
+	for _, name := range FunctionFamilies() {
+		// Nothing is paused or limited, no job was handed out: those families have no series.
+		switch name {
+		case "spur_function_paused", "spur_function_limit", "spur_function_queue_wait_seconds", "spur_function_run_seconds":
+			if seen[name] {
+				t.Errorf("family %s without a series to show", name)
+			}
+		default:
+			if !seen[name] {
+				t.Errorf("no family %s", name)
+			}
+		}
+	}
+}
+
+// BenchmarkScrape10kFunctions is a scrape of 10,000 functions: the whole gather, and
 // (FunctionStats) what it spends under shard locks, 64 shards one after another.
 func BenchmarkScrape10kFunctions(b *testing.B) {
 	e := newEngine(b, 10000)
-	c := New(e, nil)
-	b.Run("collect", func(b *testing.B) {
-		ch := make(chan prometheus.Metric, 1<<10)
-		go func() {
-			for range ch {
-			}
-		}()
+	g, err := Gatherer(e, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("gather", func(b *testing.B) {
+		b.ReportAllocs()
 		for range b.N {
-			c.Collect(ch)
+			if _, err := g.Gather(); err != nil {
+				b.Fatal(err)
+			}
 		}
-		close(ch)
 	})
 	b.Run("FunctionStats", func(b *testing.B) {
+		b.ReportAllocs()
 		for range b.N {
 			_ = e.FunctionStats()
 		}
