@@ -4,8 +4,11 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -288,6 +291,11 @@ func moveQueue(t *testing.T, fx fixture) {
 			if !fx.epoch {
 				wait = 0
 			}
+			if mode == "to" {
+				// libgearman's own worker (the gearman tool) receives them: every one, once.
+				receiveWithGearmanTool(t, addr, js)
+				return
+			}
 			got := collect(t, addr, functionsOf(js), len(js), 300*time.Millisecond+wait, 30*time.Second)
 			checkReceived(t, js, got)
 		})
@@ -321,5 +329,44 @@ func TestImportDeletesRowsWithNullKeys(t *testing.T) {
 				t.Fatalf("a NULL priority is read as gearmand reads it (0, high): %+v", f)
 			}
 		})
+	}
+}
+
+// receiveWithGearmanTool runs libgearman's worker, `gearman -w`, for the jobs' functions until
+// it has done len(js) jobs, each written by a shell into a file of its own, and checks that
+// the files hold exactly the jobs' data, each once.
+func receiveWithGearmanTool(t *testing.T, addr string, js []job) {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(addr)
+	dir := t.TempDir()
+	args := []string{"-h", host, "-p", port, "-w", "-c", strconv.Itoa(len(js))}
+	for _, fn := range functionsOf(js) {
+		args = append(args, "-f", fn)
+	}
+	args = append(args, "--", "sh", "-c", `cat > "$(mktemp -p `+dir+`)"`)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "gearman", args...).CombinedOutput(); err != nil {
+		t.Fatalf("gearman -w: %v: %s", err, out)
+	}
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got, want []string
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(dir, f.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(b))
+	}
+	for _, j := range js {
+		want = append(want, j.data)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("gearman -w ran %d jobs with data %q, want %q", len(got), got, want)
 	}
 }
