@@ -208,7 +208,8 @@ func TestAdminShowJobs(t *testing.T) {
 	if got := adm.admin("show unique jobs"); got != "u1\n\n-\n.\n" {
 		t.Fatalf("show unique jobs %q", got)
 	}
-	for _, cmd := range []string{"show foo", "show jobs extra", "show unique", "show unique foo"} {
+	// ("show jobs FN" is Spur's: one function's jobs; see TestShowStatsAndShowJobsOfAFunction.)
+	for _, cmd := range []string{"show foo", "show jobs extra words", "show unique", "show unique foo"} {
 		if got := adm.admin(cmd); got != "ERR UNKNOWN_SHOW_ARGUMENTS\r\n" {
 			t.Fatalf("%s: %q", cmd, got)
 		}

@@ -413,7 +413,7 @@ func (w *world) step(i, act int) {
 }
 
 func (w *world) adminLine(fs *fuzzSess) string {
-	switch w.next() % 31 {
+	switch w.next() % 33 {
 	case 0:
 		return "status"
 	case 1:
@@ -474,6 +474,10 @@ func (w *world) adminLine(fs *fuzzSess) string {
 		return "show schedules"
 	case 29:
 		return "retry dead " + w.handle(fs)
+	case 30:
+		return "show stats"
+	case 31:
+		return "show jobs " + w.fn()
 	default:
 		return "getpid"
 	}
