@@ -101,13 +101,21 @@ func TestHTTPMetricsCountJobsTrafficAndTheLog(t *testing.T) {
 		}
 	}
 	w.sync()
-	resp, err := http.Get("http://" + httpAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	// The job ends' batch (results, the dead letter) commits after the worker's packets are
+	// answered: scrape until it shows.
+	var body string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get("http://" + httpAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		if strings.Contains(body, "\nspur_results_stored 2\n") || time.Now().After(deadline) {
+			break
+		}
 	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	body := string(b)
 	for _, want := range []string{
 		`spur_function_jobs_submitted_total{function="m"} 3`,
 		`spur_function_jobs_completed_total{function="m"} 1`,
