@@ -38,7 +38,7 @@ message saying it lacks them.
 Exit codes:
   0  ok
   1  the server answered an error (an ERR line, a refused packet; for submit a failed job;
-     for result: no result)
+     for result: no result; for import: a row not moved, or the import stopped)
   2  usage: unknown command, bad flag or argument
   3  cannot connect, the connection broke, or the server did not answer within --timeout`
 
