@@ -84,6 +84,24 @@ func (q *fifo) blocks() int {
 	return n
 }
 
+// firstLive returns the first job not ignored among the first limit, or nil when there is
+// none; when all limit are ignored it returns the last of them.
+func (q *fifo) firstLive(limit int) *Job {
+	var last *Job
+	for b := q.head; b != nil; b = b.next {
+		for _, j := range b.jobs[b.r:b.w] {
+			if !j.Ignore {
+				return j
+			}
+			last, limit = j, limit-1
+			if limit <= 0 {
+				return last
+			}
+		}
+	}
+	return last
+}
+
 // each calls fn for every queued job in order.
 func (q *fifo) each(fn func(*Job)) {
 	for b := q.head; b != nil; b = b.next {

@@ -75,17 +75,22 @@ func (h *Histogram) Add(o *Histogram) {
 
 // OldestQueued is when the longest-waiting ready job was queued (unix nanoseconds, see
 // Job.QueuedAt), or 0 when none is ready. Jobs waiting for their run-at time are not
-// waiting for a worker and do not count. A cancelled job still in a FIFO may be the one
-// seen: it leaves at the next grab.
+// waiting for a worker and do not count. Cancelled jobs still in a FIFO (they leave at the
+// next grab) are skipped, up to oldestScan of them at the head of each FIFO, so that a scrape
+// of a paused function with many cancelled jobs stays short.
 func (f *Function) OldestQueued() int64 {
 	var oldest int64
 	for p := range f.ready {
-		if j := f.ready[p].peek(); j != nil && (oldest == 0 || j.QueuedAt < oldest) {
+		j := f.ready[p].firstLive(oldestScan)
+		if j != nil && !j.Ignore && (oldest == 0 || j.QueuedAt < oldest) {
 			oldest = j.QueuedAt
 		}
 	}
 	return oldest
 }
+
+// oldestScan bounds the cancelled jobs OldestQueued looks past at the head of a FIFO.
+const oldestScan = 64
 
 // RetiredStats is the sum of the Stats of the shard's functions deleted by the sweeper.
 func (s *Shard) RetiredStats() *Stats { return &s.retired }
