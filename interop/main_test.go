@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/spur-gearman/spur/cmd/spurd/spurdtest"
 )
 
 const (
@@ -213,9 +215,8 @@ func (m serverMode) tryLaunch(t *testing.T, extraArgs []string) (*server, error)
 
 	deadline := time.Now().Add(readyTimeout)
 	for {
-		c, err := net.DialTimeout("tcp", s.addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
+		// This process must be the one listening, not another test's that took the port.
+		if spurdtest.ListensOn(s.pid, port) {
 			break
 		}
 		select {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/spur-gearman/spur/cmd/spur/client"
+	"github.com/spur-gearman/spur/cmd/spurd/spurdtest"
 )
 
 // The tests run the built binaries, as a user would: spur against a real spurd (and C
@@ -46,7 +47,7 @@ func freePort(t *testing.T) string {
 	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
-// startServer starts bin on a free loopback port and waits until it accepts.
+// startServer starts bin on a free loopback port and waits until it listens there.
 func startServer(t *testing.T, bin string, args ...string) string {
 	t.Helper()
 	port := freePort(t)
@@ -61,10 +62,9 @@ func startServer(t *testing.T, bin string, args ...string) string {
 		_ = cmd.Wait()
 	})
 	deadline := time.Now().Add(10 * time.Second)
+	p, _ := strconv.Atoi(port)
 	for {
-		c, err := net.Dial("tcp", "127.0.0.1:"+port)
-		if err == nil {
-			c.Close()
+		if spurdtest.ListensOn(cmd.Process.Pid, p) { // this process, not another test's
 			return port
 		}
 		if time.Now().After(deadline) {

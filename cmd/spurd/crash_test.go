@@ -50,8 +50,8 @@ func TestCrashLosesNoAcknowledgedJob(t *testing.T) {
 		}
 		deadline := time.Now().Add(15 * time.Second)
 		for {
-			if c, err := net.Dial("tcp", addr); err == nil {
-				c.Close()
+			// Its own process, not another test's that took the port while it was down.
+			if listensOn(cmd.Process.Pid, port) {
 				return cmd
 			}
 			if time.Now().After(deadline) {

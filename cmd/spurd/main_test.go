@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spur-gearman/spur/cmd/spurd/spurdtest"
 	"github.com/spur-gearman/spur/engine"
 )
 
@@ -64,13 +65,14 @@ func startSpurd(t *testing.T, args ...string) (*exec.Cmd, string, *bytes.Buffer)
 	addr := net.JoinHostPort("127.0.0.1", port)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
+		// The port accepting is not enough: a test that restarts its spurd frees its port
+		// for a moment, freePort may hand it to another test, and then two spurds race for
+		// it. The one started here must be the one listening.
+		if listensOn(cmd.Process.Pid, port) {
 			return cmd, addr, &stderr
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("spurd did not accept on %s: %s", addr, stderr.String())
+			t.Fatalf("spurd did not listen on %s: %s", addr, stderr.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -289,4 +291,10 @@ func TestMaxConnectionsPerSource(t *testing.T) {
 	if err := version(conns[0]); err != nil {
 		t.Fatalf("the first connection after the refusal: %v", err)
 	}
+}
+
+// listensOn is spurdtest.ListensOn for a port given as text.
+func listensOn(pid int, port string) bool {
+	p, err := strconv.Atoi(port)
+	return err == nil && spurdtest.ListensOn(pid, p)
 }
