@@ -66,6 +66,8 @@ func TestFunctionStatsCountEveryOutcome(t *testing.T) {
 	if !st.Oldest.IsZero() {
 		t.Fatalf("nothing is queued, yet the oldest job was queued at %v", st.Oldest)
 	}
+	w.send(codec.GrabJob) // reaps the cancelled job if no grab went past it yet
+	w.expect(codec.NoJob)
 	w.send(codec.CantDo, "f")
 	adm.expectAdmin("retry f off", "OK\r\n")
 	w.syncEcho()
