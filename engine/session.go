@@ -101,9 +101,14 @@ func (s *Session) PeerID() uint64 { return s.id }
 // bytes it consumed. When closeConn is true the transport writes what is buffered and closes
 // the connection. Call only from the session's event loop; buf is not retained.
 func (s *Session) Feed(buf []byte) (consumed int, closeConn bool) {
-	t := time.Now().UnixNano()
+	return s.FeedAt(buf, time.Now().UnixNano())
+}
+
+// FeedAt is Feed for a transport that has read the clock already: now (unix nanoseconds)
+// is when its loop woke for these bytes, the time of every packet in them.
+func (s *Session) FeedAt(buf []byte, now int64) (consumed int, closeConn bool) {
 	s.mu.Lock()
-	s.inLoop, s.fedAt = true, t
+	s.inLoop, s.fedAt = true, now
 	s.mu.Unlock()
 	for consumed < len(buf) {
 		p, n, err := codec.Parse(buf[consumed:], s.e.cfg.MaxPacketSize)

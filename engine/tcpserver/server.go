@@ -29,9 +29,11 @@ import (
 // Session is the server side of one connection, as the transport drives it. All its methods
 // are called from the connection's own event loop.
 type Session interface {
-	// Feed executes the complete packets at the front of buf and returns how many bytes it
+	// FeedAt executes the complete packets at the front of buf and returns how many bytes it
 	// consumed; closeConn asks for the connection to be closed once its output is written.
-	Feed(buf []byte) (consumed int, closeConn bool)
+	// now (unix nanoseconds) is when the loop woke for these bytes: the loop reads the clock
+	// anyway, and the session times the jobs of the packets with it.
+	FeedAt(buf []byte, now int64) (consumed int, closeConn bool)
 	// TakeOutput hands over what is to be written (nil when nothing is) and whether the
 	// session's outbound cap was exceeded; the transport then calls ReleaseOutput(out).
 	TakeOutput() (out *bytebufferpool.ByteBuffer, overflow bool)
@@ -364,7 +366,8 @@ func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
 		return gnet.None // a wake-up for a connection that closed meanwhile
 	}
 	l := cn.loop
-	busy := time.Since(l.leftAt) < busyGap
+	now := time.Now()
+	busy := now.Sub(l.leftAt) < busyGap
 	l.enter()
 	closeConn := false
 	if cn.partial.evicted.Load() {
@@ -374,7 +377,7 @@ func (srv *Server) OnTraffic(c gnet.Conn) gnet.Action {
 		// copying the growing prefix out on every read.
 	} else if buf, _ := c.Peek(-1); len(buf) > 0 {
 		var n int
-		n, closeConn = cn.s.Feed(buf)
+		n, closeConn = cn.s.FeedAt(buf, now.UnixNano())
 		if n > 0 { // gnet's Discard treats n <= 0 as "everything"
 			_, _ = c.Discard(n)
 			cn.partial.whole()

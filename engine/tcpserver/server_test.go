@@ -24,7 +24,7 @@ type echoSession struct {
 	out *bytebufferpool.ByteBuffer
 }
 
-func (s *echoSession) Feed(buf []byte) (int, bool) {
+func (s *echoSession) FeedAt(buf []byte, _ int64) (int, bool) {
 	consumed := 0
 	for {
 		p, n, err := codec.Parse(buf[consumed:], 0)

@@ -320,7 +320,7 @@ func (c *conn) run() {
 				pending = append(pending, b...)
 				buf = pending
 			}
-			n, closeConn := c.s.Feed(buf)
+			n, closeConn := c.s.FeedAt(buf, time.Now().UnixNano())
 			rest := buf[n:]
 			if len(pending) > 0 {
 				pending = pending[:copy(pending, rest)]
