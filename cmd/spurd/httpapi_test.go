@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -120,18 +119,8 @@ func TestHTTPSWithClientCertificates(t *testing.T) {
 	certA, keyA := selfSigned(t, dir, "first")
 	certB, keyB := selfSigned(t, dir, "second")
 	cert, key := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")
-	install := func(from, to string) {
-		b, err := os.ReadFile(from)
-		if err != nil {
-			t.Fatal(err)
-		}
-		writeFile(t, to+".new", string(b))
-		if err := os.Rename(to+".new", to); err != nil {
-			t.Fatal(err)
-		}
-	}
-	install(certA, cert)
-	install(keyA, key)
+	installFile(t, certA, cert)
+	installFile(t, keyA, key)
 	ca := tlstest.NewCA(t, "test CA")
 	caFile := tlstest.WriteFile(t, filepath.Join(dir, "ca.pem"), ca.PEM)
 	aclFile := filepath.Join(dir, "acl")
@@ -173,8 +162,8 @@ func TestHTTPSWithClientCertificates(t *testing.T) {
 	if got := serverName(); got != "first" {
 		t.Fatalf("server certificate %q", got)
 	}
-	install(certB, cert)
-	install(keyB, key)
+	installFile(t, certB, cert)
+	installFile(t, keyB, key)
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}

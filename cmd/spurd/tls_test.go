@@ -111,6 +111,21 @@ func TestSSLWithPlainPortAndOpenSSL(t *testing.T) {
 	}
 }
 
+// installFile copies from to to as a deployment would: atomically, by a rename.
+func installFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to+".new", b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(to+".new", to); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // SIGHUP swaps the certificate and the access rules while clients keep working: open TLS
 // connections doing round trips the whole time see no error, new handshakes get the new
 // certificate, and the new rules apply.
@@ -120,20 +135,8 @@ func TestSIGHUPSwapsCertificateAndACLUnderLoad(t *testing.T) {
 	certA, keyA := selfSigned(t, dir, "first")
 	certB, keyB := selfSigned(t, dir, "second")
 	cert, key := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")
-	copyFile := func(from, to string) {
-		b, err := os.ReadFile(from)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(to+".new", b, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(to+".new", to); err != nil { // as a deployment would: atomically
-			t.Fatal(err)
-		}
-	}
-	copyFile(certA, cert)
-	copyFile(keyA, key)
+	installFile(t, certA, cert)
+	installFile(t, keyA, key)
 	aclFile := filepath.Join(dir, "acl")
 	writeFile(t, aclFile, "[loopback]\nsubmit *\nadmin version status\n")
 	cmd, addr, _ := startSpurd(t, "-q", "builtin", "--ssl", "--ssl-certificate", cert, "--ssl-key", key, "--acl", aclFile,
@@ -173,8 +176,8 @@ func TestSIGHUPSwapsCertificateAndACLUnderLoad(t *testing.T) {
 		}()
 	}
 	time.Sleep(100 * time.Millisecond)
-	copyFile(certB, cert)
-	copyFile(keyB, key)
+	installFile(t, certB, cert)
+	installFile(t, keyB, key)
 	writeFile(t, aclFile, "[loopback]\nadmin version\n")
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
