@@ -583,15 +583,11 @@ func runSubmitComplete(cfg *config, res *Result) error {
 	} else if total != 0 {
 		return fmt.Errorf("the server already holds %d jobs of %q: use a fresh server or another -fn", total, cfg.Fn)
 	}
-	wcs, err := dialAll(cfg.Addr, cfg.Workers)
+	wcs, ccs, err := dialPools(cfg)
 	if err != nil {
 		return err
 	}
 	defer closeAll(wcs)
-	ccs, err := dialAll(cfg.Addr, cfg.Conns)
-	if err != nil {
-		return err
-	}
 	defer closeAll(ccs)
 	fn := []byte(cfg.Fn)
 

@@ -571,15 +571,11 @@ func runEcho(cfg *config, res *Result) error {
 
 func runRoundtrip(cfg *config, res *Result) error {
 	res.Workers, res.Grabs, res.Split = cfg.Workers, cfg.Grabs, cfg.Split
-	wcs, err := dialAll(cfg.Addr, cfg.Workers)
+	wcs, ccs, err := dialPools(cfg)
 	if err != nil {
 		return err
 	}
 	defer closeAll(wcs)
-	ccs, err := dialAll(cfg.Addr, cfg.Conns)
-	if err != nil {
-		return err
-	}
 	defer closeAll(ccs)
 	fn := []byte(cfg.Fn)
 
@@ -634,8 +630,18 @@ func runRoundtrip(cfg *config, res *Result) error {
 	return err
 }
 
-// waitAsleep waits until every worker has been told NO_JOB once and gone to sleep, so the
-// timed phase starts with registered, idle workers.
+// dialPools dials the -workers worker connections and the -conns client connections.
+func dialPools(cfg *config) (workers, clients []*conn, err error) {
+	if workers, err = dialAll(cfg.Addr, cfg.Workers); err != nil {
+		return nil, nil, err
+	}
+	if clients, err = dialAll(cfg.Addr, cfg.Conns); err != nil {
+		closeAll(workers)
+		return nil, nil, err
+	}
+	return workers, clients, nil
+}
+
 // sleepingWorkers registers a worker on each of wcs (setup, if not nil, adjusts each one
 // first), drives them under wr on a goroutine of their own, and returns once every one
 // sleeps: the pool the jobs then wake. wait returns, once the workers are done (after
