@@ -44,7 +44,7 @@ func (e *Engine) trafficFor(t Transport) *traffic {
 	return e.traffic[i].Load()
 }
 
-// countPacket counts one parsed packet (text: an admin line) of n bytes.
+// countPacket counts one parsed packet (text: an admin line).
 func (tr *traffic) countPacket(p *codec.Packet) {
 	switch {
 	case p.Text:

@@ -144,11 +144,8 @@ func (p *probe) WriteHeader(code int)        { p.code = code }
 // token is an error (401): it is never served as anonymous.
 func Identity(r *http.Request, tokens TokenResolver) (engine.Identity, error) {
 	id := engine.Identity{IP: "-"}
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		if ip, err := netip.ParseAddr(host); err == nil {
-			ip = ip.Unmap().WithZone("")
-			id.IP, id.Loopback = ip.String(), ip.IsLoopback()
-		}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		id = engine.IdentityOf(net.TCPAddrFromAddrPort(ap)) // as the Gearman port's
 	}
 	if r.TLS != nil {
 		if names := tlsserver.PeerNames(*r.TLS); len(names) > 0 {

@@ -124,13 +124,14 @@ func (a *api) status(w http.ResponseWriter, _ *http.Request, who *engine.Identit
 			totals.Workers++
 		}
 	}
+	results, _ := a.e.ResultStats()
 	writeJSON(w, http.StatusOK, map[string]any{
 		"version":        engine.Version,
 		"started_at":     jtime(a.opts.Started),
 		"uptime_s":       t.Sub(a.opts.Started).Seconds(),
 		"draining":       a.e.Draining(),
 		"connections":    a.e.Sessions(),
-		"results_stored": resultsStored(a.e),
+		"results_stored": results,
 		"dead_letters":   a.e.DeadCount(),
 		"schedules":      a.e.ScheduleCount(),
 		"totals":         totals,
@@ -708,10 +709,4 @@ func priorityOf(s string) (queue.Priority, error) {
 		return queue.Low, nil
 	}
 	return queue.Normal, badRequest(`priority: want "high", "normal" or "low"`)
-}
-
-// resultsStored is how many job results the engine keeps.
-func resultsStored(e *engine.Engine) int {
-	n, _ := e.ResultStats()
-	return n
 }
