@@ -1,6 +1,7 @@
 package client
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -46,20 +47,75 @@ var (
 // SUBMIT_JOB_EPOCH, which has no priority: the job runs at normal priority at that time
 // (a priority other than Normal is then refused).
 func (c *Client) SubmitBackground(fn, unique string, data []byte, pri Priority, runAt time.Time) (string, error) {
-	var err error
-	if runAt.IsZero() {
-		err = c.send(backgroundType[pri], []byte(fn), []byte(unique), data)
-	} else {
-		if pri != Normal {
-			return "", fmt.Errorf("a job with a run-at time has normal priority (SUBMIT_JOB_EPOCH carries none)")
-		}
-		epoch := strconv.AppendInt(nil, runAt.Unix(), 10)
-		err = c.send(codec.SubmitJobEpoch, []byte(fn), []byte(unique), epoch, data)
-	}
+	b, err := appendBackground(c.wbuf[:0], &BackgroundJob{fn, unique, data, pri, runAt})
 	if err != nil {
 		return "", err
 	}
+	if err := c.write(b); err != nil {
+		return "", err
+	}
 	return c.jobCreated()
+}
+
+// BackgroundJob is one job of SubmitBackgroundBatch, as SubmitBackground's arguments.
+type BackgroundJob struct {
+	Function, Unique string
+	Data             []byte
+	Priority         Priority
+	RunAt            time.Time
+}
+
+// appendBackground appends j's submit request to b.
+func appendBackground(b []byte, j *BackgroundJob) ([]byte, error) {
+	if j.RunAt.IsZero() {
+		return codec.AppendRequest(b, backgroundType[j.Priority], []byte(j.Function), []byte(j.Unique), j.Data), nil
+	}
+	if j.Priority != Normal {
+		return b, fmt.Errorf("a job with a run-at time has normal priority (SUBMIT_JOB_EPOCH carries none)")
+	}
+	var epoch [20]byte
+	return codec.AppendRequest(b, codec.SubmitJobEpoch, []byte(j.Function), []byte(j.Unique),
+		strconv.AppendInt(epoch[:0], j.RunAt.Unix(), 10), j.Data), nil
+}
+
+// SubmitBackgroundBatch submits jobs pipelined: it writes them all while it reads the
+// replies (a batch larger than the socket buffers must not wait for a server that waits for
+// its replies to be read) and returns, for each job, its handle or the server's refusal (a
+// *ServerError), in order: a server answers one connection's requests in their order (Spur
+// holds a reply's place until the job is durable). A connection error fails the whole batch.
+func (c *Client) SubmitBackgroundBatch(jobs []BackgroundJob) (handles []string, refusals []error, err error) {
+	b := c.wbuf[:0]
+	for i := range jobs {
+		if b, err = appendBackground(b, &jobs[i]); err != nil {
+			return nil, nil, err
+		}
+	}
+	written := make(chan error, 1)
+	go func() { written <- c.write(b) }()
+	handles, refusals = make([]string, len(jobs)), make([]error, len(jobs))
+	for i := 0; i < len(jobs) && err == nil; {
+		var p packet
+		p, err = c.recv(true)
+		var se *ServerError
+		switch {
+		case errors.As(err, &se):
+			refusals[i], err = se, nil
+			i++
+		case err != nil:
+		case p.typ == codec.JobCreated:
+			handles[i] = string(p.arg(0))
+			i++
+		case p.typ != codec.Noop:
+			err = unexpected(p, "JOB_CREATED")
+		}
+	}
+	if werr := <-written; err == nil {
+		err = werr
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return handles, refusals, nil
 }
 
 func (c *Client) jobCreated() (string, error) {
