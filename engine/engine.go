@@ -30,7 +30,11 @@ var Version = "0.1.0"
 // Config holds the engine's settings; zero values mean gearmand's defaults.
 type Config struct {
 	HandlePrefix string // job handles are HandlePrefix:N; default "H:<hostname>"
-	JobRetries   int    // assignments before a requeued job fails; 0 = unlimited (-j)
+	// NodeName names this server among the nodes of a cluster: in the cluster view, in its
+	// metrics and as the holder of the jobs it claims from a shared store. Default the
+	// host name.
+	NodeName   string
+	JobRetries int // assignments before a requeued job fails; 0 = unlimited (-j)
 	// WorkerWakeup is gearmand's -w: N > 0 NOOPs per queued job, WakeAll for every sleeping
 	// worker (gearmand's default); 0 = Spur's default, as many as the ready jobs need (wake.go).
 	WorkerWakeup int
@@ -122,12 +126,15 @@ type Engine struct {
 
 // New returns an engine with cfg's settings.
 func New(cfg Config) *Engine {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
 	if cfg.HandlePrefix == "" {
-		host, err := os.Hostname()
-		if err != nil || host == "" {
-			host = "localhost"
-		}
 		cfg.HandlePrefix = "H:" + host
+	}
+	if cfg.NodeName == "" {
+		cfg.NodeName = host
 	}
 	if cfg.MaxPacketSize == 0 {
 		cfg.MaxPacketSize = codec.DefaultMaxPacket
@@ -174,6 +181,10 @@ func New(cfg Config) *Engine {
 	e.memResults.maxBytes = cfg.ResultMaxBytes
 	return e
 }
+
+// NodeName is this server's name among the nodes of a cluster (Config.NodeName). Safe from
+// any goroutine.
+func (e *Engine) NodeName() string { return e.cfg.NodeName }
 
 // nextSeq returns a job number never issued before: by this engine, or with a store, by any
 // earlier run on the same data.

@@ -86,6 +86,13 @@ const seqBlock = 1 << 20
 // over an object it allocates anyway, instead of a closure per job.
 type Ack interface{ Acked(err error) }
 
+// Coalesced is what a store that several nodes share acknowledges a Put with when another
+// node already holds a job of the same function and unique: the submit joins that job, as
+// it would have joined one of this node's, and its submitter gets that job's handle.
+type Coalesced struct{ Handle string }
+
+func (c *Coalesced) Error() string { return "wal: coalesced onto job " + c.Handle }
+
 // opKind is what a queued op does.
 type opKind uint8
 

@@ -157,6 +157,9 @@ type Record struct {
 	// FirstFailed is when the first of them failed (unix nanoseconds), for its dead letter.
 	FirstFailed int64
 	Data        []byte
+	// Shared marks a new job no node holds yet: a store that several nodes share (the
+	// PostgreSQL one) offers it to every node's workers. The Pebble log ignores it.
+	Shared bool
 }
 
 // FunctionSettings are a function's own durable settings (they survive a restart).

@@ -48,6 +48,7 @@ type options struct {
 	keepInterval    int
 	keepCount       int
 	handlePrefix    string
+	nodeName        string
 	version         bool
 	queueType       string
 	exceptions      bool
@@ -135,6 +136,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.IntVar(&o.keepInterval, "keepalive-interval", -1, "seconds between keepalive probes (with --keepalive)")
 	fs.IntVar(&o.keepCount, "keepalive-count", -1, "keepalive probes before the connection is dropped (with --keepalive)")
 	fs.StringVar(&o.handlePrefix, "job-handle-prefix", "", `job handle prefix (default "H:<hostname>")`)
+	fs.StringVar(&o.nodeName, "node-name", "", `this node's name in a cluster: in the cluster view, the metrics' node label and as the holder of jobs claimed from a shared store; unique per node (default "<hostname>:<port>")`)
 	fs.BoolVarP(&o.version, "version", "V", false, "print the version and exit")
 	fs.StringVarP(&o.queueType, "queue-type", "q", "pebble", `job queue: "pebble" writes background jobs to a log in --data-dir before acknowledging them; "builtin" keeps everything in memory only`)
 	fs.BoolVar(&o.exceptions, "exceptions", false, "every connection starts with the exceptions option on")
@@ -210,6 +212,18 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 		}
 	}
 	return o, warnings, nil
+}
+
+// node is --node-name, or by default the host name and the Gearman port.
+func (o *options) node() string {
+	if o.nodeName != "" {
+		return o.nodeName
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return host + ":" + o.port
 }
 
 // wakeup is the engine's WorkerWakeup for the -w given, or Spur's default without one.
@@ -396,6 +410,7 @@ func serve(o *options, logger *slog.Logger) (err error) {
 	shutdown := make(chan bool, 1)
 	cfg := engine.Config{
 		HandlePrefix:   o.handlePrefix,
+		NodeName:       o.node(),
 		JobRetries:     o.jobRetries,
 		WorkerWakeup:   o.wakeup(),
 		RoundRobin:     o.roundRobin,
