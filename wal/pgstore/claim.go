@@ -1,0 +1,167 @@
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/spur-gearman/spur/wal"
+)
+
+// Claims: a node takes jobs no live node holds (owner NULL, or a lease that lapsed), under
+// its own lease, which it renews every Lease/3 for every job it holds.
+
+// Claim takes up to n ready jobs of these functions that no live node holds, best priority
+// then oldest first, under this node's lease, and returns them in that order. A job with a
+// run-at time is ready once it is due (by this node's clock). Rows another claim has locked
+// are skipped (FOR UPDATE SKIP LOCKED), so nodes claiming together get disjoint jobs. It
+// may block for a round trip: call it from the engine's own goroutine, never under a lock.
+func (s *Store) Claim(ctx context.Context, fns []string, n int) ([]wal.Record, error) {
+	if n <= 0 || len(fns) == 0 {
+		return nil, nil
+	}
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.readers.Done()
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	names := make([][]byte, len(fns))
+	for i, f := range fns {
+		names[i] = []byte(f)
+	}
+	var out []wal.Record
+	err := eachRow(ctx, s.pool, `UPDATE spur_jobs j SET owner = $1, lease_until = now() + $2::bigint * interval '1 microsecond'
+FROM (SELECT seq FROM spur_jobs
+      WHERE function = ANY($3::bytea[]) AND (owner IS NULL OR lease_until < now()) AND run_at <= $4
+      ORDER BY priority, seq
+      LIMIT $5
+      FOR UPDATE SKIP LOCKED) c
+WHERE j.seq = c.seq
+RETURNING j.seq, j.handle, j.function, j.uniq, j.reducer, j.priority, j.run_at, j.attempts, j.first_failed, j.data`, func(r pgx.Rows) error {
+		rec, err := scanJob(r)
+		out = append(out, rec)
+		return err
+	}, s.opts.Node, s.lease, names, time.Now().Unix(), n)
+	if err != nil {
+		s.connFailed(err)
+		return nil, fmt.Errorf("claiming jobs in PostgreSQL at %s: %w", s.where, err)
+	}
+	s.reached()
+	sort.Slice(out, func(a, b int) bool {
+		if out[a].Priority != out[b].Priority {
+			return out[a].Priority < out[b].Priority
+		}
+		return out[a].Seq < out[b].Seq
+	})
+	return out, nil
+}
+
+// Release gives back jobs this node holds but has not started (a graceful shutdown): owner
+// NULL, so any node may claim them at once, and one notification of their functions. Jobs
+// another node holds now are left alone.
+func (s *Store) Release(ctx context.Context, seqs []uint64) error {
+	if len(seqs) == 0 {
+		return nil
+	}
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.readers.Done()
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	ids := make([]int64, len(seqs))
+	for i, q := range seqs {
+		ids[i] = int64(q)
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		fns := map[string]bool{}
+		if err := eachRow(ctx, tx, `UPDATE spur_jobs SET owner = NULL, lease_until = NULL
+			WHERE seq = ANY($1::bigint[]) AND owner = $2 RETURNING function`, func(r pgx.Rows) error {
+			var fn []byte
+			err := r.Scan(&fn)
+			fns[string(fn)] = true
+			return err
+		}, ids, s.opts.Node); err != nil {
+			return err
+		}
+		if len(fns) == 0 {
+			return nil
+		}
+		_, err := tx.Exec(ctx, sqlNotify, notifyPayload(s.opts.Node, fns))
+		return err
+	})
+	if err != nil {
+		s.connFailed(err)
+		return fmt.Errorf("releasing jobs in PostgreSQL at %s: %w", s.where, err)
+	}
+	return nil
+}
+
+// renewLoop renews the lease of every job this node holds, every Lease/3, in one UPDATE.
+// Rows locked by a write under way (this node's own batch deleting them) are skipped: they
+// are renewed next time if they are still there.
+func (s *Store) renewLoop(ctx context.Context) {
+	t := time.NewTicker(s.opts.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, min(s.opts.CommitTimeout, s.opts.Lease/3))
+		_, err := s.pool.Exec(rctx, `UPDATE spur_jobs SET lease_until = now() + $2::bigint * interval '1 microsecond'
+WHERE seq IN (SELECT seq FROM spur_jobs WHERE owner = $1 FOR UPDATE SKIP LOCKED)`, s.opts.Node, s.lease)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			s.renewFailures.Add(1)
+			s.connFailed(err)
+			s.log.Error("renewing the lease of this node's jobs failed: other nodes may claim them once it lapses",
+				"db", s.where, "lease", s.opts.Lease, "error", err)
+			continue
+		}
+		s.reached()
+	}
+}
+
+// Job finds a job by number anywhere in the cluster: whether it exists, and whether a node
+// holds it now (an owner whose lease has not lapsed). For GET_STATUS of another node's job.
+func (s *Store) Job(ctx context.Context, seq uint64) (r wal.Record, held bool, found bool, err error) {
+	return s.findJob(ctx, `WHERE seq = $1`, int64(seq))
+}
+
+// JobByUnique finds the queued or running job of function fn with this unique, as Job.
+func (s *Store) JobByUnique(ctx context.Context, fn, unique string) (r wal.Record, held bool, found bool, err error) {
+	if unique == "" {
+		return wal.Record{}, false, false, nil
+	}
+	return s.findJob(ctx, `WHERE function = $1 AND uniq = $2`, []byte(fn), []byte(unique))
+}
+
+func (s *Store) findJob(ctx context.Context, where string, args ...any) (wal.Record, bool, bool, error) {
+	if err := s.enter(); err != nil {
+		return wal.Record{}, false, false, err
+	}
+	defer s.readers.Done()
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	var held bool
+	r, err := scanJob(s.pool.QueryRow(ctx, `SELECT `+jobColumns+`, owner IS NOT NULL AND lease_until > now()
+		FROM spur_jobs `+where, args...), &held)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return wal.Record{}, false, false, nil
+	}
+	if err != nil {
+		s.connFailed(err)
+		return wal.Record{}, false, false, fmt.Errorf("looking a job up in PostgreSQL at %s: %w", s.where, err)
+	}
+	return r, held, true, nil
+}

@@ -1,0 +1,117 @@
+// Package pgstore is Spur's shared durable store on PostgreSQL (spurd -q postgres): the
+// background jobs, function settings, results, dead letters and recurring schedules of every
+// node of a cluster, in tables of one database. It implements the engine's Store and
+// ResultLog with the semantics of the Pebble log (package wal) — acknowledgements in call
+// order, only once the transaction holding the write committed, writes taking effect in
+// queue order — and adds what a store several nodes share needs: job numbers from one
+// sequence, claims of unheld jobs under a lease, unique coalescing across nodes, wake-ups
+// of idle nodes (LISTEN/NOTIFY, with polling as the fallback) and one schedule leader.
+//
+// # Tables (schema version 1)
+//
+// Spur creates and migrates them itself (schema.go): versioned migrations recorded in
+// spur_schema_migrations, each in its own transaction under a transaction-level advisory
+// lock, so that nodes starting together do not race. A database at a newer version than
+// the binary knows is refused.
+//
+//	spur_jobs: one row per queued or running background job
+//	+--------------+-------------+------------------------------------------------------+
+//	| column       | type        | holds                                                |
+//	+--------------+-------------+------------------------------------------------------+
+//	| seq          | bigint PK   | the job's number, from spur_job_seq: unique across   |
+//	|              |             | the cluster; its handle is PREFIX:seq                |
+//	| handle       | bytea       | the handle the submitter was given                   |
+//	| function     | bytea       | function name (at most MaxFunction bytes)            |
+//	| uniq         | bytea NULL  | unique id; NULL for none                             |
+//	| reducer      | bytea       | reducer name ('' for none)                           |
+//	| priority     | smallint    | 0 high, 1 normal, 2 low                              |
+//	| run_at       | bigint      | unix seconds it may run from; 0 = at once            |
+//	| attempts     | integer     | assignments that failed so far (retry policy)        |
+//	| first_failed | bigint      | unix nanoseconds of the first of them; 0 = none      |
+//	| data         | bytea       | the job's payload                                    |
+//	| owner        | text NULL   | the node (NodeName) holding it; NULL = nobody: any   |
+//	|              |             | node may claim it                                    |
+//	| lease_until  | timestamptz | the holder's lease: past it, the job is claimable    |
+//	|              | NULL        | again (the holder renews it every Lease/3)           |
+//	| created_at   | timestamptz | when the row was inserted (for operators)            |
+//	+--------------+-------------+------------------------------------------------------+
+//	indexes: UNIQUE (function, uniq) WHERE uniq IS NOT NULL  -- coalescing, cluster-wide
+//	         (function, priority, seq)                        -- claims: best, oldest first
+//	         (owner) WHERE owner IS NOT NULL                  -- recovery, renewal
+//
+//	spur_results: the outcome of every ended background job, until it expires
+//	+------------------------------+-----------+---------------------------------------+
+//	| seq                          | bigint PK | the job's number                      |
+//	| handle, function, uniq       | bytea     | the job's (uniq NULL for none)        |
+//	| outcome                      | smallint  | 1 complete, 2 fail, 3 exception       |
+//	| attempts                     | integer   | assignments, the last one included    |
+//	| created, started, finished,  | bigint    | unix nanoseconds                      |
+//	| expires                      |           |                                       |
+//	| size                         | integer   | what it counts in ResultStats' bytes  |
+//	| data                         | bytea     | the result or the exception           |
+//	+------------------------------+-----------+---------------------------------------+
+//	index: (function, uniq, seq) WHERE uniq IS NOT NULL  -- ResultByUnique: the newest
+//
+//	spur_functions (name bytea PK, record bytea)
+//	spur_dead      (seq bigint PK, function bytea, record bytea)
+//	spur_schedules (seq bigint PK, function bytea, record bytea)
+//	spur_records   (kind smallint, key bytea, value bytea, PK (kind, key))
+//	spur_job_seq   a sequence, INCREMENT BY 1024: each nextval reserves a block of numbers
+//
+// The records the engine never queries by content (function settings, dead letters,
+// schedules) keep package wal's versioned value encoding in their record column, so that a
+// later release reads what an older one wrote the way the Pebble log does. spur_records
+// keeps the kinds this version does not interpret (wal.Recovered.Other), never dropped.
+//
+// # Group commit
+//
+// One committer goroutine takes everything queued since its last commit (at most
+// maxBatchOps ops, maxBatchBytes bytes), folds it per key in queue order — a Put then a
+// Delete of one job writes nothing; the last write of a function's settings, a dead letter
+// or a schedule wins — and writes it in ONE transaction: set-based statements over arrays
+// (INSERT ... SELECT FROM unnest($1::bigint[], ...), DELETE ... WHERE seq = ANY($1)),
+// pipelined in one round trip (an implicit transaction, committed at its Sync). A second
+// goroutine then runs the acknowledgements in call order, so the next batch is written
+// while they run. Acknowledgements never take an engine lock.
+//
+// # Invariants
+//
+//   - An Ack runs only after the transaction holding its write committed (Acked(nil)), or
+//     once it is known it did not or may not have (Acked(err)); in the order of the calls.
+//   - A Put whose insert conflicts on (function, uniq) with a job queued or running anywhere
+//     is acknowledged with *wal.Coalesced naming that job's handle, looked up by the same
+//     statement (INSERT ... ON CONFLICT DO UPDATE ... RETURNING). Two Puts of one function
+//     and unique in one batch: the second coalesces onto the first. A Put whose unique
+//     conflicts only with a job deleted earlier in the same batch is written (deletes go
+//     first). A Txn.PutJob of a new number whose unique conflicts is not written: it joins
+//     the job there, as the engine's own coalescing does.
+//   - Job numbers come from one sequence: handles never repeat across nodes or restarts.
+//     NextSeq hands out numbers from a block reserved ahead of need and refilled in the
+//     background, so it waits for the database only when a burst used up the block and the
+//     next one; with no numbers left and the database unreachable it returns the error.
+//   - A Put with Shared set is written with owner NULL (any node may claim it) and the
+//     committer sends one pg_notify per batch holding such Puts, whose payload lists their
+//     functions; any other Put is written held by this node under its lease.
+//   - Recovery returns this node's own jobs (owner = Node), claimed again at once with a
+//     fresh lease, in submission order; every function setting, dead letter and schedule;
+//     the number of results (read on demand, never kept).
+//
+// # Failures
+//
+// Unlike the Pebble log, whose first failed commit fails it for good, a failed commit here
+// acknowledges that batch with the error and the store goes on: the next batch is tried on
+// a new connection (the pool is reset after a connection failure), so the store recovers
+// by itself when the database comes back. Writable returns an error while the database is
+// known unreachable (the last commit, lease renewal or ping failed) and nil again once one
+// succeeds; spurd answers background submits ERROR QUEUE_ERROR meanwhile, never a
+// JOB_CREATED for an uncommitted row. Deletes and fire-and-forget Txns (the ends of jobs),
+// which nobody waits for, are carried over to the next batch after a failure that may pass
+// (a lost connection, a deadlock), so that a job that ended does not run again.
+//
+// A commit whose outcome is unknown — the connection was lost after the transaction was
+// sent, perhaps during its commit — is acknowledged with an error, and the jobs its Puts
+// wrote (if it did commit) are deleted again by the next batch that commits. Until then
+// such a job may exist and, if this node dies first, run: delivery is at least once, never
+// at most once. Jobs held by a node that dies run on another once their lease lapses; one
+// that was running when its node died runs again (at least once).
+package pgstore

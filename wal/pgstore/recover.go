@@ -1,0 +1,139 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/spur-gearman/spur/wal"
+)
+
+// jobColumns are the columns a job row is read back from, in scanJob's order.
+const jobColumns = `seq, handle, function, uniq, reducer, priority, run_at, attempts, first_failed, data`
+
+// scanJob reads a row of jobColumns (plus extra destinations after them).
+func scanJob(row pgx.Row, extra ...any) (wal.Record, error) {
+	var (
+		seq, runAt, firstFailed         int64
+		handle, fn, uniq, reducer, data []byte
+		priority                        int16
+		attempts                        int32
+	)
+	dest := append([]any{&seq, &handle, &fn, &uniq, &reducer, &priority, &runAt, &attempts, &firstFailed, &data}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return wal.Record{}, err
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	return wal.Record{Seq: uint64(seq), Handle: string(handle), Function: string(fn), Unique: string(uniq),
+		Reducer: string(reducer), Priority: uint8(priority), RunAt: runAt, Attempts: uint32(attempts),
+		FirstFailed: firstFailed, Data: data}, nil
+}
+
+// recover reads what Open returns, in one transaction (one view of the tables): this node's
+// jobs, claimed again with a fresh lease, in submission order; every function setting, dead
+// letter and schedule; the results' count and size; the records of other kinds.
+func (s *Store) recover(ctx context.Context) (*wal.Recovered, error) {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // after Commit, a no-op
+	rec := &wal.Recovered{}
+	rows, err := tx.Query(ctx, `UPDATE spur_jobs SET lease_until = now() + $2::bigint * interval '1 microsecond'
+		WHERE owner = $1 RETURNING `+jobColumns, s.opts.Node, s.lease)
+	if err != nil {
+		return nil, fmt.Errorf("recovering this node's jobs: %w", err)
+	}
+	for rows.Next() {
+		r, err := scanJob(rows)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("recovering this node's jobs: %w", err)
+		}
+		rec.Jobs = append(rec.Jobs, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("recovering this node's jobs: %w", err)
+	}
+	sort.Slice(rec.Jobs, func(a, b int) bool { return rec.Jobs[a].Seq < rec.Jobs[b].Seq })
+
+	if err := eachRow(ctx, tx, "SELECT name, record FROM spur_functions ORDER BY name", func(r pgx.Rows) error {
+		var name, v []byte
+		if err := r.Scan(&name, &v); err != nil {
+			return err
+		}
+		f, err := wal.DecodeFunction(string(name), v)
+		rec.Functions = append(rec.Functions, f)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("recovering the function settings: %w", err)
+	}
+	if err := eachRow(ctx, tx, "SELECT seq, record FROM spur_dead ORDER BY seq", func(r pgx.Rows) error {
+		var seq int64
+		var v []byte
+		if err := r.Scan(&seq, &v); err != nil {
+			return err
+		}
+		d, err := wal.DecodeDead(uint64(seq), v)
+		rec.Dead = append(rec.Dead, d)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("recovering the dead letters: %w", err)
+	}
+	if err := eachRow(ctx, tx, "SELECT seq, record FROM spur_schedules ORDER BY seq", func(r pgx.Rows) error {
+		var seq int64
+		var v []byte
+		if err := r.Scan(&seq, &v); err != nil {
+			return err
+		}
+		sc, err := wal.DecodeSchedule(uint64(seq), v)
+		rec.Schedules = append(rec.Schedules, sc)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("recovering the schedules: %w", err)
+	}
+	if err := eachRow(ctx, tx, "SELECT kind, key, value FROM spur_records ORDER BY kind, key", func(r pgx.Rows) error {
+		var kind int16
+		var k, v []byte
+		if err := r.Scan(&kind, &k, &v); err != nil {
+			return err
+		}
+		rec.Other = append(rec.Other, wal.Entry{Kind: wal.Kind(kind), Key: k, Value: v})
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("recovering the records of other kinds: %w", err)
+	}
+	if err := tx.QueryRow(ctx, "SELECT count(*), coalesce(sum(size), 0)::bigint FROM spur_results").
+		Scan(&rec.Results, &rec.ResultBytes); err != nil {
+		return nil, fmt.Errorf("counting the results: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("recovering: %w", err)
+	}
+	s.results.Store(int64(rec.Results))
+	s.resultBytes.Store(rec.ResultBytes)
+	s.resultsCensus.Store(time.Now().UnixNano())
+	return rec, nil
+}
+
+// eachRow runs query and calls f for each row.
+func eachRow(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}, query string, f func(pgx.Rows) error, args ...any) error {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		if err := f(rows); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
