@@ -104,7 +104,7 @@ func (s *Store) keepForRetry(b *batch, closing bool) {
 		return
 	}
 	s.carry = append(keep, s.carry...) // before the compensating deletes commit queued for this batch
-	s.due = closing                     // while closing, one more try; else when the database answers
+	s.due = closing                    // while closing, one more try; else when the database answers
 	b.carried = true
 }
 

@@ -48,11 +48,11 @@ type otherKey struct {
 
 // jobRows are jobs as the statements' arrays.
 type jobRows struct {
-	seq, runAt, firstFailed        []int64
+	seq, runAt, firstFailed         []int64
 	handle, fn, uniq, reducer, data [][]byte
-	priority                       []int16
-	attempts                       []int32
-	shared                         []bool
+	priority                        []int16
+	attempts                        []int32
+	shared                          []bool
 }
 
 func (j *jobRows) add(r *wal.Record, shared bool) {
@@ -99,7 +99,7 @@ type uniqKey struct{ fn, u string }
 func (s *Store) plan(b *batch) *plan {
 	p := &plan{}
 	jobs := map[uint64]*jobState{}
-	var order []uint64   // job numbers in the order first seen
+	var order []uint64           // job numbers in the order first seen
 	live := map[uniqKey]uint64{} // the uniques of the batch's Puts still standing
 	for i := range b.ops {
 		o := &b.ops[i]
