@@ -74,7 +74,8 @@ func (s *Store) readResult(query string, args ...any) (wal.Result, bool, error) 
 // at most every resultsCensusEvery (other nodes write and expire results too), and moved
 // in between by this node's own commits and expiries. Safe to call at any time.
 func (s *Store) ResultStats() (count int, bytes int64) {
-	return int(s.results.Load()), s.resultBytes.Load()
+	// Between two counts, other nodes' expiries can make this node's figures go below zero.
+	return int(max(s.results.Load(), 0)), max(s.resultBytes.Load(), 0)
 }
 
 // resultsCensusEvery is how often ExpireResults counts the whole results table.
