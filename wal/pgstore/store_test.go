@@ -197,6 +197,7 @@ func TestAcksAfterCommitInOrderGroupCommitted(t *testing.T) {
 				r := job(t, s, "f", "")
 				seq := r.Seq
 				check := i%100 == 0
+				calls = append(calls, seq) // before Put: its ack may run before Put returns
 				err := s.Put(r, ackFunc(func(err error) {
 					defer wg.Done()
 					if err != nil {
@@ -209,8 +210,8 @@ func TestAcksAfterCommitInOrderGroupCommitted(t *testing.T) {
 					acks = append(acks, seq)
 					ackMu.Unlock()
 				}))
-				if err == nil {
-					calls = append(calls, seq)
+				if err != nil {
+					calls = calls[:len(calls)-1]
 				}
 				callMu.Unlock()
 				if err != nil {
