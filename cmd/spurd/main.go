@@ -27,6 +27,7 @@ import (
 	"github.com/spur-gearman/spur/engine/tcpserver"
 	"github.com/spur-gearman/spur/engine/tlsserver"
 	"github.com/spur-gearman/spur/wal"
+	"github.com/spur-gearman/spur/wal/pgstore"
 )
 
 // options are the parsed command line.
@@ -59,6 +60,8 @@ type options struct {
 	sslVerifyClient bool
 	plainPort       string
 	dataDir         string
+	postgresDSN     string
+	lease           time.Duration
 	syncMode        string
 	syncInterval    time.Duration
 	minFreeDisk     uint64
@@ -138,7 +141,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.StringVar(&o.handlePrefix, "job-handle-prefix", "", `job handle prefix (default "H:<hostname>")`)
 	fs.StringVar(&o.nodeName, "node-name", "", `this node's name in a cluster: in the cluster view, the metrics' node label and as the holder of jobs claimed from a shared store; unique per node (default "<hostname>:<port>")`)
 	fs.BoolVarP(&o.version, "version", "V", false, "print the version and exit")
-	fs.StringVarP(&o.queueType, "queue-type", "q", "pebble", `job queue: "pebble" writes background jobs to a log in --data-dir before acknowledging them; "builtin" keeps everything in memory only`)
+	fs.StringVarP(&o.queueType, "queue-type", "q", "pebble", `job queue: "pebble" writes background jobs to a log in --data-dir before acknowledging them; "postgres" to the PostgreSQL database of --postgres-dsn, which several nodes may share; "builtin" keeps everything in memory only`)
 	fs.BoolVar(&o.exceptions, "exceptions", false, "every connection starts with the exceptions option on")
 	fs.BoolVar(&o.ssl, "ssl", false, "the -p port speaks TLS only (binary protocol and text admin alike)")
 	fs.StringVar(&o.sslCert, "ssl-certificate", "", "server certificate, PEM (env GEARMAND_SERVER_PEM when not given)")
@@ -147,6 +150,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.BoolVar(&o.sslVerifyClient, "ssl-verify-client", false, "refuse TLS clients without a certificate signed by --ssl-ca-file")
 	fs.StringVar(&o.plainPort, "plain-port", "", "with --ssl: also serve plaintext on this port, on the same -L addresses")
 	fs.StringVar(&o.dataDir, "data-dir", "./data", "directory of the durable queue")
+	fs.StringVar(&o.postgresDSN, "postgres-dsn", "", "with -q postgres: the database, postgres://USER@HOST:PORT/DB?sslmode=... or key=value pairs (a password may come from PGPASSWORD or ~/.pgpass rather than the command line); spurd creates and migrates its spur_* tables")
+	fs.DurationVar(&o.lease, "lease", 30*time.Second, "with -q postgres: how long a job this node holds stays its own without a renewal (renewed every third of it); after a crash its jobs run elsewhere once it lapses")
 	fs.StringVar(&o.syncMode, "sync", "always", "when a background job is acknowledged: always = after fsync; batch = after the write, fsync every --sync-interval; none = after the write, the OS syncs")
 	fs.DurationVar(&o.syncInterval, "sync-interval", 100*time.Millisecond, "fsync period with --sync batch (the most a machine crash can lose)")
 	fs.Uint64Var(&o.minFreeDisk, "min-free-disk", 64<<20, "bytes kept free in --data-dir: below it new background jobs get ERROR QUEUE_ERROR")
@@ -241,8 +246,18 @@ func (o *options) validate() error {
 	}
 	switch o.queueType {
 	case "builtin", "pebble":
+		if o.postgresDSN != "" {
+			return errors.New("--postgres-dsn needs -q postgres")
+		}
+	case "postgres":
+		if o.postgresDSN == "" {
+			return errors.New("-q postgres needs --postgres-dsn (the database the nodes share)")
+		}
+		if o.lease < time.Second {
+			return fmt.Errorf("--lease %v: at least 1s", o.lease)
+		}
 	default:
-		return fmt.Errorf("unknown --queue-type %q (pebble or builtin)", o.queueType)
+		return fmt.Errorf("unknown --queue-type %q (pebble, postgres or builtin)", o.queueType)
 	}
 	if _, err := wal.ParseSyncMode(o.syncMode); err != nil {
 		return fmt.Errorf("--sync: %w", err)
@@ -386,10 +401,26 @@ func serve(o *options, logger *slog.Logger) (err error) {
 	}
 	var (
 		store     *wal.Log
+		shared    *pgstore.Store
 		recovered = &wal.Recovered{}
 		where     = "jobs are kept in memory only"
+		dataAt    = o.dataDir // where the data lives, for error messages
 	)
-	if o.queueType == "pebble" {
+	switch o.queueType {
+	case "postgres":
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		shared, recovered, err = pgstore.Open(ctx, pgstore.Options{DSN: o.postgresDSN, Node: o.node(), Lease: o.lease, Logger: logger})
+		cancel()
+		if err != nil {
+			return err
+		}
+		dataAt = shared.Where()
+		where = fmt.Sprintf("data in PostgreSQL %s (node %s, lease %v), %d jobs of this node, %d schedules, %d dead letters and %d results recovered",
+			dataAt, o.node(), o.lease, len(recovered.Jobs), len(recovered.Schedules), len(recovered.Dead), recovered.Results)
+		if n := len(recovered.Other); n > 0 {
+			logger.Warn("the database holds records of kinds this version does not use; they are kept", "records", n)
+		}
+	case "pebble":
 		mode, _ := wal.ParseSyncMode(o.syncMode)
 		store, recovered, err = wal.Open(wal.Options{
 			Dir:          o.dataDir,
@@ -433,6 +464,9 @@ func serve(o *options, logger *slog.Logger) (err error) {
 	if store != nil {
 		cfg.Store = store
 	}
+	if shared != nil {
+		cfg.Store = shared
+	}
 	var rules *acl.Authorizer
 	if o.aclFile != "" {
 		if rules, err = acl.Open(o.aclFile); err != nil {
@@ -464,7 +498,7 @@ func serve(o *options, logger *slog.Logger) (err error) {
 	e.Restore(recovered.Jobs)
 	e.RestoreDead(recovered.Dead)
 	if err := e.RestoreSchedules(recovered.Schedules); err != nil {
-		return fmt.Errorf("recovering the schedules in %s: %w", o.dataDir, err)
+		return fmt.Errorf("recovering the schedules in %s: %w", dataAt, err)
 	}
 	// The recovered records are copied into the queues: hand their memory back now rather
 	// than keep the peak of the replay as the server's footprint.
@@ -491,6 +525,9 @@ func serve(o *options, logger *slog.Logger) (err error) {
 			}
 			return nil
 		}
+	}
+	if shared != nil {
+		closer = shared.Close
 	}
 	reclaim := startReclaimer(e, compacted, 2*time.Second, logger)
 	// On every way out: the reclaimer first, since it may be compacting the job log.
@@ -598,6 +635,9 @@ func serve(o *options, logger *slog.Logger) (err error) {
 		}
 		if store != nil { // a nil *wal.Log would be a non-nil metrics.Log
 			hc.jobLog = store
+		}
+		if shared != nil {
+			hc.jobLog = shared
 		}
 		stopHTTP, err := serveHTTP(hc, e, logger)
 		if err != nil {

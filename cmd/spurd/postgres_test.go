@@ -1,0 +1,125 @@
+package main
+
+// spurd -q postgres end to end: a real PostgreSQL (pgtest), a real spurd, raw Gearman
+// packets.
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/spur-gearman/spur/codec"
+	"github.com/spur-gearman/spur/wal/pgstore/pgtest"
+)
+
+// pgCount runs a count query on dsn.
+func pgCount(t *testing.T, dsn, q string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var n int
+	if err := c.QueryRow(ctx, q).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// withPassword puts a password into a pgtest DSN (the test server trusts every local
+// connection, so any will do): spurd must never print it.
+func withPassword(dsn, pw string) string {
+	return strings.Replace(dsn, "postgres://postgres@", "postgres://postgres:"+pw+"@", 1)
+}
+
+func TestPostgresFlagsValidated(t *testing.T) {
+	t.Parallel()
+	code, out := runRefused(t, "-q", "postgres")
+	if code != 2 || !strings.Contains(out, "-q postgres needs --postgres-dsn") {
+		t.Errorf("-q postgres without a DSN: exit %d, %q", code, out)
+	}
+	code, out = runRefused(t, "-q", "pebble", "--data-dir", t.TempDir(), "--postgres-dsn", "postgres://x@127.0.0.1/db")
+	if code != 2 || !strings.Contains(out, "--postgres-dsn needs -q postgres") {
+		t.Errorf("--postgres-dsn with -q pebble: exit %d, %q", code, out)
+	}
+	code, out = runRefused(t, "-q", "postgres", "--postgres-dsn", "postgres://x@127.0.0.1/db", "--lease", "10ms")
+	if code != 2 || !strings.Contains(out, "--lease") {
+		t.Errorf("a lease of 10ms: exit %d, %q", code, out)
+	}
+	// Nobody listens on port 1: spurd says it cannot reach the database, without the password.
+	code, out = runRefused(t, "-q", "postgres", "--postgres-dsn", "postgres://spur:s3cret@127.0.0.1:1/db?connect_timeout=2")
+	if code != 1 || !strings.Contains(out, "cannot reach PostgreSQL at postgres://spur@127.0.0.1:1/db") || strings.Contains(out, "s3cret") {
+		t.Errorf("an unreachable database: exit %d, %q", code, out)
+	}
+}
+
+// Background jobs submitted to spurd -q postgres are rows once JOB_CREATED is answered: after
+// a SIGKILL, a spurd with the same node name recovers them, coalesces onto them, hands them
+// out in priority order with what they were submitted with, and deletes each row as its job
+// completes. The startup line names the database without its password.
+func TestPostgresQueueSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.New(t, pgtest.Options{})
+	dsn := srv.NewDatabase(t)
+	args := []string{"-q", "postgres", "--postgres-dsn", withPassword(dsn, "s3cret"), "--node-name", "pg-node",
+		"--job-handle-prefix", handlePrefix, "--lease", "5s"}
+	cmd, addr, stderr := startSpurd(t, args...)
+	cl := dialG(t, addr)
+	const fn = "pgdur"
+	var (
+		low    = &job{typ: codec.SubmitJobLowBg, fn: fn, unique: "u-low", data: "low"}
+		normal = &job{typ: codec.SubmitJobBg, fn: fn, data: "normal\x00binary\r\n\xff"}
+		high   = &job{typ: codec.SubmitJobHighBg, fn: fn, unique: "u-high", data: "high"}
+		reduce = &job{typ: codec.SubmitReduceJobBackground, fn: fn, unique: "u-reduce", reducer: "red", data: "reduce"}
+	)
+	jobs := []*job{low, normal, high, reduce}
+	cl.submitMany(jobs)
+	if h := cl.submit(&job{typ: codec.SubmitJobBg, fn: fn, unique: "u-low", data: "again"}); h != low.handle {
+		t.Fatalf("coalescing submit: handle %s, want %s", h, low.handle)
+	}
+	if n := pgCount(t, dsn, "SELECT count(*) FROM spur_jobs WHERE owner = 'pg-node'"); n != len(jobs) {
+		t.Fatalf("%d rows held by pg-node once every JOB_CREATED came, want %d", n, len(jobs))
+	}
+	stopSpurd(t, cmd, stderr, true)
+	if out := stderr.String(); !strings.Contains(out, "queue postgres: data in PostgreSQL postgres://postgres@127.0.0.1:") ||
+		strings.Contains(out, "s3cret") {
+		t.Fatalf("startup line: %q", out)
+	}
+
+	cmd, addr, stderr = startSpurd(t, args...)
+	defer stopSpurd(t, cmd, stderr, false)
+	cl = dialG(t, addr)
+	if h := cl.submit(&job{typ: codec.SubmitJobBg, fn: fn, unique: "u-high", data: "again"}); h != high.handle {
+		t.Fatalf("coalescing submit after the restart: handle %s, want %s", h, high.handle)
+	}
+	fresh := cl.submit(&job{typ: codec.SubmitJobBg, fn: "pg-other", data: "fresh"})
+	if handleNum(t, fresh) <= handleNum(t, reduce.handle) {
+		t.Fatalf("new handle %s after the restart is not above %s", fresh, reduce.handle)
+	}
+	w := dialG(t, addr)
+	w.sendStr(codec.CanDo, fn)
+	for _, j := range []*job{high, normal, reduce, low} {
+		w.grabExpect(j)
+		w.sendStr(codec.WorkComplete, j.handle, "done")
+	}
+	w.expectNoJob()
+	deadline := time.Now().Add(10 * time.Second)
+	for pgCount(t, dsn, "SELECT count(*) FROM spur_jobs WHERE function = '"+fn+"'") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("completed jobs' rows are still there after 10 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := pgCount(t, dsn, "SELECT count(*) FROM spur_results WHERE function = '"+fn+"' AND outcome = 1"); n != len(jobs) {
+		t.Fatalf("%d results stored, want %d", n, len(jobs))
+	}
+	if got := adminList(t, addr, "show result "+high.handle); len(got) != 1 || !strings.Contains(got[0], "complete") {
+		t.Fatalf("show result %s: %q", high.handle, got)
+	}
+}
