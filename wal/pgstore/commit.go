@@ -92,7 +92,7 @@ func (s *Store) keepForRetry(b *batch, closing bool) {
 	}
 	var keep []op
 	for _, o := range b.ops {
-		if o.ack == nil && (o.kind == opDelete || o.kind == opTxn) {
+		if o.ack == nil && o.kind != opBarrier && o.kind != opPut {
 			keep = append(keep, o)
 		}
 	}
@@ -135,13 +135,15 @@ func (s *Store) commit(b *batch) {
 		}
 		b.err = fmt.Errorf("PostgreSQL at %s: %w", s.where, err)
 		if !notCommitted(err) {
-			// The transaction may have committed: the jobs its Puts wrote are deleted
-			// again, so that a submit told it failed does not run after all.
-			for _, seq := range p.putSeqs {
-				s.mu.Lock()
-				s.carry = append(s.carry, op{kind: opDelete, seq: seq, size: 16})
-				s.mu.Unlock()
+			// The transaction may have committed. The jobs its Puts wrote, if it did, are
+			// not in the engine (their submitters are told the error): they are given up,
+			// for any node to claim, rather than held here unseen for as long as this node
+			// renews its leases. Not deleted: another node's submit may have joined one.
+			s.mu.Lock()
+			for k, seq := range p.putSeqs {
+				s.carry = append(s.carry, op{kind: opUnhold, seq: seq, rec: wal.Record{Function: p.putFns[k]}, size: 16})
 			}
+			s.mu.Unlock()
 			b.err = fmt.Errorf("%w (outcome unknown: the connection was lost)", b.err)
 		}
 		s.log.Error("PostgreSQL commit failed", "db", s.where, "ops", len(b.ops), "error", err)

@@ -109,9 +109,11 @@
 // (a lost connection, a deadlock), so that a job that ended does not run again.
 //
 // A commit whose outcome is unknown — the connection was lost after the transaction was
-// sent, perhaps during its commit — is acknowledged with an error, and the jobs its Puts
-// wrote (if it did commit) are deleted again by the next batch that commits. Until then
-// such a job may exist and, if this node dies first, run: delivery is at least once, never
-// at most once. Jobs held by a node that dies run on another once their lease lapses; one
-// that was running when its node died runs again (at least once).
+// sent, perhaps during its commit — is acknowledged with an error (ERROR QUEUE_ERROR to the
+// submitter), and the jobs its Puts wrote, if it did commit, are given up by the next batch
+// that commits (owner NULL, one notification): any node may claim and run them. They are
+// not deleted, since another node's submit of the same unique may have joined one. Such a
+// job may so run although its submitter was told it failed: delivery is at least once,
+// never at most once. Jobs held by a node that dies run on another once their lease lapses;
+// one that was running when its node died runs again (at least once).
 package pgstore

@@ -3,6 +3,11 @@ package pgstore
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -145,5 +150,98 @@ func TestAcknowledgedJobsSurviveDatabaseCrash(t *testing.T) {
 		if r.Seq != want[i] {
 			t.Fatalf("job %d is %d, want %d", i, r.Seq, want[i])
 		}
+	}
+}
+
+// dropProxy forwards TCP connections to a server; while armed, the server's next answer on
+// any connection is thrown away and both ends closed: a connection lost after the server
+// did the work (a commit) and before the client heard of it.
+type dropProxy struct {
+	l     net.Listener
+	to    string
+	armed atomic.Bool
+}
+
+func newDropProxy(t *testing.T, to string) *dropProxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &dropProxy{l: l, to: to}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go p.serve(c)
+		}
+	}()
+	return p
+}
+
+func (p *dropProxy) serve(c net.Conn) {
+	s, err := net.Dial("tcp", p.to)
+	if err != nil {
+		c.Close()
+		return
+	}
+	go func() { io.Copy(s, c); s.Close() }()
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := s.Read(buf)
+		if n > 0 && p.armed.Load() {
+			break
+		}
+		if n > 0 {
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	c.Close()
+	s.Close()
+}
+
+// A commit whose answer is lost is acknowledged with an error saying its outcome is
+// unknown; the job it did write is given up (owner NULL), for any node to claim, not left
+// held by a node whose engine does not have it.
+func TestCommitOfUnknownOutcomeGivesTheJobUp(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newDropProxy(t, u.Host)
+	u.Host = proxy.l.Addr().String()
+	s, _ := openStore(t, u.String(), "a", func(o *Options) { o.Lease = time.Hour })
+	db := sqlDB(t, dsn)
+	// A first Put prepares the statement on the connection (pgx prepares it in a round trip
+	// of its own, whose answer must not be the one dropped) and leaves it fresh (not pinged).
+	if err := put(t, s, job(t, s, "f", "warm")); err != nil {
+		t.Fatal(err)
+	}
+	r := job(t, s, "f", "u")
+	proxy.armed.Store(true)
+	err = put(t, s, r)
+	proxy.armed.Store(false)
+	if err == nil || !strings.Contains(err.Error(), "outcome unknown") {
+		t.Fatalf("Put whose commit's answer was lost: %v", err)
+	}
+	if n := count(t, db, "SELECT count(*) FROM spur_jobs WHERE seq = $1", int64(r.Seq)); n != 1 {
+		t.Fatalf("the commit whose answer was lost wrote %d rows (the test's proxy dropped it too early)", n)
+	}
+	eventually(t, 10*time.Second, "the job given up", func() bool {
+		return count(t, db, "SELECT count(*) FROM spur_jobs WHERE seq = $1 AND owner IS NULL", int64(r.Seq)) == 1
+	})
+	b, _ := openStore(t, dsn, "b")
+	if got := claim(t, b, 5, "f"); len(got) != 1 || got[0].Seq != r.Seq { // not the warm-up job: a holds it
+		t.Fatalf("another node claimed %v", seqsOf(got))
 	}
 }

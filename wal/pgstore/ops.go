@@ -16,13 +16,14 @@ const (
 	opDelete                // removes job seq
 	opBarrier               // writes nothing; acknowledged once everything before it is
 	opTxn                   // txn's writes, together
+	opUnhold                // gives job seq (of function rec.Function) up: owner NULL
 )
 
 // op is one queued call. Everything it holds is its own (copied from the caller).
 type op struct {
 	kind opKind
-	rec  wal.Record // opPut
-	seq  uint64     // opDelete
+	rec  wal.Record // opPut; opUnhold: its Function only
+	seq  uint64     // opDelete, opUnhold
 	txn  []txnWrite // opTxn
 	ack  wal.Ack    // nil for a Delete and a fire-and-forget Apply
 	size int        // bytes it holds, for the batch bound

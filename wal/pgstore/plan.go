@@ -19,7 +19,9 @@ type plan struct {
 	ins     jobRows // new jobs (Puts), by function and unique (one lock order on the index)
 	insOp   []int   // the op index of each row of ins
 	ups     jobRows // Txn.PutJob: an update, or an insert held by this node
-	putSeqs []uint64
+	putSeqs []uint64 // the job numbers of ins, and their functions
+	putFns  []string
+	unhold  []int64 // jobs given up, ascending
 
 	fnPut   map[string][]byte // function settings; nil value = delete
 	results []*wal.Result
@@ -128,6 +130,12 @@ func (s *Store) plan(b *batch) *plan {
 				w := &o.txn[k]
 				order = p.fold(jobs, live, order, w)
 			}
+		case opUnhold:
+			p.unhold = append(p.unhold, int64(o.seq))
+			if p.notify == nil {
+				p.notify = map[string]bool{}
+			}
+			p.notify[o.rec.Function] = true
 		}
 	}
 	for _, seq := range order {
@@ -137,7 +145,7 @@ func (s *Store) plan(b *batch) *plan {
 		case st.insert:
 			p.ins.add(st.rec, st.shared)
 			p.insOp = append(p.insOp, st.opIndex)
-			p.putSeqs = append(p.putSeqs, seq)
+			p.putSeqs, p.putFns = append(p.putSeqs, seq), append(p.putFns, st.rec.Function)
 			if st.shared {
 				if p.notify == nil {
 					p.notify = map[string]bool{}
@@ -154,6 +162,7 @@ func (s *Store) plan(b *batch) *plan {
 		}
 	}
 	sort.Slice(p.delJobs, func(a, b int) bool { return p.delJobs[a] < p.delJobs[b] })
+	sort.Slice(p.unhold, func(a, b int) bool { return p.unhold[a] < p.unhold[b] })
 	p.ins.sortByUnique(p.insOp)
 	return p
 }
@@ -269,7 +278,7 @@ func (j *jobRows) sortByUnique(ops []int) {
 
 // empty reports whether p writes nothing.
 func (p *plan) empty() bool {
-	return len(p.delJobs) == 0 && p.ins.len() == 0 && p.ups.len() == 0 && len(p.fnPut) == 0 &&
+	return len(p.delJobs) == 0 && len(p.unhold) == 0 && p.ins.len() == 0 && p.ups.len() == 0 && len(p.fnPut) == 0 &&
 		len(p.results) == 0 && len(p.dead) == 0 && len(p.sched) == 0 && len(p.other) == 0
 }
 
@@ -311,6 +320,9 @@ SELECT seq, handle, function, uniq, reducer, priority, run_at, attempts, first_f
        $11::text, now() + $12::bigint * interval '1 microsecond'
 FROM t WHERE seq NOT IN (SELECT seq FROM u)
 ON CONFLICT DO NOTHING`
+
+	// Jobs given up after a commit of unknown outcome: unheld, if this node still holds them.
+	sqlUnholdJobs = `UPDATE spur_jobs SET owner = NULL, lease_until = NULL WHERE seq = ANY($1::bigint[]) AND owner = $2`
 
 	sqlPutFunctions = `INSERT INTO spur_functions (name, record)
 SELECT * FROM unnest($1::bytea[], $2::bytea[])
@@ -367,6 +379,9 @@ func (p *plan) queue(q *pgx.Batch, s *Store) {
 	if j := &p.ins; j.len() > 0 {
 		add(p.readJoined, sqlInsertJobs, j.seq, j.handle, j.fn, j.uniq, j.reducer, j.priority, j.runAt, j.attempts,
 			j.firstFailed, j.data, j.shared, s.opts.Node, s.lease)
+	}
+	if len(p.unhold) > 0 {
+		add(execReader, sqlUnholdJobs, p.unhold, s.opts.Node)
 	}
 	if len(p.fnPut) > 0 {
 		var names, values, gone [][]byte
