@@ -15,10 +15,10 @@ import (
 // transaction matters only for jobs: deletes first, so that a Put whose unique conflicts
 // only with a job deleted earlier in the batch is written.
 type plan struct {
-	delJobs []int64 // job numbers removed, ascending (one lock order for every node)
-	ins     jobRows // new jobs (Puts), by function and unique (one lock order on the index)
-	insOp   []int   // the op index of each row of ins
-	ups     jobRows // Txn.PutJob: an update, or an insert held by this node
+	delJobs []int64  // job numbers removed, ascending (one lock order for every node)
+	ins     jobRows  // new jobs (Puts), by function and unique (one lock order on the index)
+	insOp   []int    // the op index of each row of ins
+	ups     jobRows  // Txn.PutJob: an update, or an insert held by this node
 	putSeqs []uint64 // the job numbers of ins, and their functions
 	putFns  []string
 	unhold  []int64 // jobs given up, ascending
