@@ -123,3 +123,63 @@ func TestPostgresQueueSurvivesRestart(t *testing.T) {
 		t.Fatalf("show result %s: %q", high.handle, got)
 	}
 }
+
+// With PostgreSQL stopped, background submits get ERROR QUEUE_ERROR (never a JOB_CREATED)
+// while foreground work goes on; once it is back, the same spurd takes background jobs again
+// by itself.
+func TestPostgresDownRefusesThenRecovers(t *testing.T) {
+	t.Parallel()
+	srv := pgtest.New(t, pgtest.Options{})
+	dsn := srv.NewDatabase(t)
+	cmd, addr, stderr := startSpurd(t, "-q", "postgres", "--postgres-dsn", dsn, "--node-name", "pg-down",
+		"--job-handle-prefix", handlePrefix)
+	defer stopSpurd(t, cmd, stderr, false)
+	cl := dialG(t, addr)
+	before := &job{typ: codec.SubmitJobBg, fn: "pgdown", data: "before"}
+	cl.submit(before)
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if code, text := cl.submitRefused(&job{typ: codec.SubmitJobBg, fn: "pgdown", data: "while down"}); code != "QUEUE_ERROR" {
+			t.Fatalf("background submit with PostgreSQL down: %s %s", code, text)
+		}
+	}
+	// Foreground work does not need the database.
+	w := dialG(t, addr)
+	w.sendStr(codec.CanDo, "pgfg")
+	cl.sendStr(codec.SubmitJob, "pgfg", "", "fg")
+	h := string(cl.expect(codec.JobCreated))
+	a, ok := w.grabAll()
+	if !ok || a.handle != h {
+		t.Fatalf("grabbed %+v, want the foreground job %s", a, h)
+	}
+	w.sendStr(codec.WorkComplete, h, "fg done")
+	if body := cl.expect(codec.WorkComplete); string(body) != h+"\x00fg done" {
+		t.Fatalf("WORK_COMPLETE %q", body)
+	}
+
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	after := &job{typ: codec.SubmitJobBg, fn: "pgdown", data: "after"}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		cl.sendStr(after.typ, after.args()...)
+		typ, body := cl.recv()
+		if typ == codec.JobCreated {
+			after.handle = string(body)
+			break
+		}
+		if typ != codec.Error || time.Now().After(deadline) {
+			t.Fatalf("background submit after PostgreSQL came back: %v %q", typ, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	w.sendStr(codec.CanDo, "pgdown")
+	for _, j := range []*job{before, after} {
+		w.grabExpect(j)
+		w.sendStr(codec.WorkComplete, j.handle, "")
+	}
+	w.expectNoJob()
+}
