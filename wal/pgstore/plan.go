@@ -24,7 +24,7 @@ type plan struct {
 	unhold  []int64 // jobs given up, ascending
 
 	fnPut   map[string][]byte // function settings; nil value = delete
-	results []*wal.Result
+	results map[uint64]*wal.Result // by job number: the last written wins
 	dead    map[uint64]*kept // nil = delete
 	sched   map[uint64]*kept
 	other   map[otherKey][]byte // nil = delete (values are never nil: see Apply)
@@ -209,7 +209,10 @@ func (p *plan) fold(jobs map[uint64]*jobState, live map[uniqKey]uint64, order []
 		}
 		p.fnPut[string(w.key)] = w.value // nil for a delete
 	case wal.KindResult:
-		p.results = append(p.results, w.res)
+		if p.results == nil {
+			p.results = map[uint64]*wal.Result{}
+		}
+		p.results[w.seq] = w.res
 	case wal.KindDead:
 		p.dead = putKept(p.dead, w, del)
 	case wal.KindSchedule:
@@ -332,7 +335,9 @@ ON CONFLICT (name) DO UPDATE SET record = EXCLUDED.record`
 	sqlPutResults = `INSERT INTO spur_results (seq, handle, function, uniq, outcome, attempts, created, started, finished, expires, size, data)
 SELECT * FROM unnest($1::bigint[], $2::bytea[], $3::bytea[], $4::bytea[], $5::smallint[], $6::integer[],
                      $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::integer[], $12::bytea[])
-ON CONFLICT (seq) DO NOTHING
+ON CONFLICT (seq) DO UPDATE SET handle = EXCLUDED.handle, function = EXCLUDED.function, uniq = EXCLUDED.uniq,
+  outcome = EXCLUDED.outcome, attempts = EXCLUDED.attempts, created = EXCLUDED.created, started = EXCLUDED.started,
+  finished = EXCLUDED.finished, expires = EXCLUDED.expires, size = EXCLUDED.size, data = EXCLUDED.data
 RETURNING size`
 
 	sqlPutDead = `INSERT INTO spur_dead (seq, function, record)
@@ -523,8 +528,9 @@ func (p *plan) readJoined(br pgx.BatchResults, _ *batch) error {
 	return rows.Err()
 }
 
-// readResults counts the results written (a job that ran twice, on two nodes, keeps its
-// first).
+// readResults counts the results written. A second result of one job (a dead letter's job
+// queued again and ended once more, a job that ran on two nodes) replaces the first, as in
+// the Pebble log, and is counted again until the next count of the table.
 func readResults(br pgx.BatchResults, b *batch) error {
 	rows, err := br.Query()
 	if err != nil {

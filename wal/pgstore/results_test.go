@@ -66,6 +66,15 @@ func TestResults(t *testing.T) {
 			t.Fatalf("Result of nothing: %v %v", ok, err)
 		}
 	}
+	// A job that ends again (a dead letter queued again) leaves its newer result.
+	again := written[2]
+	again.Outcome, again.Data = wal.OutcomeFail, []byte("again")
+	if err := apply(t, b, func(t *wal.Txn) { t.PutResult(again) }); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, err := a.Result(again.Seq); err != nil || !ok || !reflect.DeepEqual(got, again) {
+		t.Fatalf("the second result of job %d: %+v %v %v", again.Seq, got, ok, err)
+	}
 	// The first two expired; the third holds back the fourth.
 	n, err := b.ExpireResults(now, 0)
 	if err != nil || n != 2 {

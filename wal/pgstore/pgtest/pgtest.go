@@ -355,8 +355,8 @@ func Database(t testing.TB) string {
 	return Shared(t).NewDatabase(t)
 }
 
-// Main runs m's tests, then closes the shared server if one was started. Call it from
-// TestMain: os.Exit(pgtest.Main(m)) is done for you.
+// Main runs m's tests, closes the shared server if one was started, and exits with the
+// tests' code. Call it from TestMain: func TestMain(m *testing.M) { pgtest.Main(m) }.
 func Main(m *testing.M) {
 	code := m.Run()
 	if shared.s != nil {
