@@ -23,9 +23,9 @@ type plan struct {
 	putFns  []string
 	unhold  []int64 // jobs given up, ascending
 
-	fnPut   map[string][]byte // function settings; nil value = delete
+	fnPut   map[string][]byte      // function settings; nil value = delete
 	results map[uint64]*wal.Result // by job number: the last written wins
-	dead    map[uint64]*kept // nil = delete
+	dead    map[uint64]*kept       // nil = delete
 	sched   map[uint64]*kept
 	other   map[otherKey][]byte // nil = delete (values are never nil: see Apply)
 	notify  map[string]bool     // functions of unheld new jobs
