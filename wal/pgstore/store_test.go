@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/spur-gearman/spur/wal"
@@ -493,4 +492,29 @@ func TestBarrierAfterDelete(t *testing.T) {
 	}
 }
 
-var _ = pgx.ErrNoRows
+// What the store cannot hold is refused by the call, before it reaches a batch: a function
+// name beyond MaxFunction (the indexes hold names), a Txn the wal package refuses.
+func TestRefusedAtTheCall(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	s, _ := openStore(t, dsn, "a")
+	long := strings.Repeat("f", MaxFunction+1)
+	r := job(t, s, long, "")
+	if err := s.Put(r, nil); !errors.Is(err, ErrFunctionTooLong) {
+		t.Fatalf("Put of a %d-byte function name: %v", len(long), err)
+	}
+	var txn wal.Txn
+	txn.PutJob(r)
+	if err := s.Apply(&txn, nil); !errors.Is(err, ErrFunctionTooLong) {
+		t.Fatalf("Apply of a job of a %d-byte function name: %v", len(long), err)
+	}
+	txn.Reset()
+	txn.PutFunction(wal.FunctionSettings{Name: "f", Retry: wal.RetryPolicy{Attempts: 1}}) // no backoff: invalid
+	if err := s.Apply(&txn, nil); err == nil {
+		t.Fatal("Apply of an invalid retry policy succeeded")
+	}
+	ok := job(t, s, strings.Repeat("f", MaxFunction), "u")
+	if err := put(t, s, ok); err != nil {
+		t.Fatalf("Put of a %d-byte function name: %v", MaxFunction, err)
+	}
+}
