@@ -85,16 +85,7 @@ func (s *Store) recover(ctx context.Context) (*wal.Recovered, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("recovering the dead letters: %w", err)
 	}
-	if err := eachRow(ctx, tx, "SELECT seq, record FROM spur_schedules ORDER BY seq", func(r pgx.Rows) error {
-		var seq int64
-		var v []byte
-		if err := r.Scan(&seq, &v); err != nil {
-			return err
-		}
-		sc, err := wal.DecodeSchedule(uint64(seq), v)
-		rec.Schedules = append(rec.Schedules, sc)
-		return err
-	}); err != nil {
+	if rec.Schedules, err = readSchedules(ctx, tx); err != nil {
 		return nil, fmt.Errorf("recovering the schedules: %w", err)
 	}
 	if err := eachRow(ctx, tx, "SELECT kind, key, value FROM spur_records ORDER BY kind, key", func(r pgx.Rows) error {
@@ -121,10 +112,13 @@ func (s *Store) recover(ctx context.Context) (*wal.Recovered, error) {
 	return rec, nil
 }
 
-// eachRow runs query and calls f for each row.
-func eachRow(ctx context.Context, q interface {
+// querier is a pool, a connection or a transaction.
+type querier interface {
 	Query(context.Context, string, ...any) (pgx.Rows, error)
-}, query string, f func(pgx.Rows) error, args ...any) error {
+}
+
+// eachRow runs query and calls f for each row.
+func eachRow(ctx context.Context, q querier, query string, f func(pgx.Rows) error, args ...any) error {
 	rows, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return err
@@ -136,4 +130,38 @@ func eachRow(ctx context.Context, q interface {
 		}
 	}
 	return rows.Err()
+}
+
+// Schedules reads every recurring schedule as committed, oldest first: the schedule leader
+// reads them again every few seconds, to fire those other nodes added and stop those they
+// deleted.
+func (s *Store) Schedules(ctx context.Context) ([]wal.Schedule, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.readers.Done()
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	out, err := readSchedules(ctx, s.pool)
+	if err != nil {
+		s.connFailed(err)
+		return nil, fmt.Errorf("reading the schedules in PostgreSQL at %s: %w", s.where, err)
+	}
+	return out, nil
+}
+
+// readSchedules reads every schedule through q, oldest first.
+func readSchedules(ctx context.Context, q querier) ([]wal.Schedule, error) {
+	var out []wal.Schedule
+	err := eachRow(ctx, q, "SELECT seq, record FROM spur_schedules ORDER BY seq", func(r pgx.Rows) error {
+		var seq int64
+		var v []byte
+		if err := r.Scan(&seq, &v); err != nil {
+			return err
+		}
+		sc, err := wal.DecodeSchedule(uint64(seq), v)
+		out = append(out, sc)
+		return err
+	})
+	return out, err
 }

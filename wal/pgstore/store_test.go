@@ -325,7 +325,10 @@ func TestRecoveryOfOwnJobsAndEveryRecord(t *testing.T) {
 	if n := count(t, db, "SELECT count(*) FROM spur_jobs WHERE owner = 'a' AND lease_until > now() + interval '2 seconds'"); n != len(want) {
 		t.Fatalf("%d jobs under a fresh lease after recovery, want %d", n, len(want))
 	}
-	_, rec = openStore(t, dsn, "b")
+	b, rec := openStore(t, dsn, "b")
+	if got, err := b.Schedules(context.Background()); err != nil || !reflect.DeepEqual(got, []wal.Schedule{sched}) {
+		t.Fatalf("Schedules: %+v %v", got, err)
+	}
 	if len(rec.Jobs) != 0 || len(rec.Functions) != 1 || len(rec.Dead) != 1 || len(rec.Schedules) != 1 || rec.Results != 1 {
 		t.Fatalf("another node recovers %d jobs, %d functions, %d dead, %d schedules, %d results",
 			len(rec.Jobs), len(rec.Functions), len(rec.Dead), len(rec.Schedules), rec.Results)
