@@ -259,6 +259,9 @@ func (s *Session) preSleep() {
 		}
 		return true
 	})
+	if looking {
+		e.askClaims(s) // nothing here: maybe in the shared store
+	}
 }
 
 func (s *Session) canDo(fn []byte, timeout time.Duration) {

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -28,6 +29,11 @@ import (
 //   - Coalescing across nodes: the store refuses a second job of a function and unique
 //     anywhere in the cluster and acknowledges the submit with the first one's handle
 //     (wal.Coalesced).
+//   - Releases. Every scheduleSync the node gives back the jobs it holds beyond its free
+//     workers that have waited releaseAfter (recovered at start, requeued after their worker
+//     left, the last worker of their function gone), and on a graceful shutdown every job it
+//     holds (ReleaseHeld). A released job leaves this node's memory before the store is
+//     told; while the store cannot be reached the node owes it, and tries again.
 //   - GET_STATUS of a job this node does not hold asks the store.
 //   - Recurring schedules fire only on the node that leads (OnLeader).
 //
@@ -64,6 +70,10 @@ const claimBackoff = 100 * time.Millisecond
 // maxClaim bounds one claim: a node never takes more than this many jobs at once.
 const maxClaim = 256
 
+// releaseAfter is how long a job this node holds beyond its free workers waits before it is
+// given back to the cluster.
+const releaseAfter = time.Second
+
 // sharedTimeout bounds one call to the shared store made for a request (a claim, a status).
 const sharedTimeout = 5 * time.Second
 
@@ -75,6 +85,8 @@ type claims struct {
 	all     bool                 // the store's poll: every function with a free worker
 	empty   map[string]time.Time // functions whose last claim found nothing, since when
 	kick    chan struct{}
+
+	owed []uint64 // jobs released here whose release the store has not confirmed
 }
 
 func (c *claims) init() {
@@ -198,6 +210,7 @@ func (e *Engine) RunShared(ctx context.Context) {
 			if e.leading.Load() {
 				e.readSchedules(ctx, false)
 			}
+			e.release(ctx, e.excess(time.Now().UnixNano()-int64(releaseAfter)))
 		case <-e.claims.kick:
 			if !e.draining.Load() {
 				e.claimOnce(ctx)
@@ -321,6 +334,100 @@ func (e *Engine) adopt(recs []wal.Record) map[string]int {
 		sh.Unlock()
 	}
 	return got
+}
+
+// excess takes out of memory the jobs this node holds beyond its workers free for them
+// that were queued before cutoff (unix nanoseconds; 0 takes every job it holds, waiting or
+// running: a graceful shutdown) and returns their numbers. A job a foreground client waits
+// for stays. A taken job is marked as a cancelled one is, so that no grab starts it and the
+// next one reaps it, and as not persisted, so that reaping it leaves its record alone.
+func (e *Engine) excess(cutoff int64) []uint64 {
+	var seqs []uint64
+	take := func(j *queue.Job) {
+		j.Persisted = false
+		j.Fn.Ignore(j)
+		seqs = append(seqs, j.Seq)
+	}
+	e.reg.EachShard(func(sh *queue.Shard) {
+		sh.EachFunction(func(f *queue.Function) {
+			keep := max(len(f.Workers)-f.Running, 0)
+			if cutoff == 0 {
+				keep = 0
+			}
+			var out []*queue.Job
+			f.EachQueued(func(j *queue.Job) {
+				if !j.Persisted || j.Ignore || j.Refused.Load() || len(j.Listeners()) > 0 {
+					return
+				}
+				if j.State == queue.Queued && keep > 0 {
+					keep-- // the oldest, best ready jobs stay for the workers here
+					return
+				}
+				if cutoff == 0 || j.QueuedAt < cutoff && (j.State == queue.Queued || len(f.Workers) == 0) {
+					out = append(out, j)
+				}
+			})
+			for _, j := range out { // not while walking: a delayed job leaves the heap at once
+				take(j)
+			}
+		})
+	})
+	return seqs
+}
+
+// release gives jobs taken out of memory (excess) back to the cluster, with those owed from
+// earlier attempts.
+func (e *Engine) release(ctx context.Context, seqs []uint64) {
+	c := &e.claims
+	c.mu.Lock()
+	seqs = append(c.owed, seqs...)
+	c.owed = nil
+	c.mu.Unlock()
+	if len(seqs) == 0 {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, sharedTimeout)
+	err := e.shared.Release(cctx, seqs)
+	cancel()
+	if err == nil {
+		e.log.Info("gave jobs back to the shared store for other nodes", "jobs", len(seqs))
+		return
+	}
+	e.log.Warn("cannot give jobs back to the shared store; trying again", "jobs", len(seqs), "error", err)
+	c.mu.Lock()
+	c.owed = append(c.owed, seqs...)
+	c.mu.Unlock()
+}
+
+// ReleaseHeld gives every job this node still holds back to the shared store, for the
+// other nodes: the end of a graceful shutdown, once Drain stopped jobs being handed out and
+// the running ones had their time to finish (one still running then may run twice: at
+// least once). Without a shared store it does nothing.
+func (e *Engine) ReleaseHeld(ctx context.Context) error {
+	if e.shared == nil {
+		return nil
+	}
+	seqs := e.excess(0)
+	e.reg.EachShard(func(sh *queue.Shard) {
+		sh.EachFunction(func(f *queue.Function) {
+			for _, w := range f.Workers {
+				for _, j := range w.(*Session).assignedOf(f) {
+					if j.Persisted {
+						j.Persisted = false
+						seqs = append(seqs, j.Seq)
+					}
+				}
+			}
+		})
+	})
+	e.release(ctx, seqs)
+	c := &e.claims
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.owed) > 0 {
+		return fmt.Errorf("%d jobs could not be given back to the shared store: they run elsewhere once this node's lease lapses", len(c.owed))
+	}
+	return nil
 }
 
 // remoteStatus answers GET_STATUS for a job this node does not hold by asking the shared

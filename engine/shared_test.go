@@ -173,12 +173,28 @@ func (n *sharedNode) OnLeader(f func(bool)) {
 }
 
 func (n *sharedNode) Release(_ context.Context, seqs []uint64) error {
-	n.db.mu.Lock()
-	defer n.db.mu.Unlock()
+	db := n.db
+	db.mu.Lock()
+	fns := map[string]bool{}
 	for _, s := range seqs {
-		if row := n.db.rows[s]; row != nil && row.owner == n {
+		if row := db.rows[s]; row != nil && row.owner == n {
 			row.owner = nil
+			fns[row.rec.Function] = true
 		}
+	}
+	var names []string
+	for fn := range fns {
+		names = append(names, fn)
+	}
+	var tell []func([]string)
+	for _, o := range db.nodes {
+		if o != n && o.ready != nil && !o.dead && len(names) > 0 {
+			tell = append(tell, o.ready)
+		}
+	}
+	db.mu.Unlock()
+	for _, ready := range tell {
+		go ready(names)
 	}
 	return nil
 }
@@ -392,5 +408,59 @@ func TestSharedStoreOnlyTheLeaderFiresSchedules(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if n := cronJobs(); n != 1 {
 		t.Fatalf("%d runs queued after the lead moved, want the one (coalesced)", n)
+	}
+}
+
+// A job a node holds with no worker left for it goes back to the cluster once it has
+// waited, and runs on the node that has a worker; a graceful shutdown gives back all.
+func TestSharedStoreReleasesJobsWithoutWorkers(t *testing.T) {
+	db := newSharedDB()
+	addrs, engines, _ := sharedNodes(t, db, 2)
+	gone := dial(t, addrs[0])
+	gone.canDo("orphan")
+	gone.syncEcho()
+	h := dial(t, addrs[0]).submit(codec.SubmitJobBg, "orphan", "", "x")
+	kept := dial(t, addrs[0]).submit(codec.SubmitJobBg, "orphan", "", "y") // offered: one worker, one job
+	if got := db.holder(seqOf(t, h)); got != "node0" {
+		t.Fatalf("job %s is held by %q, want node0", h, got)
+	}
+	gone.conn.Close()
+	w := dial(t, addrs[1])
+	w.canDo("orphan")
+	w.send(codec.PreSleep)
+	w.syncEcho()
+	// node1's worker may already have claimed the offered job; take it first.
+	var got []string
+	waitFor(t, "the worker woken", func() bool {
+		p, err := w.tryRecv(10 * time.Millisecond)
+		return err == nil && p.typ == codec.Noop
+	})
+	gh, _, _, _ := w.grab()
+	got = append(got, gh)
+	w.send(codec.WorkComplete, gh, "")
+	w.send(codec.PreSleep)
+	w.expect(codec.Noop) // node0 gave h back after releaseAfter, at its next tick
+	gh, _, _, _ = w.grab()
+	got = append(got, gh)
+	sort.Strings(got)
+	want := []string{h, kept}
+	sort.Strings(want)
+	if got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("node1 ran %v, want %v", got, want)
+	}
+
+	// A graceful shutdown of node1 gives back what it holds: a job queued for its worker.
+	w.send(codec.WorkComplete, gh, "")
+	w.syncEcho()
+	last := dial(t, addrs[1]).submit(codec.SubmitJobBg, "orphan", "", "z")
+	if got := db.holder(seqOf(t, last)); got != "node1" {
+		t.Fatalf("job %s is held by %q, want node1", last, got)
+	}
+	engines[1].Drain()
+	if err := engines[1].ReleaseHeld(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := db.holder(seqOf(t, last)); got != "" {
+		t.Fatalf("after node1's shutdown job %s is held by %q, want nobody", last, got)
 	}
 }
