@@ -479,6 +479,9 @@ func serve(o *options, logger *slog.Logger) (err error) {
 	upkeepDone := make(chan struct{})
 	go func() { defer close(upkeepDone); e.RunUpkeep(upkeep, time.Second) }()
 	defer func() { stopUpkeep(); <-upkeepDone }()
+	sharedDone := make(chan struct{})
+	go func() { defer close(sharedDone); e.RunShared(upkeep) }() // returns at once without a shared store
+	defer func() { stopUpkeep(); <-sharedDone }()
 	var (
 		compacted compactor    // an untyped nil without a store
 		closer    func() error // closes the store, if any
@@ -649,6 +652,13 @@ wait:
 		if n := e.Running(); n > 0 {
 			logger.Warn("shutdown timeout: jobs still running are requeued", "jobs", n)
 		}
+		// With a shared store, what this node holds goes back to the other nodes now rather
+		// than when its lease lapses.
+		rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := e.ReleaseHeld(rctx); err != nil {
+			logger.Error("shutdown: jobs not given back to the shared store", "error", err)
+		}
+		rcancel()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
