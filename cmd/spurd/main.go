@@ -479,9 +479,6 @@ func serve(o *options, logger *slog.Logger) (err error) {
 	upkeepDone := make(chan struct{})
 	go func() { defer close(upkeepDone); e.RunUpkeep(upkeep, time.Second) }()
 	defer func() { stopUpkeep(); <-upkeepDone }()
-	sharedDone := make(chan struct{})
-	go func() { defer close(sharedDone); e.RunShared(upkeep) }() // returns at once without a shared store
-	defer func() { stopUpkeep(); <-sharedDone }()
 	var (
 		compacted compactor    // an untyped nil without a store
 		closer    func() error // closes the store, if any
@@ -505,6 +502,11 @@ func serve(o *options, logger *slog.Logger) (err error) {
 			logger.Error("spurd stopped", "error", cerr) // err is returned; this one is logged
 		}
 	}()
+	// Stopped before the store is closed (defers run last first).
+	sharedCtx, stopShared := context.WithCancel(context.Background())
+	sharedDone := make(chan struct{})
+	go func() { defer close(sharedDone); e.RunShared(sharedCtx) }() // returns at once without a shared store
+	defer func() { stopShared(); <-sharedDone }()
 	listen := o.listen
 	if len(listen) == 0 {
 		listen = []string{""}
