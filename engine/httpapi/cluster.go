@@ -74,6 +74,12 @@ func (a *api) clusterStatus(w http.ResponseWriter, r *http.Request, who *engine.
 		return
 	}
 	self := a.self(who)
+	// ?functions=false: the nodes' totals only (the dashboard's cluster panel), a small
+	// answer of each peer however many functions it has.
+	if r.URL.Query().Get("functions") == "false" {
+		a.answerCluster(w, r, who, self, cluster.Query{})
+		return
+	}
 	self.Functions = a.functionsOf(who, "")
 	a.answerCluster(w, r, who, self, cluster.Query{Functions: true})
 }

@@ -115,6 +115,11 @@ func TestClusterEndpoints(t *testing.T) {
 		r.get("sum", "functions", 1, "queued", "low") != 3.0 {
 		t.Errorf("summed functions: %v", r.get("sum", "functions"))
 	}
+	tot := do(t, a, call{method: "GET", path: "/api/cluster/status?functions=false"}).want(t, 200, "")
+	if tot.get("nodes", 1, "functions") != nil || tot.get("nodes", 0, "functions") != nil || tot.get("sum", "functions") != nil ||
+		tot.get("nodes", 1, "totals", "queued") != 7.0 || tot.get("sum", "totals", "queued") != 10.0 {
+		t.Errorf("totals only: %s", tot.raw)
+	}
 	st := do(t, a, call{method: "GET", path: "/api/status"}).want(t, 200, "")
 	if st.get("node") != "self" || len(st.list("peers")) != 2 {
 		t.Errorf("/api/status node and peers: %v %v", st.get("node"), st.get("peers"))
