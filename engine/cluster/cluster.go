@@ -25,7 +25,9 @@
 //	+--------------------------+----------------------+---------------------------------------+
 //
 // A node without `show node` (gearmand) is up without a name, its totals summed from
-// `status`. Fields escaped by the server as \xNN are unescaped.
+// `status`; one that refuses `prioritystatus` is up without the counts by priority. Any other
+// refusal (ERR) makes the node down with it. Fields escaped by the server as \xNN are
+// unescaped.
 //
 // # Bounds
 //

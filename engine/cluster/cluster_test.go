@@ -299,6 +299,18 @@ func TestReadOtherAnswers(t *testing.T) {
 	if !n.Up || n.Name != "" || n.Totals.Queued != 3 || n.Totals.Running != 2 || n.Totals.Functions != 1 || n.Functions[0].Queued.Normal != 3 {
 		t.Errorf("gearmand: %+v", n)
 	}
+	noPriorities, _ := scripted(t, func(line string) string {
+		switch line {
+		case "show node":
+			return "name\tn\n.\n"
+		case "status":
+			return "resize\t5\t2\t1\n.\n"
+		}
+		return "ERR PERMISSION_DENIED not+for+you\r\n"
+	})
+	if n := r.ReadNode(context.Background(), noPriorities, Query{Functions: true}); !n.Up || n.Name != "n" || n.Functions[0].Total != 5 {
+		t.Errorf("a node refusing prioritystatus: %+v", n)
+	}
 	refusing, _ := scripted(t, func(string) string { return "ERR PERMISSION_DENIED not+for+you\r\n" })
 	if n := r.ReadNode(context.Background(), refusing, Query{}); n.Up || n.Error != "show node: ERR PERMISSION_DENIED not for you" {
 		t.Errorf("refusing: %+v", n)

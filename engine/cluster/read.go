@@ -18,6 +18,9 @@ type command struct {
 	parse func(n *Node, lines []string) error
 	// optional: a node that does not know the command (gearmand) is not down for it.
 	optional bool
+	// refusable: nor is a node that refuses it (an ACL that grants status but not
+	// prioritystatus): what it gives is then left out.
+	refusable bool
 }
 
 // commands are what q asks of a node, in the order they are written.
@@ -27,7 +30,7 @@ func (q Query) commands() []command {
 		keep := q.Function
 		cmds = append(cmds,
 			command{line: "status", parse: func(n *Node, lines []string) error { return parseStatus(n, lines, keep) }},
-			command{line: "prioritystatus", parse: parsePriorityStatus})
+			command{line: "prioritystatus", parse: parsePriorityStatus, refusable: true})
 	}
 	if q.Workers {
 		cmds = append(cmds, command{line: "workers", parse: parseWorkers})
@@ -101,7 +104,7 @@ func (r *Reader) exchange(ctx context.Context, addr string, q Query, n *Node) er
 		lines, err := readList(br)
 		var se *serverError
 		switch {
-		case errors.As(err, &se) && c.optional && se.unknownCommand():
+		case errors.As(err, &se) && (c.refusable || c.optional && se.unknownCommand()):
 			continue
 		case err != nil:
 			return fmt.Errorf("%s: %w", c.line, err)
