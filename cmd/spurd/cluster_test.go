@@ -24,7 +24,8 @@ func submitN(t *testing.T, addr, fn string, n int) {
 
 // Three spurd nodes, each with its own Pebble log, and a peer address nobody listens on:
 // node a's cluster endpoints show all four side by side in --peer order, the sums of the
-// jobs queued on each, and the dead one down with its error; a's `show node` lists its peers.
+// jobs queued on each, and the dead one down with its error; a's `show node` lists its peers
+// and its metrics carry node="a".
 func TestClusterViewOfThreeNodes(t *testing.T) {
 	t.Parallel()
 	_, addrB, _ := startSpurd(t, "--node-name", "b")
@@ -91,6 +92,18 @@ func TestClusterViewOfThreeNodes(t *testing.T) {
 	if code != 200 || len(wnodes) != 4 || len(wnodes[2].(map[string]any)["workers"].([]any)) != 1 ||
 		wnodes[2].(map[string]any)["workers"].([]any)[0].(map[string]any)["client_id"] != "c-worker" || wnodes[3].(map[string]any)["up"] != false {
 		t.Errorf("cluster workers: %d %v", code, ws)
+	}
+
+	resp, err := c.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`spur_function_jobs_queued{function="resize",node="a",priority="normal"} 1`, `gearman_up{node="a"} 1`, `go_goroutines{node="a"} `} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("a's /metrics lacks %s", want)
+		}
 	}
 
 	code, js := httpJSON(t, c, "GET", base+"/api/cluster/jobs?function=resize&limit=3", "", "")
