@@ -48,7 +48,7 @@ func (e *Engine) Node(who *Identity) NodeInfo {
 
 func (e *Engine) node(readable func(string) bool) NodeInfo {
 	n := NodeInfo{Name: e.cfg.NodeName, Version: Version, Started: e.cfg.Started,
-		Peers: append([]string(nil), e.cfg.Peers...), Connections: e.Sessions()}
+		Peers: append([]string{}, e.cfg.Peers...), Connections: e.Sessions()}
 	var sum queue.Stats
 	for _, f := range e.FunctionStats() {
 		if !visible(readable, f.Name) {

@@ -634,7 +634,8 @@ func serve(o *options, logger *slog.Logger) (err error) {
 	}
 	fmt.Fprintf(os.Stderr, "spurd %s listening on %s; queue %s: %s\n",
 		engine.Version, listening, o.queueType, where)
-	logger.Info("listening", "addrs", addrs, "tls", o.ssl, "plain", plainOn, "queue", o.queueType, "pid", os.Getpid())
+	logger.Info("listening", "addrs", addrs, "tls", o.ssl, "plain", plainOn, "queue", o.queueType, "pid", os.Getpid(),
+		"node", cfg.NodeName, "peers", o.peers)
 
 	graceful := true
 wait:
