@@ -33,7 +33,13 @@ type Config struct {
 	// NodeName names this server among the nodes of a cluster: in the cluster view, in its
 	// metrics and as the holder of the jobs it claims from a shared store. Default the
 	// host name.
-	NodeName   string
+	NodeName string
+	// Peers are the Gearman addresses (HOST:PORT) of the cluster's other nodes, in the order
+	// given (spurd --peer); `show node` lists them so that a tool asking one node finds the
+	// others. The engine never connects to them.
+	Peers []string
+	// Started is when the server started, for `show node`'s uptime; zero = when New ran.
+	Started    time.Time
 	JobRetries int // assignments before a requeued job fails; 0 = unlimited (-j)
 	// WorkerWakeup is gearmand's -w: N > 0 NOOPs per queued job, WakeAll for every sleeping
 	// worker (gearmand's default); 0 = Spur's default, as many as the ready jobs need (wake.go).
@@ -139,6 +145,10 @@ func New(cfg Config) *Engine {
 	if cfg.NodeName == "" {
 		cfg.NodeName = host
 	}
+	if cfg.Started.IsZero() {
+		cfg.Started = time.Now()
+	}
+	cfg.Peers = append([]string(nil), cfg.Peers...) // the caller's slice may change
 	if cfg.MaxPacketSize == 0 {
 		cfg.MaxPacketSize = codec.DefaultMaxPacket
 	}
