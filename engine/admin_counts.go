@@ -10,10 +10,12 @@ import (
 //
 //	show stats     FUNCTION \t SUBMITTED \t COMPLETED \t FAILED \t RETRIED \t DEAD_LETTERED \n ... .\n
 //	               each function's counters since its record was made (queue.Stats)
-//	show jobs FN   HANDLE \t STATE \t PRIORITY \t UNIQUE \t RUN_AT \t STARTED \t WORKER \n ... .\n
-//	               FN's live jobs as Engine.Jobs orders them; STATE queued|scheduled|running,
-//	               RUN_AT and STARTED in RFC 3339, UTC ("-" when none), WORKER the fd
-//	               `workers` shows ("-" unless running)
+//	show jobs FN [N]  HANDLE \t STATE \t PRIORITY \t UNIQUE \t RUN_AT \t STARTED \t WORKER \n ... .\n
+//	               FN's live jobs as Engine.Jobs orders them, the first N only when given
+//	               (a positive number: what a cluster view asks, so that a listing costs the
+//	               node no more than it shows); STATE queued|scheduled|running, RUN_AT and
+//	               STARTED in RFC 3339, UTC ("-" when none), WORKER the fd `workers` shows
+//	               ("-" unless running)
 //
 // Both leave out what the connection may not read, as every listing does.
 
@@ -31,9 +33,9 @@ func (e *Engine) statsText(readable func(string) bool) string {
 	return b.String()
 }
 
-func (s *Session) functionJobsText(fn string) string {
+func (s *Session) functionJobsText(fn string, limit int) string {
 	var b strings.Builder
-	for _, j := range s.e.Jobs(&s.who, fn, 0) {
+	for _, j := range s.e.Jobs(&s.who, fn, limit) {
 		writeAdminField(&b, j.Handle)
 		b.WriteByte('\t')
 		b.WriteString(j.State.String())
@@ -49,6 +51,21 @@ func (s *Session) functionJobsText(fn string) string {
 	}
 	b.WriteString(".\n")
 	return b.String()
+}
+
+// positive reports whether w is a whole number above zero (digits only).
+func positive(w []byte) bool {
+	if len(w) == 0 || len(w) > 10 {
+		return false
+	}
+	nonzero := false
+	for _, c := range w {
+		if c < '0' || c > '9' {
+			return false
+		}
+		nonzero = nonzero || c != '0'
+	}
+	return nonzero
 }
 
 // timeField renders t for an admin listing as nanoTime does, "-" for the zero time.

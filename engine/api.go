@@ -45,6 +45,7 @@ const (
 	joined                         // coalesced onto a live job: answer at once
 	joinedDurable                  // coalesced onto a background job whose record may still be on its way
 	promoted                       // a background submit joined a foreground job, which now needs a record
+	offered                        // a new background job for any node of a shared store: write it unheld (shared.go)
 )
 
 // place applies a submit to f's queues: it coalesces it onto a live job or queues a new one.
@@ -83,6 +84,10 @@ func (e *Engine) place(f *queue.Function, req *SubmitRequest) (*queue.Job, place
 		return nil, refused, err
 	}
 	var hbuf [64]byte
+	if e.offerable(f, req) {
+		f.Stats.Submitted++
+		return offerOf(f, e.appendHandle(hbuf[:0], seq), seq, req), offered, nil
+	}
 	j := queue.NewJob(e.appendHandle(hbuf[:0], seq), req.Unique, req.Reducer, req.Data)
 	j.Seq, j.Priority, j.Background, j.RunAt = seq, req.Priority, req.Background, milliOf(req.RunAt)
 	var t int64 // the clock is read only for a scheduled job: it was 8% of a submit burst
@@ -164,6 +169,8 @@ func (e *Engine) submitBackground(req SubmitRequest, who *Identity, done func(ha
 		if err := e.store.Barrier(r); err != nil {
 			done("", err)
 		}
+	case offered:
+		e.offer(nil, j, done)
 	case promoted, placedNew:
 		e.writeJob(j, &createdReply{e: e, j: j, own: true, done: done})
 		if how == placedNew {

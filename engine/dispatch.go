@@ -119,6 +119,8 @@ func (s *Session) submit(p *codec.Packet, prio queue.Priority, background bool) 
 		e.answerWhenDurable(s, j)
 	case promoted:
 		e.persist(s, j)
+	case offered:
+		e.offer(s, j, nil)
 	case placedNew:
 		if background {
 			e.persist(s, j) // JOB_CREATED goes out once the job is durable
@@ -188,6 +190,7 @@ func (s *Session) grab(kind codec.Type) {
 	})
 	if served == nil {
 		s.send(func(b []byte) []byte { return codec.AppendEmpty(b, codec.NoJob) })
+		s.e.askClaims(s)
 		return
 	}
 	if s.e.cfg.RoundRobin && s.abilities.len() > 1 {
@@ -256,6 +259,9 @@ func (s *Session) preSleep() {
 		}
 		return true
 	})
+	if looking {
+		e.askClaims(s) // nothing here: maybe in the shared store
+	}
 }
 
 func (s *Session) canDo(fn []byte, timeout time.Duration) {
@@ -384,6 +390,9 @@ func (s *Session) lateResult(p *codec.Packet) {
 
 func (s *Session) getStatus(h []byte) {
 	st := s.e.Status(h)
+	if !st.Known && s.e.remoteStatus(s, h) {
+		return
+	}
 	if st.Known && s.allow(ActStatus, viewBytes(st.Function)) != nil {
 		// Answered as unknown: a refusal would tell that the job exists.
 		s.logRefusal(ActStatus, viewBytes(st.Function), ErrHidden)

@@ -33,7 +33,13 @@ type Config struct {
 	// NodeName names this server among the nodes of a cluster: in the cluster view, in its
 	// metrics and as the holder of the jobs it claims from a shared store. Default the
 	// host name.
-	NodeName   string
+	NodeName string
+	// Peers are the Gearman addresses (HOST:PORT) of the cluster's other nodes, in the order
+	// given (spurd --peer); `show node` lists them so that a tool asking one node finds the
+	// others. The engine never connects to them.
+	Peers []string
+	// Started is when the server started, for `show node`'s uptime; zero = when New ran.
+	Started    time.Time
 	JobRetries int // assignments before a requeued job fails; 0 = unlimited (-j)
 	// WorkerWakeup is gearmand's -w: N > 0 NOOPs per queued job, WakeAll for every sleeping
 	// worker (gearmand's default); 0 = Spur's default, as many as the ready jobs need (wake.go).
@@ -100,6 +106,9 @@ type Engine struct {
 	reg *queue.Registry
 
 	store     Store
+	shared    SharedStore // the store, when several nodes share it (shared.go); else nil
+	claims    claims
+	leading   atomic.Bool // with a shared store: this node fires the schedules
 	auth      Authorizer
 	handleSeq atomic.Uint64 // last job number issued when there is no store
 	sessionID atomic.Uint64
@@ -136,6 +145,10 @@ func New(cfg Config) *Engine {
 	if cfg.NodeName == "" {
 		cfg.NodeName = host
 	}
+	if cfg.Started.IsZero() {
+		cfg.Started = time.Now()
+	}
+	cfg.Peers = append([]string(nil), cfg.Peers...) // the caller's slice may change
 	if cfg.MaxPacketSize == 0 {
 		cfg.MaxPacketSize = codec.DefaultMaxPacket
 	}
@@ -178,6 +191,11 @@ func New(cfg Config) *Engine {
 		sessions: make(map[uint64]*Session),
 	}
 	e.resultLog, _ = cfg.Store.(ResultLog)
+	if e.shared, _ = cfg.Store.(SharedStore); e.shared != nil {
+		e.claims.init()
+		e.shared.OnReady(e.storeReady)
+		e.shared.OnLeader(e.onLeader)
+	}
 	e.memResults.maxBytes = cfg.ResultMaxBytes
 	return e
 }
@@ -210,18 +228,24 @@ func (e *Engine) Restore(recs []wal.Record) {
 		r := &recs[i]
 		sh := e.reg.ShardFor([]byte(r.Function))
 		sh.Lock()
-		f := sh.Ensure([]byte(r.Function))
-		j := queue.NewJob([]byte(r.Handle), []byte(r.Unique), []byte(r.Reducer), r.Data)
-		j.Seq, j.Priority, j.RunAt = r.Seq, queue.Priority(r.Priority), milliOf(r.RunAt)
-		j.Background, j.Persisted = true, true
-		j.SetFailures(r.Attempts)
-		j.SetFirstFailed(r.FirstFailed)
-		f.Enqueue(j, t)
+		j := e.restoreJob(sh.Ensure([]byte(r.Function)), r, t)
 		if j.State == queue.Delayed {
-			e.armDueTimer(f)
+			e.armDueTimer(j.Fn)
 		}
 		sh.Unlock()
 	}
+}
+
+// restoreJob queues the job of record r in f, as durable, at time t. Call with f's shard
+// locked.
+func (e *Engine) restoreJob(f *queue.Function, r *wal.Record, t int64) *queue.Job {
+	j := queue.NewJob([]byte(r.Handle), []byte(r.Unique), []byte(r.Reducer), r.Data)
+	j.Seq, j.Priority, j.RunAt = r.Seq, queue.Priority(r.Priority), milliOf(r.RunAt)
+	j.Background, j.Persisted = true, true
+	j.SetFailures(r.Attempts)
+	j.SetFirstFailed(r.FirstFailed)
+	f.Enqueue(j, t)
+	return j
 }
 
 // RunUpkeep does the engine's periodic housekeeping every interval until ctx is done: idle

@@ -164,9 +164,26 @@ func (e *Engine) AddSchedule(req ScheduleRequest, who *Identity, done func(handl
 // RestoreSchedules brings back the schedules the store recovered; each that came due while
 // the server was down (its next firing after its last run, or its creation, has passed)
 // runs once now. Call before serving, after Restore.
-func (e *Engine) RestoreSchedules(recs []wal.Schedule) error {
+func (e *Engine) RestoreSchedules(recs []wal.Schedule) error { return e.syncSchedules(recs, true) }
+
+// syncSchedules makes recs the schedules in memory: the recovered ones at start, or a shared
+// store's when this node takes its lead and then on each poll (schedules other nodes added,
+// changed or deleted). A schedule known already keeps the later of the two last runs. With
+// catchUp (at start, or on taking the lead from a node that died) each that came due and
+// did not run since runs once now; never on a poll, which may read a last run that this
+// node's own write has not yet reached.
+func (e *Engine) syncSchedules(recs []wal.Schedule, catchUp bool) error {
 	t := e.clock()
+	s := &e.sched
+	s.mu.Lock()
+	lastRun := make(map[string]int64, len(s.byHandle))
+	for h, sc := range s.byHandle {
+		lastRun[h] = sc.rec.LastRun
+	}
+	s.byHandle, s.due = nil, nil
+	s.mu.Unlock()
 	for _, r := range recs {
+		r.LastRun = max(r.LastRun, lastRun[r.Handle])
 		spec, err := cron.Parse(r.Spec)
 		if err != nil {
 			return fmt.Errorf("schedule %s: %w", r.Handle, err)
@@ -182,7 +199,7 @@ func (e *Engine) RestoreSchedules(recs []wal.Schedule) error {
 			sc.next = spec.Next(t.In(loc))
 		}
 		e.sched.add(e, sc)
-		if missed {
+		if missed && catchUp && e.leads() {
 			e.log.Info("schedule missed a run while the server was down: it runs once now", "handle", r.Handle)
 			e.fire(sc, t)
 		}
@@ -255,6 +272,9 @@ func (e *Engine) fireDue(t time.Time) {
 	s.mu.Unlock()
 	if e.draining.Load() {
 		return // shutting down: the missed run happens at the next start
+	}
+	if !e.leads() {
+		return // another node of the shared store fires them
 	}
 	for _, sc := range due {
 		e.fire(sc, t)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -104,4 +105,83 @@ func TestShowStatsAndShowJobsOfAFunction(t *testing.T) {
 	w.send(codec.WorkComplete, first, "ok")
 	w.syncEcho()
 	adm.expectAdmin("show stats", "f\t2\t1\t0\t0\t0\ng\t1\t0\t0\t0\t0\n.\n")
+}
+
+// `show jobs FN N` lists the first N only; a 4th word that is not a positive number is
+// refused as gearmand refuses any extra word.
+func TestShowJobsOfAFunctionWithALimit(t *testing.T) {
+	addr := startServer(t, Config{})
+	c, adm := dial(t, addr), dial(t, addr)
+	var handles []string
+	for i := range 5 {
+		handles = append(handles, c.submit(codec.SubmitJobBg, "f", "", strconv.Itoa(i)))
+	}
+	got := adm.admin("show jobs f 2")
+	lines := strings.Split(strings.TrimSuffix(got, ".\n"), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], handles[0]+"\t") || !strings.HasPrefix(lines[1], handles[1]+"\t") {
+		t.Fatalf("show jobs f 2: %q", got)
+	}
+	if n := strings.Count(adm.admin("show jobs f 99"), "\n"); n != 6 {
+		t.Fatalf("show jobs f 99: %d lines, want the 5 jobs and the dot", n)
+	}
+	for _, bad := range []string{"show jobs f 0", "show jobs f -1", "show jobs f two", "show jobs f 1x"} {
+		adm.expectAdmin(bad, codec.AdminUnknownShow)
+	}
+}
+
+// `show node` answers the node's name, version, start, counts and peers, one KEY \t VALUE
+// per line.
+func TestShowNode(t *testing.T) {
+	started := time.Now().Add(-90 * time.Second)
+	addr := startServer(t, Config{NodeName: "node-a", Peers: []string{"10.0.0.2:4730", "10.0.0.3:4730"}, Started: started})
+	c, w, adm := dial(t, addr), dial(t, addr), dial(t, addr)
+	first := c.submit(codec.SubmitJobBg, "f", "", "1")
+	c.submit(codec.SubmitJobLowBg, "f", "", "2")
+	c.submit(codec.SubmitJobBg, "g", "", "3")
+	w.canDo("f")
+	if h, _, _, _ := w.grab(); h != first {
+		t.Fatalf("grabbed %s, want %s", h, first)
+	}
+	w.send(codec.WorkComplete, first, "ok")
+	w.syncEcho()
+	c.submit(codec.SubmitJobBg, "f", "", "4")
+	if h, _, _, _ := w.grab(); h == "" {
+		t.Fatal("no second job")
+	}
+	got := adm.admin("show node")
+	if !strings.HasSuffix(got, "\n.\n") {
+		t.Fatalf("show node: %q", got)
+	}
+	var keys []string
+	kv := map[string][]string{}
+	for _, l := range strings.Split(strings.TrimSuffix(got, "\n.\n"), "\n") {
+		k, v, ok := strings.Cut(l, "\t")
+		if !ok {
+			t.Fatalf("show node line %q", l)
+		}
+		if len(kv[k]) == 0 {
+			keys = append(keys, k)
+		}
+		kv[k] = append(kv[k], v)
+	}
+	want := "name version started uptime connections functions queued running workers submitted completed failed retried dead_lettered peer"
+	if strings.Join(keys, " ") != want {
+		t.Fatalf("show node keys %q, want %q", keys, want)
+	}
+	for k, v := range map[string]string{"name": "node-a", "version": Version, "connections": "3", "functions": "2",
+		"queued": "2", "running": "1", "workers": "1", "submitted": "4", "completed": "1", "failed": "0"} {
+		if kv[k][0] != v {
+			t.Errorf("show node %s = %q, want %q", k, kv[k][0], v)
+		}
+	}
+	if st, err := time.Parse(time.RFC3339Nano, kv["started"][0]); err != nil || !st.Equal(started) {
+		t.Errorf("started %q, want %v", kv["started"][0], started)
+	}
+	if up, err := strconv.ParseFloat(kv["uptime"][0], 64); err != nil || up < 90 || up > 120 {
+		t.Errorf("uptime %q", kv["uptime"][0])
+	}
+	if strings.Join(kv["peer"], ",") != "10.0.0.2:4730,10.0.0.3:4730" {
+		t.Errorf("peers %q", kv["peer"])
+	}
+	adm.expectAdmin("show node extra", codec.AdminUnknownShow)
 }

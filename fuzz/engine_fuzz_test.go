@@ -413,7 +413,7 @@ func (w *world) step(i, act int) {
 }
 
 func (w *world) adminLine(fs *fuzzSess) string {
-	switch w.next() % 33 {
+	switch w.next() % 35 {
 	case 0:
 		return "status"
 	case 1:
@@ -478,6 +478,10 @@ func (w *world) adminLine(fs *fuzzSess) string {
 		return "show stats"
 	case 31:
 		return "show jobs " + w.fn()
+	case 32:
+		return "show jobs " + w.fn() + " " + strconv.Itoa(int(w.next()%3))
+	case 33:
+		return "show node"
 	default:
 		return "getpid"
 	}

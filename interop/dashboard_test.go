@@ -12,6 +12,9 @@ package interop
 //     Retry, schedule Pause and Purge buttons take effect on the server (admin `show paused`,
 //     the API). SPUR_DASHBOARD_PNG=FILE also writes the screenshot taken while jobs flow
 //     there (docs/dashboard.png is made so: see README.md).
+//   - TestDashboardCluster: a node with peers shows the cluster panel, every node as
+//     /api/cluster/status has it, a dead peer down with its error, the sum, a node's Done/s
+//     (SPUR_DASHBOARD_CLUSTER_PNG=FILE writes a screenshot of it).
 //   - TestDashboardThousandFunctions: with 1,000 functions the page loads, keeps polling,
 //     and no render (performance.now() around it, in the page) takes a second; the load
 //     time is logged; a hidden tab stops polling every second.
@@ -627,6 +630,9 @@ func TestDashboardMatchesServer(t *testing.T) {
 	later := c.submit(t, codec.SubmitJobEpoch, "dash.later", "", strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10), "in an hour")
 
 	b.open(d.base + "/")
+	if hidden := eval[bool](b, `document.getElementById('cluster').hidden`); !hidden {
+		t.Error("the cluster panel is shown on a node without peers")
+	}
 
 	// Jobs flow for a while with the page open: the charts draw it.
 	var okHandles []string
@@ -929,4 +935,119 @@ func TestDashboardThousandFunctions(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// TestDashboardCluster: a node with three peers (two real spurd nodes, one with its own
+// durable log, and an address nobody listens on) shows the cluster panel: one row per node
+// in --peer order with its state, queued, running and workers as /api/cluster/status says,
+// the dead one down with its error, the sum, and a node's Done/s while jobs flow through it.
+func TestDashboardCluster(t *testing.T) {
+	nb := serverMode{name: "builtin"}.launch(t, "--node-name", "b")
+	nc := serverMode{name: "durable", durable: true}.launch(t, "--node-name", "c")
+	deadPort, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := net.JoinHostPort("127.0.0.1", strconv.Itoa(deadPort))
+	d := startDashServer(t, "--node-name", "a", "--peer", nb.addr, "--peer", nc.addr+","+dead, "--peer-timeout", "500ms")
+	for addr, n := range map[string]int{d.addr: 1, nb.addr: 2, nc.addr: 3} {
+		c := dialGear(t, addr)
+		for i := range n {
+			c.submit(t, codec.SubmitJobBg, "cl.idle", "", strconv.Itoa(i))
+		}
+	}
+	startGearWorker(t, nb.addr, "b-worker", []string{"cl.ok"}, func(_, data string) (codec.Type, string) { return codec.WorkComplete, data })
+	b := startBrowser(t)
+	b.open(d.base + "/")
+	if hidden := eval[bool](b, `document.getElementById('cluster').hidden`); hidden {
+		t.Fatal("the cluster panel is hidden on a node with peers")
+	}
+
+	// Jobs flow through b for a while: its Done/s rises above 0.
+	c := dialGear(t, nb.addr)
+	flowUntil := time.Now().Add(10 * time.Second)
+	for time.Now().Before(flowUntil) {
+		c.submitMany(t, func(int) string { return "cl.ok" }, 20)
+		time.Sleep(100 * time.Millisecond)
+		if v, _ := strconv.ParseFloat(strings.ReplaceAll(b.table("cluster")[nb.addr]["rate"], ",", ""), 64); v > 0 {
+			break
+		}
+	}
+	if v, _ := strconv.ParseFloat(strings.ReplaceAll(b.table("cluster")[nb.addr]["rate"], ",", ""), 64); !(v > 0) {
+		t.Errorf("b's Done/s stayed %q while jobs flowed", b.table("cluster")[nb.addr]["rate"])
+	}
+
+	type clusterNode struct {
+		Name   string         `json:"name"`
+		Addr   string         `json:"addr"`
+		Up     bool           `json:"up"`
+		Error  string         `json:"error"`
+		Totals map[string]int `json:"totals"`
+	}
+	var cl struct {
+		Nodes []clusterNode `json:"nodes"`
+		Sum   struct {
+			Up     int            `json:"up"`
+			Nodes  int            `json:"nodes"`
+			Totals map[string]int `json:"totals"`
+		} `json:"sum"`
+	}
+	b.waitFor("the cluster panel to match /api/cluster/status", func() (bool, string) {
+		d.api(t, "/api/cluster/status?functions=false", &cl)
+		rows := b.table("cluster")
+		var diffs []string
+		if len(cl.Nodes) != 4 || len(rows) != 5 {
+			return false, fmt.Sprintf("%d nodes, %d rows: %v", len(cl.Nodes), len(rows), rows)
+		}
+		for i, n := range cl.Nodes {
+			row := rows[n.Addr]
+			want := map[string]string{"addr": n.Addr, "state": "up", "queued": strconv.Itoa(n.Totals["queued"]),
+				"running": strconv.Itoa(n.Totals["running"]), "workers": strconv.Itoa(n.Totals["workers"])}
+			if !n.Up {
+				want = map[string]string{"addr": n.Addr, "state": "down", "queued": "—", "error": n.Error}
+			}
+			for col, v := range want {
+				if row[col] != v {
+					diffs = append(diffs, fmt.Sprintf("node %d %s: %s %q, want %q", i, n.Addr, col, row[col], v))
+				}
+			}
+			if !strings.HasPrefix(row["name"], map[bool]string{true: n.Name, false: "—"}[n.Up]) {
+				diffs = append(diffs, fmt.Sprintf("node %d name %q, want %q", i, row["name"], n.Name))
+			}
+		}
+		sum := rows["sum"]
+		if sum["state"] != fmt.Sprintf("%d of %d up", cl.Sum.Up, cl.Sum.Nodes) || sum["queued"] != num(cl.Sum.Totals["queued"]) ||
+			sum["workers"] != strconv.Itoa(cl.Sum.Totals["workers"]) {
+			diffs = append(diffs, fmt.Sprintf("sum row %v, want %+v", sum, cl.Sum))
+		}
+		return len(diffs) == 0, strings.Join(diffs, "; ")
+	})
+	// In --peer order: a (this node), b, c, then the dead address; the sums as queued on each.
+	order := []string{d.addr, nb.addr, nc.addr, dead}
+	for i, n := range cl.Nodes {
+		if n.Addr != order[i] && !(i == 0 && strings.HasSuffix(order[0], ":"+strings.Split(n.Addr, ":")[1])) {
+			t.Errorf("node %d is %s, want %s", i, n.Addr, order[i])
+		}
+	}
+	if q := []int{cl.Nodes[0].Totals["queued"], cl.Nodes[1].Totals["queued"], cl.Nodes[2].Totals["queued"]}; q[0] != 1 || q[2] != 3 || q[1] < 2 ||
+		cl.Sum.Up != 3 || cl.Nodes[3].Up || !strings.Contains(cl.Nodes[3].Error, "refused") || cl.Nodes[1].Totals["workers"] != 1 {
+		t.Errorf("cluster: %+v", cl)
+	}
+	if out := os.Getenv("SPUR_DASHBOARD_CLUSTER_PNG"); out != "" {
+		if err := os.WriteFile(out, b.screenshot(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := b.stats(); s.Errors != 0 {
+		t.Errorf("the page saw %d failed polls, last: %s", s.Errors, s.LastError)
+	}
+}
+
+// num formats n as the page does ("1,234").
+func num(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }

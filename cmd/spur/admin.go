@@ -59,11 +59,15 @@ func readFunctions(c *client.Client) ([]functionRow, error) {
 }
 
 func (a *app) statusCmd() *cobra.Command {
-	return a.jsonFlag(&cobra.Command{
+	var inCluster bool
+	return a.clusterFlag(a.jsonFlag(&cobra.Command{
 		Use:   "status",
 		Short: "functions: jobs queued (by priority) and running, workers",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if inCluster {
+				return a.clusterStatus(cmd)
+			}
 			c, err := a.dial()
 			if err != nil {
 				return err
@@ -84,7 +88,7 @@ func (a *app) statusCmd() *cobra.Command {
 			}
 			return a.emit(cmd, rows, []string{"FUNCTION", "TOTAL", "RUNNING", "HIGH", "NORMAL", "LOW", "WORKERS"}, table)
 		},
-	})
+	}), &inCluster)
 }
 
 // workerRow is one connection of `workers`.
@@ -131,12 +135,18 @@ func readWorkers(c *client.Client) ([]workerRow, error) {
 }
 
 func (a *app) workersCmd() *cobra.Command {
-	var all bool
-	c := a.jsonFlag(&cobra.Command{
+	var all, inCluster bool
+	c := a.clusterFlag(a.jsonFlag(&cobra.Command{
 		Use:   "workers",
 		Short: "worker connections and the functions each can do",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if inCluster {
+				if all {
+					return usagef("--all does not go with --cluster (which lists the workers only)")
+				}
+				return a.clusterWorkers(cmd)
+			}
 			c, err := a.dial()
 			if err != nil {
 				return err
@@ -162,7 +172,7 @@ func (a *app) workersCmd() *cobra.Command {
 			}
 			return a.emit(cmd, shown, []string{"ID", "ADDRESS", "CLIENT-ID", "STATE", "FUNCTIONS"}, table)
 		},
-	})
+	}), &inCluster)
 	c.Flags().BoolVar(&all, "all", false, "also connections registered for no function (clients, this one)")
 	return c
 }
@@ -199,15 +209,27 @@ func readScheduled(c *client.Client) ([]scheduledRow, error) {
 }
 
 func (a *app) jobsCmd() *cobra.Command {
-	return a.jsonFlag(&cobra.Command{
+	var inCluster bool
+	return a.clusterFlag(a.jsonFlag(&cobra.Command{
 		Use:   "jobs [FN]",
 		Short: "jobs in the server (show jobs); with FN, that function's jobs",
 		Long: `Without FN: every job the server holds, as its "show jobs" lists them (handle, retries,
 ignored, persisted). With FN: that function's live jobs, running first, then queued in the
 order workers get them, then scheduled (spurd's "show jobs FN"). gearmand has no such list:
-against it spur shows the function's counts instead.`,
+against it spur shows the function's counts instead. With --cluster: the same of every
+node, beside the function's counts on each.`,
 		Args: args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
+			if inCluster {
+				fn := ""
+				if len(argv) == 1 {
+					if err := plainWords(argv[0]); err != nil {
+						return err
+					}
+					fn = argv[0]
+				}
+				return a.clusterJobs(cmd, fn)
+			}
 			c, err := a.dial()
 			if err != nil {
 				return err
@@ -244,7 +266,7 @@ against it spur shows the function's counts instead.`,
 			}
 			return a.emit(cmd, rows, []string{"HANDLE", "STATE", "PRIORITY", "UNIQUE", "RUN-AT", "STARTED", "WORKER"}, table)
 		},
-	})
+	}), &inCluster)
 }
 
 // functionJobRow is one line of spurd's `show jobs FN`.

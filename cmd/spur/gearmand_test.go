@@ -52,6 +52,17 @@ func TestAgainstGearmand(t *testing.T) {
 	if out := ok(t, port, "jobs", "rev"); !strings.Contains(out, "rev: 2 jobs") {
 		t.Fatalf("jobs rev from gearmand:\n%s", out)
 	}
+	// The cluster view of a gearmand: that one node, up, without a name.
+	cl := decode[struct {
+		Nodes []struct {
+			Name string
+			Up   bool
+		}
+		Sum struct{ Totals struct{ Queued int } }
+	}](t, ok(t, port, "status", "--cluster", "--json"))
+	if len(cl.Nodes) != 1 || !cl.Nodes[0].Up || cl.Nodes[0].Name != "" || cl.Sum.Totals.Queued != 2 {
+		t.Errorf("status --cluster --json from gearmand: %+v", cl)
+	}
 	// Spur's own commands: a clear message, exit 1.
 	for _, args := range [][]string{{"schedules"}, {"dead"}, {"pause", "rev"}, {"result", "H:x:1"}} {
 		r := spur(t, port, "", args...)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/spur-gearman/spur/engine"
+	"github.com/spur-gearman/spur/engine/cluster"
 	"github.com/spur-gearman/spur/engine/dashboard"
 	"github.com/spur-gearman/spur/engine/httpapi"
 	"github.com/spur-gearman/spur/engine/metrics"
@@ -29,6 +31,28 @@ type httpConfig struct {
 	tokens       httpapi.TokenResolver // nil without --acl: no token is known
 	started      time.Time
 	jobLog       metrics.Log // the durable queue's log, for its metrics; nil with -q builtin
+	cluster      httpapi.ClusterOptions
+}
+
+// clusterView is what /api/cluster/... shows beside this node (self, its Gearman address):
+// the --peer nodes, read within --peer-timeout through their Gearman port, over TLS with
+// this node's key material when it serves TLS (verified against --ssl-ca-file, presenting
+// its own certificate to peers that ask for one).
+func clusterView(o *options, keys *tlsserver.Keys, self string) httpapi.ClusterOptions {
+	if host, port, err := net.SplitHostPort(self); err == nil && host == "" {
+		if name, err := os.Hostname(); err == nil {
+			self = net.JoinHostPort(name, port)
+		}
+	}
+	opts := cluster.Options{Timeout: o.peerTimeout}
+	if keys != nil {
+		opts.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			host, _, _ := net.SplitHostPort(addr)
+			d := tls.Dialer{Config: keys.ClientConfig(host)}
+			return d.DialContext(ctx, "tcp", addr)
+		}
+	}
+	return httpapi.ClusterOptions{Self: self, Peers: o.peers, Reader: cluster.New(opts)}
 }
 
 // serveHTTP starts the HTTP servers, on goroutines of net/http's own (never on the event
@@ -57,7 +81,7 @@ func serveHTTP(c httpConfig, e *engine.Engine, logger *slog.Logger) (stop func()
 		}
 		wg.Wait()
 	}
-	opts := httpapi.Options{Tokens: c.tokens, Started: c.started, Logger: logger}
+	opts := httpapi.Options{Tokens: c.tokens, Started: c.started, Logger: logger, Cluster: c.cluster}
 	start := func(addr, what string, h http.Handler, keys *tlsserver.Keys, writeTimeout time.Duration) error {
 		l, err := net.Listen("tcp", addr)
 		if err != nil {

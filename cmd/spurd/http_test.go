@@ -20,7 +20,7 @@ import (
 func TestHTTPMetricsAndHealth(t *testing.T) {
 	t.Parallel()
 	httpAddr := net.JoinHostPort("127.0.0.1", freePort(t))
-	_, addr, _ := startSpurd(t, "-q", "builtin", "--http-addr", httpAddr)
+	_, addr, _ := startSpurd(t, "-q", "builtin", "--http-addr", httpAddr, "--node-name", "n1")
 	g := dialG(t, addr)
 	g.submit(&job{typ: codec.SubmitJobBg, fn: "resize", data: "1"})
 	g.submit(&job{typ: codec.SubmitJobHighBg, fn: "resize", data: "2"})
@@ -42,16 +42,16 @@ func TestHTTPMetricsAndHealth(t *testing.T) {
 		t.Fatalf("/metrics: %d %q", code, body)
 	}
 	for _, want := range []string{
-		`spur_function_jobs_queued{function="resize",priority="high"} 1`,
-		`spur_function_jobs_queued{function="resize",priority="normal"} 1`,
-		`spur_function_jobs_running{function="resize"} 0`,
-		`spur_function_workers{function="resize"} 1`,
-		`gearman_up 1`,
-		`gearman_jobs{function="resize"} 2`,
-		`gearman_jobs_waiting{function="resize"} 2`,
-		`gearman_workers{function="resize"} 1`,
-		`gearman_version_info{version="`,
-		`go_goroutines `,
+		`spur_function_jobs_queued{function="resize",node="n1",priority="high"} 1`,
+		`spur_function_jobs_queued{function="resize",node="n1",priority="normal"} 1`,
+		`spur_function_jobs_running{function="resize",node="n1"} 0`,
+		`spur_function_workers{function="resize",node="n1"} 1`,
+		`gearman_up{node="n1"} 1`,
+		`gearman_jobs{function="resize",node="n1"} 2`,
+		`gearman_jobs_waiting{function="resize",node="n1"} 2`,
+		`gearman_workers{function="resize",node="n1"} 1`,
+		`gearman_version_info{node="n1",version="`,
+		`go_goroutines{node="n1"} `,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
@@ -73,7 +73,7 @@ func TestHTTPMetricsAndHealth(t *testing.T) {
 func TestHTTPMetricsCountJobsTrafficAndTheLog(t *testing.T) {
 	t.Parallel()
 	httpAddr := net.JoinHostPort("127.0.0.1", freePort(t))
-	_, addr, _ := startSpurd(t, "--data-dir", t.TempDir(), "--http-addr", httpAddr)
+	_, addr, _ := startSpurd(t, "--data-dir", t.TempDir(), "--http-addr", httpAddr, "--node-name", "n1")
 	if got := adminLine(t, addr, "schedule add nightly 30 2 * * *"); !strings.HasPrefix(got, "OK ") {
 		t.Fatalf("schedule add: %q", got)
 	}
@@ -112,39 +112,39 @@ func TestHTTPMetricsCountJobsTrafficAndTheLog(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		body = string(b)
-		if strings.Contains(body, "\nspur_results_stored 2\n") || time.Now().After(deadline) {
+		if strings.Contains(body, "\nspur_results_stored{node=\"n1\"} 2\n") || time.Now().After(deadline) {
 			break
 		}
 	}
 	for _, want := range []string{
-		`spur_function_jobs_submitted_total{function="m"} 3`,
-		`spur_function_jobs_completed_total{function="m"} 1`,
-		`spur_function_jobs_failed_total{function="m"} 1`,
-		`spur_function_jobs_retried_total{function="m"} 0`,
-		`spur_function_jobs_dead_lettered_total{function="m"} 1`,
-		`spur_dead_letters 1`,
-		`spur_function_jobs_scheduled{function="later"} 1`,
-		`spur_function_paused{function="p"} 1`,
-		`spur_function_limit{function="m"} 5`,
-		`spur_connections{kind="admin"} `,
-		`spur_function_queue_wait_seconds_count{function="m"} 2`,
-		`spur_function_run_seconds_count{function="m"} 2`,
-		`spur_function_run_seconds_bucket{function="m",le="+Inf"} 2`,
-		`spur_jobs_total{event="submitted"} 4`,
-		`spur_jobs_total{event="completed"} 1`,
-		`spur_packets_received_total{type="SUBMIT_JOB_BG"} 3`,
-		`spur_packets_received_total{type="GRAB_JOB_ALL"} 2`,
-		`spur_packets_received_total{type="admin"} 4`,
-		`spur_connections{kind="worker"} 1`,
-		`spur_connections{kind="client"} 1`,
-		`spur_function_oldest_queued_seconds{function="m"} `,
-		`spur_schedules 1`,
-		`spur_schedule_next_run_timestamp_seconds{function="nightly",schedule="`,
-		`spur_wal_batches_total `,
-		`spur_wal_commit_seconds_count `,
-		`spur_wal_fsync_seconds_bucket{le="+Inf"} `,
-		`spur_disk_free_bytes `,
-		`spur_results_stored 2`,
+		`spur_function_jobs_submitted_total{function="m",node="n1"} 3`,
+		`spur_function_jobs_completed_total{function="m",node="n1"} 1`,
+		`spur_function_jobs_failed_total{function="m",node="n1"} 1`,
+		`spur_function_jobs_retried_total{function="m",node="n1"} 0`,
+		`spur_function_jobs_dead_lettered_total{function="m",node="n1"} 1`,
+		`spur_dead_letters{node="n1"} 1`,
+		`spur_function_jobs_scheduled{function="later",node="n1"} 1`,
+		`spur_function_paused{function="p",node="n1"} 1`,
+		`spur_function_limit{function="m",node="n1"} 5`,
+		`spur_connections{kind="admin",node="n1"} `,
+		`spur_function_queue_wait_seconds_count{function="m",node="n1"} 2`,
+		`spur_function_run_seconds_count{function="m",node="n1"} 2`,
+		`spur_function_run_seconds_bucket{function="m",node="n1",le="+Inf"} 2`,
+		`spur_jobs_total{event="submitted",node="n1"} 4`,
+		`spur_jobs_total{event="completed",node="n1"} 1`,
+		`spur_packets_received_total{node="n1",type="SUBMIT_JOB_BG"} 3`,
+		`spur_packets_received_total{node="n1",type="GRAB_JOB_ALL"} 2`,
+		`spur_packets_received_total{node="n1",type="admin"} 4`,
+		`spur_connections{kind="worker",node="n1"} 1`,
+		`spur_connections{kind="client",node="n1"} 1`,
+		`spur_function_oldest_queued_seconds{function="m",node="n1"} `,
+		`spur_schedules{node="n1"} 1`,
+		`spur_schedule_next_run_timestamp_seconds{function="nightly",node="n1",schedule="`,
+		`spur_wal_batches_total{node="n1"} `,
+		`spur_wal_commit_seconds_count{node="n1"} `,
+		`spur_wal_fsync_seconds_bucket{node="n1",le="+Inf"} `,
+		`spur_disk_free_bytes{node="n1"} `,
+		`spur_results_stored{node="n1"} 2`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)
@@ -163,7 +163,7 @@ func TestHTTPMetricsCountJobsTrafficAndTheLog(t *testing.T) {
 			t.Errorf("/metrics lacks the family %s", name)
 		}
 	}
-	for _, positive := range []string{"spur_received_bytes_total", "spur_sent_bytes_total", `spur_function_oldest_queued_seconds{function="m"}`} {
+	for _, positive := range []string{`spur_received_bytes_total{node="n1"}`, `spur_sent_bytes_total{node="n1"}`, `spur_function_oldest_queued_seconds{function="m",node="n1"}`} {
 		v := metricValue(t, body, positive)
 		if v <= 0 {
 			t.Errorf("%s = %v, want > 0", positive, v)

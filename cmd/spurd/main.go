@@ -50,6 +50,8 @@ type options struct {
 	keepCount       int
 	handlePrefix    string
 	nodeName        string
+	peers           []string      // --peer: the other nodes' Gearman addresses, in order
+	peerTimeout     time.Duration // --peer-timeout: one peer's read in the cluster view
 	version         bool
 	queueType       string
 	exceptions      bool
@@ -140,6 +142,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, []string, error) {
 	fs.IntVar(&o.keepCount, "keepalive-count", -1, "keepalive probes before the connection is dropped (with --keepalive)")
 	fs.StringVar(&o.handlePrefix, "job-handle-prefix", "", `job handle prefix (default "H:<hostname>")`)
 	fs.StringVar(&o.nodeName, "node-name", "", `this node's name in a cluster: in the cluster view, the metrics' node label and as the holder of jobs claimed from a shared store; unique per node (default "<hostname>:<port>")`)
+	fs.StringSliceVar(&o.peers, "peer", nil, "HOST:PORT of another node of the cluster (its Gearman port, as clients name it), shown beside this one in the cluster view (HTTP API, dashboard, spur --cluster); repeat, or separate with commas")
+	fs.DurationVar(&o.peerTimeout, "peer-timeout", time.Second, "how long the cluster view waits for a peer before showing it down")
 	fs.BoolVarP(&o.version, "version", "V", false, "print the version and exit")
 	fs.StringVarP(&o.queueType, "queue-type", "q", "pebble", `job queue: "pebble" writes background jobs to a log in --data-dir before acknowledging them; "postgres" to the PostgreSQL database of --postgres-dsn, which several nodes may share; "builtin" keeps everything in memory only`)
 	fs.BoolVar(&o.exceptions, "exceptions", false, "every connection starts with the exceptions option on")
@@ -283,6 +287,15 @@ func (o *options) validate() error {
 		if _, err := strconv.ParseUint(o.httpPort, 10, 16); err != nil || o.httpPort == o.port {
 			return fmt.Errorf("invalid --http-port %q (a port other than -p)", o.httpPort)
 		}
+	}
+	for _, p := range o.peers {
+		host, port, err := net.SplitHostPort(p)
+		if n, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil || n == 0 || host == "" {
+			return fmt.Errorf("invalid --peer %q (want HOST:PORT, the Gearman port of another node)", p)
+		}
+	}
+	if o.peerTimeout <= 0 {
+		return errors.New("--peer-timeout must be positive")
 	}
 	if o.threads < 0 || o.jobRetries < 0 || o.workerWakeup < 0 {
 		return errors.New("--threads, --job-retries and --worker-wakeup must not be negative")
@@ -442,6 +455,8 @@ func serve(o *options, logger *slog.Logger) (err error) {
 	cfg := engine.Config{
 		HandlePrefix:   o.handlePrefix,
 		NodeName:       o.node(),
+		Peers:          o.peers,
+		Started:        started,
 		JobRetries:     o.jobRetries,
 		WorkerWakeup:   o.wakeup(),
 		RoundRobin:     o.roundRobin,
@@ -539,6 +554,11 @@ func serve(o *options, logger *slog.Logger) (err error) {
 			logger.Error("spurd stopped", "error", cerr) // err is returned; this one is logged
 		}
 	}()
+	// Stopped before the store is closed (defers run last first).
+	sharedCtx, stopShared := context.WithCancel(context.Background())
+	sharedDone := make(chan struct{})
+	go func() { defer close(sharedDone); e.RunShared(sharedCtx) }() // returns at once without a shared store
+	defer func() { stopShared(); <-sharedDone }()
 	listen := o.listen
 	if len(listen) == 0 {
 		listen = []string{""}
@@ -626,7 +646,8 @@ func serve(o *options, logger *slog.Logger) (err error) {
 		}
 	}
 	if o.httpAddr != "" || o.httpPort != "" {
-		hc := httpConfig{addr: o.httpAddr, started: started, keys: keys}
+		hc := httpConfig{addr: o.httpAddr, started: started, keys: keys,
+			cluster: clusterView(o, keys, addrs[0])}
 		if o.httpPort != "" {
 			hc.gearmanAddrs = addrsOn(o.httpPort)
 		}
@@ -658,7 +679,8 @@ func serve(o *options, logger *slog.Logger) (err error) {
 	}
 	fmt.Fprintf(os.Stderr, "spurd %s listening on %s; queue %s: %s\n",
 		engine.Version, listening, o.queueType, where)
-	logger.Info("listening", "addrs", addrs, "tls", o.ssl, "plain", plainOn, "queue", o.queueType, "pid", os.Getpid())
+	logger.Info("listening", "addrs", addrs, "tls", o.ssl, "plain", plainOn, "queue", o.queueType, "pid", os.Getpid(),
+		"node", cfg.NodeName, "peers", o.peers)
 
 	graceful := true
 wait:
@@ -689,6 +711,13 @@ wait:
 		if n := e.Running(); n > 0 {
 			logger.Warn("shutdown timeout: jobs still running are requeued", "jobs", n)
 		}
+		// With a shared store, what this node holds goes back to the other nodes now rather
+		// than when its lease lapses.
+		rctx, rcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := e.ReleaseHeld(rctx); err != nil {
+			logger.Error("shutdown: jobs not given back to the shared store", "error", err)
+		}
+		rcancel()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

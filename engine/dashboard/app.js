@@ -16,6 +16,11 @@
 // Charts: completed/s and failed/s over the last HISTORY_S seconds, from the differences
 // between samples of the counters in /api/status (over 5 s), drawn as SVG paths.
 //
+// Cluster: when /api/status names peers, /api/cluster/status?functions=false is polled
+// beside it (every POLL_MS, never two at once, and not waited for by the main poll: a
+// slow peer delays only this panel), one row per node, up or down with why, and the sum;
+// each node's Done/s from its completed counter over RATE_WINDOW_S, as the chart's.
+//
 // window.spurStats exposes counts and timings (performance.now() around each render, and
 // the time from navigation to the first full render) for the tests.
 'use strict';
@@ -31,6 +36,7 @@
   const state = {
     me: null, meAt: 0,
     status: null, workers: [], scheduled: [], schedules: [], dead: [],
+    cluster: null, clusterInflight: false, clusterHist: {}, // addr -> [{t, c}]
     listErr: {}, // section -> error text of its last fetch
     listKey: '', listsAt: 0, listsDirty: true,
     history: [], // {t (s), c (completed), f (failed)}
@@ -156,6 +162,7 @@
       state.workers = workers[0] ? workers[0].workers || [] : [];
       state.listErr.workers = workers[1] ? workers[1].message : '';
       sample(status);
+      if ((status.peers || []).length) pollCluster();
       const key = listKey(status);
       if (state.listsDirty || key !== state.listKey || Date.now() - state.listsAt >= LISTS_MS) {
         state.listsDirty = false;
@@ -187,6 +194,46 @@
     }
     if (state.again) { state.again = false; poll(); return; }
     state.timer = setTimeout(poll, delay());
+  }
+
+  // pollCluster reads the cluster view; its own request, so that the rest never waits for it.
+  async function pollCluster() {
+    if (state.clusterInflight) return;
+    state.clusterInflight = true;
+    stats.clusterPolls = (stats.clusterPolls || 0) + 1;
+    try {
+      const [c, err] = await settle(api('GET', '/api/cluster/status?functions=false'));
+      if (c) {
+        state.cluster = c;
+        state.listErr.cluster = '';
+        sampleCluster(c);
+      } else {
+        state.listErr.cluster = err.message;
+      }
+      if (state.pressed) state.renderPending = true; else render();
+    } finally {
+      state.clusterInflight = false;
+    }
+  }
+
+  function sampleCluster(c) {
+    const now = Date.now() / 1000;
+    for (const n of c.nodes || []) {
+      if (!n.up) continue;
+      const h = state.clusterHist[n.addr] || (state.clusterHist[n.addr] = []);
+      const t = n.totals || {};
+      if (h.length && h[h.length - 1].s !== n.started_at) h.length = 0; // restarted
+      h.push({ t: now, c: t.completed || 0, s: n.started_at });
+      while (h.length > 2 && h[1].t < now - RATE_WINDOW_S) h.shift();
+    }
+  }
+
+  // nodeRate is a node's completed jobs per second over its samples (null: not yet known).
+  function nodeRate(n) {
+    const h = state.clusterHist[n.addr];
+    if (!n.up || !h || h.length < 2) return null;
+    const a = h[0], b = h[h.length - 1];
+    return b.t > a.t ? Math.max(0, (b.c - a.c) / (b.t - a.t)) : null;
   }
 
   function delay() {
@@ -233,6 +280,7 @@
     renderHeader();
     renderSummary();
     renderCharts();
+    $('cluster').hidden = !(state.status.peers || []).length;
     for (const tb of TABLES) renderTable(tb);
     const ms = performance.now() - t0;
     stats.renders++;
@@ -345,6 +393,13 @@
   // one <tr>; cols for the "nothing here" row.
   const TABLES = [
     {
+      name: 'cluster', cols: 9,
+      rows: clusterRows,
+      text: (n) => n.name + ' ' + n.addr,
+      html: clusterRow,
+      empty: 'reading the peers…',
+    },
+    {
       name: 'fn', cols: 14,
       rows: () => sortFunctions((state.status.functions || []).slice()),
       text: (f) => f.name,
@@ -446,6 +501,30 @@
       '<td class="num failed">' + num(f.failed) + '</td>' +
       '<td class="num dead">' + num(f.dead_lettered) + '</td>' +
       '<td class="act">' + act + '</td></tr>';
+  }
+
+  // clusterRows are the nodes, then their sum (key "sum"), while the panel is shown.
+  function clusterRows() {
+    const c = state.cluster;
+    if (!c || !(state.status.peers || []).length) return [];
+    const s = c.sum || {}, t = s.totals || {};
+    let rate = 0;
+    for (const n of c.nodes || []) rate += nodeRate(n) || 0;
+    return (c.nodes || []).concat([{ sum: true, name: 'all', addr: '', up: true, summary: s.up + ' of ' + s.nodes + ' up', totals: t, rate }]);
+  }
+
+  function clusterRow(n) {
+    const t = n.totals || {};
+    const cell = (cls, v) => '<td class="num ' + cls + '">' + (n.up ? num(v) : '<span class="muted">—</span>') + '</td>';
+    const rate = n.sum ? n.rate : nodeRate(n);
+    const st = n.sum ? esc(n.summary) : n.up ? '<span class="badge ok">up</span>' : '<span class="badge bad">down</span>';
+    return '<tr data-key="' + esc(n.sum ? 'sum' : n.addr) + '" class="' + (n.sum ? 'sum' : n.up ? 'up' : 'down') + '">' +
+      '<td class="name">' + esc(n.name || '—') + (n.self ? ' <span class="muted">(this node)</span>' : '') + '</td>' +
+      '<td class="addr">' + esc(n.addr) + '</td><td class="state">' + st + '</td>' +
+      cell('queued', t.queued) + cell('running', t.running) + cell('workers', t.workers) +
+      '<td class="num rate">' + (rate == null ? '<span class="muted">—</span>' : fmtRate(rate)) + '</td>' +
+      '<td class="num uptime">' + (n.up && !n.sum ? dur(n.uptime_s) : '') + '</td>' +
+      '<td class="error" title="' + esc(n.error) + '">' + esc(clip(n.error, 120)) + '</td></tr>';
   }
 
   function workerRow(w) {

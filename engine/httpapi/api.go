@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/spur-gearman/spur/engine"
+	"github.com/spur-gearman/spur/engine/cluster"
 	"github.com/spur-gearman/spur/engine/tlsserver"
 )
 
@@ -35,6 +36,9 @@ type Options struct {
 	// MaxBody bounds a request body; default DefaultMaxBody.
 	MaxBody int64
 	Logger  *slog.Logger
+	// Cluster names the other nodes that /api/cluster/... shows beside this one; zero =
+	// this node alone.
+	Cluster ClusterOptions
 }
 
 // DefaultMaxBody is the default bound of a request body: a job's data of 64 MiB (the
@@ -68,6 +72,9 @@ func newAPI(e *engine.Engine, opts Options) *api {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Cluster.Reader == nil {
+		opts.Cluster.Reader = cluster.New(cluster.Options{})
 	}
 	a := &api{e: e, opts: opts, mux: http.NewServeMux()}
 	a.routes()

@@ -33,6 +33,12 @@
 //	DELETE /api/dead?function=FN            purge dead FN
 //	GET    /api/workers                     workers, with what each runs and since when
 //	POST   /api/workers/{id}/drain          drain worker ID
+//	GET    /api/cluster/status              this node and its peers (--peer) side by side and summed:
+//	                                        each node's totals and functions (as status;
+//	                                        ?functions=false: the totals only)
+//	GET    /api/cluster/workers             ... each node's workers (as workers)
+//	GET    /api/cluster/jobs?function=FN    ... FN's counts and first jobs on each (as show; &limit=N,
+//	                                        default 1000, per node); see cluster.go
 //	GET    /api/openapi.json                the OpenAPI document
 //
 // # Who asks, and what they may do

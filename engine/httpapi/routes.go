@@ -46,6 +46,7 @@ func (a *api) routes() {
 	a.handle("POST /api/dead/{handle}/retry", a.retryDeadOne)
 	a.handle("GET /api/workers", a.workers)
 	a.handle("POST /api/workers/{id}/drain", a.drainWorker)
+	a.clusterRoutes()
 }
 
 // mayWords are the admin words /api/me answers for.
@@ -125,7 +126,13 @@ func (a *api) status(w http.ResponseWriter, _ *http.Request, who *engine.Identit
 		}
 	}
 	results, _ := a.e.ResultStats()
+	peers := a.opts.Cluster.Peers
+	if peers == nil {
+		peers = []string{}
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
+		"node":           a.e.NodeName(),
+		"peers":          peers,
 		"version":        engine.Version,
 		"started_at":     jtime(a.opts.Started),
 		"uptime_s":       t.Sub(a.opts.Started).Seconds(),

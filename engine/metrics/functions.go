@@ -13,29 +13,33 @@ import (
 )
 
 // Gatherer serves e's families: the server's through a registry (with more, such as Go's
-// and the process's collectors), the per-function ones built by functionFamilies. Its
-// errors are the registry's.
+// and the process's collectors), the per-function ones built by functionFamilies. Every
+// series carries node="<e.NodeName()>", so that the series of a cluster's nodes stay apart
+// wherever they are collected together. Its errors are the registry's.
 func Gatherer(e *engine.Engine, log Log, more ...prometheus.Collector) (prometheus.Gatherer, error) {
 	reg := prometheus.NewRegistry()
-	if err := reg.Register(New(e, log)); err != nil {
+	node := e.NodeName()
+	labelled := prometheus.WrapRegistererWith(prometheus.Labels{labelNode: node}, reg)
+	if err := labelled.Register(New(e, log)); err != nil {
 		return nil, err
 	}
 	for _, c := range more {
-		if err := reg.Register(c); err != nil {
+		if err := labelled.Register(c); err != nil {
 			return nil, err
 		}
 	}
-	return gatherer{reg, e}, nil
+	return gatherer{reg, e, node}, nil
 }
 
 type gatherer struct {
-	reg *prometheus.Registry
-	e   *engine.Engine
+	reg  *prometheus.Registry
+	e    *engine.Engine
+	node string
 }
 
 func (g gatherer) Gather() ([]*dto.MetricFamily, error) {
 	mfs, err := g.reg.Gather()
-	return append(mfs, functionFamilies(g.e.FunctionStats(), time.Now())...), err
+	return append(mfs, functionFamilies(g.e.FunctionStats(), g.node, time.Now())...), err
 }
 
 // functionFamily is one per-function family: what each function's series holds.
@@ -111,8 +115,11 @@ func FunctionFamilies() []string {
 	return names
 }
 
+const labelNode = "node"
+
 var (
 	labelFunction = "function"
+	labelNodeName = labelNode
 	labelPriority = "priority"
 	// byPriorityName are the priorities in the order of their names (high, low, normal), as
 	// a family's series are sorted by their labels.
@@ -127,26 +134,30 @@ var (
 )
 
 // functionFamilies builds the per-function families of stats (sorted by name, as
-// FunctionStats returns them), each family's series in label order. Label pairs and values
-// are shared and allocated in slabs: a few allocations per family, not several per series.
-func functionFamilies(stats []engine.FunctionStat, now time.Time) []*dto.MetricFamily {
+// FunctionStats returns them) on node, each family's series in label order (function, node,
+// priority). Label pairs and values are shared and allocated in slabs: a few allocations per
+// family, not several per series.
+func functionFamilies(stats []engine.FunctionStat, node string, now time.Time) []*dto.MetricFamily {
 	n := len(stats)
 	names := make([]string, n)
 	fnLabel := make([]dto.LabelPair, n)
+	nodeLabel := &dto.LabelPair{Name: &labelNodeName, Value: &node}
 	fnOnly := make([][]*dto.LabelPair, n)
+	pairs := make([]*dto.LabelPair, 0, 2*n)
 	for i := range stats {
 		names[i] = stats[i].Name
 		fnLabel[i] = dto.LabelPair{Name: &labelFunction, Value: &names[i]}
-		fnOnly[i] = []*dto.LabelPair{&fnLabel[i]}
+		pairs = append(pairs, &fnLabel[i], nodeLabel)
+		fnOnly[i] = pairs[len(pairs)-2 : len(pairs) : len(pairs)]
 	}
 	var out []*dto.MetricFamily
 
 	queued := newFamily("spur_function_jobs_queued", "Jobs of the function waiting to run (scheduled ones included), by priority.", dto.MetricType_GAUGE, 3*n)
-	labels := make([]*dto.LabelPair, 0, 6*n)
+	labels := make([]*dto.LabelPair, 0, 9*n)
 	for i := range stats {
 		for _, p := range byPriorityName {
-			labels = append(labels, &fnLabel[i], priorityLabels[p])
-			queued.add(labels[len(labels)-2:len(labels):len(labels)], float64(stats[i].Queued[p]))
+			labels = append(labels, &fnLabel[i], nodeLabel, priorityLabels[p])
+			queued.add(labels[len(labels)-3:len(labels):len(labels)], float64(stats[i].Queued[p]))
 		}
 	}
 	out = append(out, queued.mf)

@@ -11,7 +11,10 @@
 // a registry would sort them into and without its duplicate checks, which cost more than the
 // series themselves (functions.go).
 //
-// Families (all gauges unless the name ends in _total or is a histogram):
+// Families (all gauges unless the name ends in _total or is a histogram). Every series
+// served (Gatherer), Go's and the process's included, carries node="<NodeName>" (spurd's
+// --node-name), so that a cluster's nodes stay apart when one Prometheus or one federation
+// collects them all:
 //
 //	per function, labelled function (and priority where said):
 //	  spur_function_jobs_queued{priority}     queued or waiting for their time

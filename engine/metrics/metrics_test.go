@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/spur-gearman/spur/engine"
@@ -13,7 +14,7 @@ import (
 
 // newEngine returns an engine with n functions, each holding one background job.
 func newEngine(tb testing.TB, n int) *engine.Engine {
-	e := engine.New(engine.Config{HandlePrefix: "H:m"})
+	e := engine.New(engine.Config{HandlePrefix: "H:m", NodeName: "n1"})
 	who := &engine.Identity{IP: "test", Loopback: true}
 	for i := 0; i < n; i++ {
 		done := make(chan error, 1)
@@ -26,33 +27,50 @@ func newEngine(tb testing.TB, n int) *engine.Engine {
 	return e
 }
 
-// newEngine's jobs are high priority (the zero Priority).
+// newEngine's jobs are high priority (the zero Priority). Every series carries the node's name.
 func TestGathererReportsEveryFunction(t *testing.T) {
 	e := newEngine(t, 3)
-	g, err := Gatherer(e, nil)
+	g, err := Gatherer(e, nil, collectors.NewGoCollector())
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := `
 # HELP gearman_jobs Jobs of the function, queued and running (gearman-exporter's series).
 # TYPE gearman_jobs gauge
-gearman_jobs{function="fn0"} 1
-gearman_jobs{function="fn1"} 1
-gearman_jobs{function="fn2"} 1
+gearman_jobs{function="fn0",node="n1"} 1
+gearman_jobs{function="fn1",node="n1"} 1
+gearman_jobs{function="fn2",node="n1"} 1
 # HELP spur_function_jobs_queued Jobs of the function waiting to run (scheduled ones included), by priority.
 # TYPE spur_function_jobs_queued gauge
-spur_function_jobs_queued{function="fn0",priority="high"} 1
-spur_function_jobs_queued{function="fn0",priority="low"} 0
-spur_function_jobs_queued{function="fn0",priority="normal"} 0
-spur_function_jobs_queued{function="fn1",priority="high"} 1
-spur_function_jobs_queued{function="fn1",priority="low"} 0
-spur_function_jobs_queued{function="fn1",priority="normal"} 0
-spur_function_jobs_queued{function="fn2",priority="high"} 1
-spur_function_jobs_queued{function="fn2",priority="low"} 0
-spur_function_jobs_queued{function="fn2",priority="normal"} 0
+spur_function_jobs_queued{function="fn0",node="n1",priority="high"} 1
+spur_function_jobs_queued{function="fn0",node="n1",priority="low"} 0
+spur_function_jobs_queued{function="fn0",node="n1",priority="normal"} 0
+spur_function_jobs_queued{function="fn1",node="n1",priority="high"} 1
+spur_function_jobs_queued{function="fn1",node="n1",priority="low"} 0
+spur_function_jobs_queued{function="fn1",node="n1",priority="normal"} 0
+spur_function_jobs_queued{function="fn2",node="n1",priority="high"} 1
+spur_function_jobs_queued{function="fn2",node="n1",priority="low"} 0
+spur_function_jobs_queued{function="fn2",node="n1",priority="normal"} 0
 `
 	if err := testutil.GatherAndCompare(g, strings.NewReader(want), "gearman_jobs", "spur_function_jobs_queued"); err != nil {
 		t.Fatal(err)
+	}
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.Metric {
+			node := ""
+			for _, l := range m.Label {
+				if l.GetName() == "node" {
+					node = l.GetValue()
+				}
+			}
+			if node != "n1" {
+				t.Fatalf("%s: a series without node=\"n1\": %v", mf.GetName(), m.Label)
+			}
+		}
 	}
 	reg := prometheus.NewPedanticRegistry()
 	if err := reg.Register(New(e, nil)); err != nil {

@@ -84,6 +84,41 @@ func (k *Keys) Reload() error {
 	return nil
 }
 
+// ClientConfig is a configuration to connect to another server of the same deployment (a
+// cluster peer, at host serverName): its certificate verified against the CA file (the
+// system's roots without one), and this server's certificate presented when the other one
+// asks for one, if it is valid for client authentication (a certificate for servers only
+// would make a server that checks what it is given refuse the connection). Each call reads
+// the key material in use, so that a Reload applies to the next connection.
+func (k *Keys) ClientConfig(serverName string) *tls.Config {
+	m := k.cur.Load()
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		ServerName: serverName,
+		RootCAs:    m.clientCA,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			if forClients(m.leaf) {
+				return m.cert, nil
+			}
+			return &tls.Certificate{}, nil // none
+		},
+	}
+}
+
+// forClients reports whether c may authenticate a client: no extended key usage at all, or
+// one that allows it.
+func forClients(c *x509.Certificate) bool {
+	if len(c.ExtKeyUsage) == 0 {
+		return true
+	}
+	for _, u := range c.ExtKeyUsage {
+		if u == x509.ExtKeyUsageClientAuth || u == x509.ExtKeyUsageAny {
+			return true
+		}
+	}
+	return false
+}
+
 // Leaf is the server certificate in use.
 func (k *Keys) Leaf() *x509.Certificate { return k.cur.Load().leaf }
 

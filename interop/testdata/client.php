@@ -1,7 +1,9 @@
 <?php
 // Interop test client for the PECL gearman extension.
 //
-// Usage: php client.php HOST:PORT COMMAND ARGS...
+// Usage: php client.php HOST:PORT[,HOST:PORT...] COMMAND ARGS...
+//
+// With several servers (a cluster) the client picks among them as libgearman does (addServers).
 //
 // Commands and their output (one line per event, flushed immediately):
 //
@@ -37,9 +39,13 @@ function out($line) {
     fflush(STDOUT);
 }
 
-list($host, $port) = explode(':', $argv[1]);
 $c = new GearmanClient();
-$c->addServer($host, (int)$port);
+if (strpos($argv[1], ',') !== false) {
+    $c->addServers($argv[1]);
+} else {
+    list($host, $port) = explode(':', $argv[1]);
+    $c->addServer($host, (int)$port);
+}
 $c->setTimeout(20000);
 
 $cmd = $argv[2];

@@ -1,7 +1,9 @@
 <?php
 // Interop test worker for the PECL gearman extension.
 //
-// Usage: php worker.php HOST:PORT MAXJOBS FUNCTION=BEHAVIOUR [FUNCTION=BEHAVIOUR ...]
+// Usage: php worker.php HOST:PORT[,HOST:PORT...] MAXJOBS FUNCTION=BEHAVIOUR [FUNCTION=BEHAVIOUR ...]
+//
+// With several servers (a cluster) the worker is connected to each of them (addServers).
 //
 // Registers every FUNCTION with the given BEHAVIOUR and serves at most MAXJOBS
 // jobs (or until IDLE_DEADLINE seconds of wall time have passed), then exits.
@@ -58,7 +60,11 @@ function wait_release($release) {
 $jobs = 0;
 
 $w = new GearmanWorker();
-$w->addServer(...explode(':', $server));
+if (strpos($server, ',') !== false) {
+    $w->addServers($server);
+} else {
+    $w->addServer(...explode(':', $server));
+}
 $w->setTimeout(200); // ms; work() returns with GEARMAN_TIMEOUT when idle
 
 for ($i = 3; $i < $argc; $i++) {

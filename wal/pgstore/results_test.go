@@ -13,9 +13,10 @@ import (
 
 // The store is what the engine and its metrics take.
 var (
-	_ engine.Store     = (*Store)(nil)
-	_ engine.ResultLog = (*Store)(nil)
-	_ metrics.Log      = (*Store)(nil)
+	_ engine.Store       = (*Store)(nil)
+	_ engine.ResultLog   = (*Store)(nil)
+	_ engine.SharedStore = (*Store)(nil)
+	_ metrics.Log        = (*Store)(nil)
 )
 
 // A result written with its job's delete is read back by number and by unique (the newest

@@ -21,6 +21,7 @@ package client
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -92,6 +93,17 @@ type Client struct {
 
 // Dial connects to addr (host:port).
 func Dial(addr string, o Options) (*Client, error) {
+	conn, err := DialConn(context.Background(), addr, o)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{conn: conn, r: bufio.NewReaderSize(conn, 64<<10), timeout: o.Timeout}, nil
+}
+
+// DialConn connects to addr as Dial does (TLS, its certificates and Timeout) and returns
+// the bare connection, for code that speaks the protocol itself (the cluster view). A
+// failure to connect is a *ConnError; bad certificate files are not.
+func DialConn(ctx context.Context, addr string, o Options) (net.Conn, error) {
 	d := net.Dialer{Timeout: o.Timeout}
 	var conn net.Conn
 	var err error
@@ -100,14 +112,14 @@ func Dial(addr string, o Options) (*Client, error) {
 		if cerr != nil {
 			return nil, cerr
 		}
-		conn, err = (&tls.Dialer{NetDialer: &d, Config: cfg}).Dial("tcp", addr)
+		conn, err = (&tls.Dialer{NetDialer: &d, Config: cfg}).DialContext(ctx, "tcp", addr)
 	} else {
-		conn, err = d.Dial("tcp", addr)
+		conn, err = d.DialContext(ctx, "tcp", addr)
 	}
 	if err != nil {
 		return nil, &ConnError{"dial", err}
 	}
-	return &Client{conn: conn, r: bufio.NewReaderSize(conn, 64<<10), timeout: o.Timeout}, nil
+	return conn, nil
 }
 
 func tlsConfig(addr string, o Options) (*tls.Config, error) {

@@ -1,0 +1,466 @@
+package engine
+
+import (
+	"context"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/spur-gearman/spur/codec"
+	"github.com/spur-gearman/spur/wal"
+)
+
+// sharedDB is an in-memory stand-in for a database several nodes share (wal/pgstore's
+// PostgreSQL): rows of jobs with the node that holds each, a unique index across them, one
+// sequence, and the word that a node offered jobs.
+type sharedDB struct {
+	mu     sync.Mutex
+	seq    uint64
+	rows   map[uint64]*sharedRow
+	nodes  []*sharedNode
+	leader *sharedNode
+	scheds []wal.Schedule
+}
+
+type sharedRow struct {
+	rec   wal.Record
+	owner *sharedNode // nil: no node holds it
+}
+
+func newSharedDB() *sharedDB { return &sharedDB{rows: make(map[uint64]*sharedRow)} }
+
+// sharedNode is one node's view of a sharedDB: an engine SharedStore. Acknowledgements run
+// in order on its own goroutine, after the write took effect.
+type sharedNode struct {
+	db     *sharedDB
+	name   string
+	acks   chan func()
+	ready  func([]string)
+	leader func(bool)
+	dead   bool // its holdings count as lapsed
+}
+
+func (db *sharedDB) node(t *testing.T, name string) *sharedNode {
+	n := &sharedNode{db: db, name: name, acks: make(chan func(), 1024)}
+	db.mu.Lock()
+	db.nodes = append(db.nodes, n)
+	db.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for f := range n.acks {
+			f()
+		}
+	}()
+	t.Cleanup(func() { close(n.acks); <-done })
+	return n
+}
+
+func (n *sharedNode) ack(a wal.Ack, err error) {
+	if a != nil {
+		n.acks <- func() { a.Acked(err) }
+	}
+}
+
+func (n *sharedNode) Writable() error { return nil }
+
+func (n *sharedNode) NextSeq() (uint64, error) {
+	n.db.mu.Lock()
+	defer n.db.mu.Unlock()
+	n.db.seq++
+	return n.db.seq, nil
+}
+
+func (n *sharedNode) Put(r wal.Record, a wal.Ack) error {
+	db := n.db
+	db.mu.Lock()
+	if r.Unique != "" {
+		for _, row := range db.rows {
+			if row.rec.Function == r.Function && row.rec.Unique == r.Unique {
+				db.mu.Unlock()
+				n.ack(a, &wal.Coalesced{Handle: row.rec.Handle})
+				return nil
+			}
+		}
+	}
+	r.Data = append([]byte(nil), r.Data...)
+	row := &sharedRow{rec: r, owner: n}
+	if r.Shared {
+		row.owner = nil
+	}
+	db.rows[r.Seq] = row
+	var tell []func([]string)
+	for _, o := range db.nodes {
+		if r.Shared && o != n && o.ready != nil && !o.dead {
+			tell = append(tell, o.ready)
+		}
+	}
+	db.mu.Unlock()
+	n.ack(a, nil)
+	for _, ready := range tell {
+		go ready([]string{r.Function})
+	}
+	return nil
+}
+
+func (n *sharedNode) Barrier(a wal.Ack) error { n.ack(a, nil); return nil }
+
+func (n *sharedNode) Delete(seq uint64) error {
+	n.db.mu.Lock()
+	delete(n.db.rows, seq)
+	n.db.mu.Unlock()
+	return nil
+}
+
+func (n *sharedNode) Apply(t *wal.Txn, a wal.Ack) error {
+	db := n.db
+	db.mu.Lock()
+	t.EachJob(func(r wal.Record) {
+		if row := db.rows[r.Seq]; row != nil {
+			row.rec = r
+			return
+		}
+		db.rows[r.Seq] = &sharedRow{rec: r, owner: n}
+	}, func(seq uint64) { delete(db.rows, seq) })
+	db.mu.Unlock()
+	n.ack(a, nil)
+	return nil
+}
+
+func (n *sharedNode) Claim(_ context.Context, fns []string, max int) ([]wal.Record, error) {
+	db := n.db
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	var free []*sharedRow
+	for _, row := range db.rows {
+		if (row.owner == nil || row.owner.dead) && containsString(fns, row.rec.Function) {
+			free = append(free, row)
+		}
+	}
+	sort.Slice(free, func(a, b int) bool { return free[a].rec.Seq < free[b].rec.Seq })
+	var out []wal.Record
+	for _, row := range free {
+		if len(out) == max {
+			break
+		}
+		row.owner = n
+		out = append(out, row.rec)
+	}
+	return out, nil
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (n *sharedNode) OnReady(f func([]string)) {
+	n.db.mu.Lock()
+	n.ready = f
+	n.db.mu.Unlock()
+}
+
+func (n *sharedNode) OnLeader(f func(bool)) {
+	n.db.mu.Lock()
+	n.leader = f
+	n.db.mu.Unlock()
+}
+
+func (n *sharedNode) Release(_ context.Context, seqs []uint64) error {
+	db := n.db
+	db.mu.Lock()
+	fns := map[string]bool{}
+	for _, s := range seqs {
+		if row := db.rows[s]; row != nil && row.owner == n {
+			row.owner = nil
+			fns[row.rec.Function] = true
+		}
+	}
+	var names []string
+	for fn := range fns {
+		names = append(names, fn)
+	}
+	var tell []func([]string)
+	for _, o := range db.nodes {
+		if o != n && o.ready != nil && !o.dead && len(names) > 0 {
+			tell = append(tell, o.ready)
+		}
+	}
+	db.mu.Unlock()
+	for _, ready := range tell {
+		go ready(names)
+	}
+	return nil
+}
+
+func (n *sharedNode) Job(_ context.Context, seq uint64) (wal.Record, bool, bool, error) {
+	n.db.mu.Lock()
+	defer n.db.mu.Unlock()
+	row := n.db.rows[seq]
+	if row == nil {
+		return wal.Record{}, false, false, nil
+	}
+	return row.rec, row.owner != nil, true, nil
+}
+
+func (n *sharedNode) Schedules(context.Context) ([]wal.Schedule, error) {
+	n.db.mu.Lock()
+	defer n.db.mu.Unlock()
+	return append([]wal.Schedule(nil), n.db.scheds...), nil
+}
+
+// holder names the node that holds job seq ("" for none, "gone" for no such row).
+func (db *sharedDB) holder(seq uint64) string {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	row := db.rows[seq]
+	switch {
+	case row == nil:
+		return "gone"
+	case row.owner == nil:
+		return ""
+	}
+	return row.owner.name
+}
+
+// sharedNodes starts n engines on one sharedDB, each with its claims running.
+func sharedNodes(t *testing.T, db *sharedDB, n int) (addrs []string, engines []*Engine, nodes []*sharedNode) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		node := db.node(t, "node"+strconv.Itoa(i))
+		e, addr := startEngine(t, Config{Store: node, NodeName: node.name, HandlePrefix: "H:" + node.name}, 1)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); e.RunShared(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		addrs, engines, nodes = append(addrs, addr), append(engines, e), append(nodes, node)
+	}
+	return addrs, engines, nodes
+}
+
+func seqOf(t *testing.T, handle string) uint64 {
+	t.Helper()
+	i := len(handle) - 1
+	for i >= 0 && handle[i] != ':' {
+		i--
+	}
+	n, err := strconv.ParseUint(handle[i+1:], 10, 64)
+	if err != nil {
+		t.Fatalf("handle %q has no number", handle)
+	}
+	return n
+}
+
+// A background job submitted to a node without a worker for it is offered: no node holds
+// it, and the worker sleeping on another node is woken for it, claims it and runs it.
+func TestSharedStoreOfferedJobRunsOnAnotherNode(t *testing.T) {
+	db := newSharedDB()
+	addrs, _, _ := sharedNodes(t, db, 2)
+	w := dial(t, addrs[1])
+	w.canDo("offered")
+	w.send(codec.PreSleep)
+	w.syncEcho()
+
+	c := dial(t, addrs[0])
+	h := c.submit(codec.SubmitJobBg, "offered", "", "payload")
+	if got := db.holder(seqOf(t, h)); got != "" && got != "node1" {
+		t.Fatalf("offered job %s is held by %q, want nobody (or node1 once it claimed it)", h, got)
+	}
+	w.expect(codec.Noop)
+	gh, fn, _, data := w.grab()
+	if gh != h || fn != "offered" || data != "payload" {
+		t.Fatalf("node1's worker got %s %s %q, want %s offered payload", gh, fn, data, h)
+	}
+	if got := db.holder(seqOf(t, h)); got != "node1" {
+		t.Fatalf("running job %s is held by %q, want node1", h, got)
+	}
+	w.send(codec.WorkComplete, gh, "done")
+	w.syncEcho()
+	waitFor(t, "the job's row deleted", func() bool { return db.holder(seqOf(t, h)) == "gone" })
+}
+
+// A node with a worker free for a function holds the jobs submitted to it: they run there,
+// and no other node's worker is woken for them.
+func TestSharedStoreHoldsJobsItHasWorkersFor(t *testing.T) {
+	db := newSharedDB()
+	addrs, _, _ := sharedNodes(t, db, 2)
+	local := dial(t, addrs[0])
+	local.canDo("held")
+	local.send(codec.PreSleep)
+	local.syncEcho()
+	remote := dial(t, addrs[1])
+	remote.canDo("held")
+	remote.send(codec.PreSleep)
+	remote.syncEcho()
+
+	h := dial(t, addrs[0]).submit(codec.SubmitJobBg, "held", "", "x")
+	if got := db.holder(seqOf(t, h)); got != "node0" {
+		t.Fatalf("job %s is held by %q, want node0 (it has a free worker)", h, got)
+	}
+	local.expect(codec.Noop)
+	if gh, _, _, _ := local.grab(); gh != h {
+		t.Fatalf("node0's worker got %s, want %s", gh, h)
+	}
+	remote.expectNothing(200 * time.Millisecond)
+}
+
+// A background submit of a unique already queued on another node gets that job's handle.
+func TestSharedStoreCoalescesAcrossNodes(t *testing.T) {
+	db := newSharedDB()
+	addrs, _, _ := sharedNodes(t, db, 2)
+	first := dial(t, addrs[0]).submit(codec.SubmitJobBg, "uniq", "order-7", "a")
+	second := dial(t, addrs[1]).submit(codec.SubmitJobBg, "uniq", "order-7", "b")
+	if first != second {
+		t.Fatalf("the same unique on two nodes made two jobs: %s and %s", first, second)
+	}
+	db.mu.Lock()
+	rows := len(db.rows)
+	db.mu.Unlock()
+	if rows != 1 {
+		t.Fatalf("%d rows, want 1", rows)
+	}
+}
+
+// GET_STATUS on a node that does not hold the job asks the store: known, not running; a
+// handle nobody has is unknown.
+func TestSharedStoreStatusOfAnotherNodesJob(t *testing.T) {
+	db := newSharedDB()
+	addrs, _, _ := sharedNodes(t, db, 2)
+	h := dial(t, addrs[0]).submit(codec.SubmitJobBg, "status", "", "x")
+	c := dial(t, addrs[1])
+	if got := c.jobStatus(h); got[1] != "1" || got[2] != "0" {
+		t.Fatalf("status of %s on the other node = %q, want known, not running", h, got)
+	}
+	if got := c.jobStatus("H:node0:999999"); got[1] != "0" {
+		t.Fatalf("status of a job nobody has = %q, want unknown", got)
+	}
+}
+
+// The jobs a node held when it died run on another node once its lease lapses (the store's
+// poll finds them).
+func TestSharedStoreLapsedJobsRunElsewhere(t *testing.T) {
+	db := newSharedDB()
+	addrs, engines, nodes := sharedNodes(t, db, 2)
+	busy := dial(t, addrs[0]) // node0 holds the job: it has a worker
+	busy.canDo("lapse")
+	h := dial(t, addrs[0]).submit(codec.SubmitJobBg, "lapse", "", "x")
+	if got := db.holder(seqOf(t, h)); got != "node0" {
+		t.Fatalf("job %s is held by %q, want node0", h, got)
+	}
+	w := dial(t, addrs[1])
+	w.canDo("lapse")
+	w.send(codec.PreSleep)
+	w.syncEcho()
+	db.mu.Lock()
+	nodes[0].dead = true // its lease lapses
+	db.mu.Unlock()
+	engines[1].storeReady(nil) // the store's poll
+	w.expect(codec.Noop)
+	if gh, _, _, _ := w.grab(); gh != h {
+		t.Fatalf("node1's worker got %s, want the lapsed %s", gh, h)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Only the node that leads fires the recurring schedules; the one that takes the lead runs
+// a firing that came due and did not run once, and a second leader's catch-up coalesces
+// onto that run while it is still queued.
+func TestSharedStoreOnlyTheLeaderFiresSchedules(t *testing.T) {
+	db := newSharedDB()
+	db.scheds = []wal.Schedule{{Seq: 1 << 40, Handle: "H:sched:1", Function: "cronfn", Spec: "0 0 1 1 *",
+		Priority: 1, Created: time.Now().AddDate(-2, 0, 0).Unix(), Data: []byte("tick")}}
+	_, engines, nodes := sharedNodes(t, db, 2)
+	cronJobs := func() int {
+		db.mu.Lock()
+		defer db.mu.Unlock()
+		n := 0
+		for _, row := range db.rows {
+			if row.rec.Function == "cronfn" {
+				n++
+			}
+		}
+		return n
+	}
+	engines[0].readSchedules(context.Background(), true) // not leading: reads, fires nothing
+	time.Sleep(50 * time.Millisecond)
+	if n := cronJobs(); n != 0 {
+		t.Fatalf("a node that does not lead fired %d runs", n)
+	}
+	nodes[1].leader(true)
+	waitFor(t, "the leader's catch-up run", func() bool { return cronJobs() == 1 })
+	nodes[0].leader(true) // the lead moves while the run is still queued
+	time.Sleep(100 * time.Millisecond)
+	if n := cronJobs(); n != 1 {
+		t.Fatalf("%d runs queued after the lead moved, want the one (coalesced)", n)
+	}
+}
+
+// A job a node holds with no worker left for it goes back to the cluster once it has
+// waited, and runs on the node that has a worker; a graceful shutdown gives back all.
+func TestSharedStoreReleasesJobsWithoutWorkers(t *testing.T) {
+	db := newSharedDB()
+	addrs, engines, _ := sharedNodes(t, db, 2)
+	gone := dial(t, addrs[0])
+	gone.canDo("orphan")
+	gone.syncEcho()
+	h := dial(t, addrs[0]).submit(codec.SubmitJobBg, "orphan", "", "x")
+	kept := dial(t, addrs[0]).submit(codec.SubmitJobBg, "orphan", "", "y") // offered: one worker, one job
+	if got := db.holder(seqOf(t, h)); got != "node0" {
+		t.Fatalf("job %s is held by %q, want node0", h, got)
+	}
+	gone.conn.Close()
+	w := dial(t, addrs[1])
+	w.canDo("orphan")
+	w.send(codec.PreSleep)
+	w.syncEcho()
+	// node1's worker may already have claimed the offered job; take it first.
+	var got []string
+	waitFor(t, "the worker woken", func() bool {
+		p, err := w.tryRecv(10 * time.Millisecond)
+		return err == nil && p.typ == codec.Noop
+	})
+	gh, _, _, _ := w.grab()
+	got = append(got, gh)
+	w.send(codec.WorkComplete, gh, "")
+	w.send(codec.PreSleep)
+	w.expect(codec.Noop) // node0 gave h back after releaseAfter, at its next tick
+	gh, _, _, _ = w.grab()
+	got = append(got, gh)
+	sort.Strings(got)
+	want := []string{h, kept}
+	sort.Strings(want)
+	if got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("node1 ran %v, want %v", got, want)
+	}
+
+	// A graceful shutdown of node1 gives back what it holds: a job queued for its worker.
+	w.send(codec.WorkComplete, gh, "")
+	w.syncEcho()
+	last := dial(t, addrs[1]).submit(codec.SubmitJobBg, "orphan", "", "z")
+	if got := db.holder(seqOf(t, last)); got != "node1" {
+		t.Fatalf("job %s is held by %q, want node1", last, got)
+	}
+	engines[1].Drain()
+	if err := engines[1].ReleaseHeld(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := db.holder(seqOf(t, last)); got != "" {
+		t.Fatalf("after node1's shutdown job %s is held by %q, want nobody", last, got)
+	}
+}
