@@ -20,6 +20,7 @@ const (
 	maxBatchOps   = 8192     // ops one batch takes at most
 	maxBatchBytes = 16 << 20 // and bytes (what is left waits for the next batch)
 	maxCarry      = 1 << 20  // fire-and-forget ops kept for another try after failures
+	maxTries      = 20       // batches a carried op may fail in with the database answering
 	commitTries   = 3        // a batch refused for a reason that passes (a deadlock) is tried again
 	notifyChannel = "spur_ready"
 	maxNotify     = 7000 // bytes of a notification's payload (PostgreSQL's limit is 8000)
@@ -90,11 +91,25 @@ func (s *Store) keepForRetry(b *batch, closing bool) {
 	if !transient(b.err) {
 		return
 	}
+	var ae acquireError
+	answered := !errors.As(b.err, &ae) // the database was reached: the ops may be what fails
 	var keep []op
+	dropped := 0
 	for _, o := range b.ops {
-		if o.ack == nil && o.kind != opBarrier && o.kind != opPut {
-			keep = append(keep, o)
+		if o.ack != nil || o.kind == opBarrier || o.kind == opPut {
+			continue
 		}
+		if answered {
+			if o.tries++; o.tries > maxTries {
+				dropped++
+				continue
+			}
+		}
+		keep = append(keep, o)
+	}
+	if dropped > 0 {
+		s.log.Error("writes that failed in every batch since are dropped (jobs that ended may run again)",
+			"writes", dropped, "batches", maxTries, "error", b.err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -103,7 +118,7 @@ func (s *Store) keepForRetry(b *batch, closing bool) {
 			"dropped", len(keep))
 		return
 	}
-	s.carry = append(keep, s.carry...) // before the compensating deletes commit queued for this batch
+	s.carry = append(keep, s.carry...) // before the jobs commit gave up for this batch, if any
 	s.due = closing                    // while closing, one more try; else when the database answers
 	b.carried = true
 }

@@ -27,6 +27,9 @@ type op struct {
 	txn  []txnWrite // opTxn
 	ack  wal.Ack    // nil for a Delete and a fire-and-forget Apply
 	size int        // bytes it holds, for the batch bound
+	// tries counts the batches that failed with it carried over, the database answering
+	// (not a failure to connect): one that keeps failing is dropped after maxTries.
+	tries int
 }
 
 // txnWrite is one write of an applied Txn, decoded when applied: on the caller's
