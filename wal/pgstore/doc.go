@@ -90,8 +90,10 @@
 //     background, so it waits for the database only when a burst used up the block and the
 //     next one; with no numbers left and the database unreachable it returns the error.
 //   - A Put with Shared set is written with owner NULL (any node may claim it) and the
-//     committer sends one pg_notify per batch holding such Puts, whose payload lists their
-//     functions; any other Put is written held by this node under its lease.
+//     committer sends one pg_notify per batch holding such Puts (channel spur_ready; payload
+//     the sending node's name, then one function per line — none when a name cannot go in a
+//     line or they do not fit, which tells the listeners to look at every function); any
+//     other Put is written held by this node under its lease.
 //   - Recovery returns this node's own jobs (owner = Node), claimed again at once with a
 //     fresh lease, in submission order; every function setting, dead letter and schedule;
 //     the number of results (read on demand, never kept).
