@@ -25,6 +25,8 @@ import (
 //	                 job counters: every function's since start (those since deleted
 //	                 included, so they never go backwards) when the connection may read
 //	                 everything, else the sum over the functions it may read
+//	  schedules      "leads" when this node fires the recurring schedules (always, unless
+//	                 its store is shared and another node holds the lead), else "follows"
 //	  peer           one line per peer (Config.Peers), in the order given; none without
 //
 // A tool must ignore keys it does not know: later versions may add some.
@@ -34,6 +36,7 @@ type NodeInfo struct {
 	Name, Version                                       string
 	Started                                             time.Time
 	Peers                                               []string
+	LeadsSchedules                                      bool
 	Connections, Functions, Queued, Running, Workers    int
 	Submitted, Completed, Failed, Retried, DeadLettered uint64
 }
@@ -48,7 +51,7 @@ func (e *Engine) Node(who *Identity) NodeInfo {
 
 func (e *Engine) node(readable func(string) bool) NodeInfo {
 	n := NodeInfo{Name: e.cfg.NodeName, Version: Version, Started: e.cfg.Started,
-		Peers: append([]string{}, e.cfg.Peers...), Connections: e.Sessions()}
+		Peers: append([]string{}, e.cfg.Peers...), Connections: e.Sessions(), LeadsSchedules: e.leads()}
 	var sum queue.Stats
 	for _, f := range e.FunctionStats() {
 		if !visible(readable, f.Name) {
@@ -103,6 +106,11 @@ func (e *Engine) nodeText(readable func(string) bool) string {
 	count("failed", n.Failed)
 	count("retried", n.Retried)
 	count("dead_lettered", n.DeadLettered)
+	if n.LeadsSchedules {
+		field("schedules", "leads")
+	} else {
+		field("schedules", "follows")
+	}
 	for _, p := range n.Peers {
 		field("peer", p)
 	}

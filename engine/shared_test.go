@@ -402,8 +402,14 @@ func TestSharedStoreOnlyTheLeaderFiresSchedules(t *testing.T) {
 	if n := cronJobs(); n != 0 {
 		t.Fatalf("a node that does not lead fired %d runs", n)
 	}
+	if engines[0].node(nil).LeadsSchedules || engines[1].node(nil).LeadsSchedules {
+		t.Fatal("show node says a node leads the schedules before the store gave it the lead")
+	}
 	nodes[1].leader(true)
 	waitFor(t, "the leader's catch-up run", func() bool { return cronJobs() == 1 })
+	if !engines[1].node(nil).LeadsSchedules {
+		t.Fatal("show node does not say the leader leads the schedules")
+	}
 	nodes[0].leader(true) // the lead moves while the run is still queued
 	time.Sleep(100 * time.Millisecond)
 	if n := cronJobs(); n != 1 {

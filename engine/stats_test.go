@@ -164,12 +164,13 @@ func TestShowNode(t *testing.T) {
 		}
 		kv[k] = append(kv[k], v)
 	}
-	want := "name version started uptime connections functions queued running workers submitted completed failed retried dead_lettered peer"
+	want := "name version started uptime connections functions queued running workers submitted completed failed retried dead_lettered schedules peer"
 	if strings.Join(keys, " ") != want {
 		t.Fatalf("show node keys %q, want %q", keys, want)
 	}
 	for k, v := range map[string]string{"name": "node-a", "version": Version, "connections": "3", "functions": "2",
-		"queued": "2", "running": "1", "workers": "1", "submitted": "4", "completed": "1", "failed": "0"} {
+		"queued": "2", "running": "1", "workers": "1", "submitted": "4", "completed": "1", "failed": "0",
+		"schedules": "leads"} {
 		if kv[k][0] != v {
 			t.Errorf("show node %s = %q, want %q", k, kv[k][0], v)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -278,17 +279,17 @@ func TestClusterScheduleFiresOnceWhileItsLeaderIsKilled(t *testing.T) {
 	}
 }
 
-// leaderOf is the index of the node that leads the schedules, from its log.
+// leaderOf is the index of the node that leads the schedules (show node).
 func leaderOf(t *testing.T, c *cluster) int {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		for i, n := range c.nodes {
-			if strings.Contains(n.out.String(), "now fires the recurring schedules") {
+			if slices.Contains(adminList(t, n.addr, "show node"), "schedules\tleads") {
 				return i
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatal("no node took the lead of the schedules within 10s")
 	return -1
