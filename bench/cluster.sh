@@ -11,15 +11,17 @@
 #               gearmand -q libpq (N_LIBPQ jobs), spurd -q postgres with 1 node (N_PG), and
 #               with 3 nodes (one spur-bench per node at once, N_PG/3 each; the rate is the
 #               sum)
-#   complete    submit-complete on 3 nodes at once (4 x 64 clients and 8 workers per node,
-#               N_PG/3 jobs each): jobs submitted, committed, claimed, run and deleted
-#   drain       N_DRAIN jobs queued on the 3 nodes (no worker anywhere: every job is left
-#               for any node), then 8 workers on each node drain them all at once
+#   complete    submit-complete across 3 nodes: one spur-bench whose 12 clients (64 in
+#               flight each) and 24 workers go round the nodes (-addr A,B,C), N_PG jobs:
+#               submitted, committed, claimed, run and deleted
+#   drain       N_DRAIN jobs submitted through one node with no worker anywhere (each is
+#               left for any node), then 24 workers round the 3 nodes drain them
+#               (spur-bench drain -queued)
 #   soak        SOAK seconds (default 600) of submit-complete on 3 nodes; the jobs table's
 #               rows inserted, updated and deleted per second, its largest count of dead
 #               tuples and the autovacuum runs (vacuum pressure), from pg_stat_user_tables
 #
-# Each line gives jobs/s and the spurd nodes' (or gearmand's) CPU per job. Counts
+# Each line gives jobs/s, the spurd nodes' (or gearmand's) CPU per job and PostgreSQL's. Counts
 # (environment): N_LIBPQ (gearmand, which commits each job on its own: default 3000), N_PG
 # (60000), N_DRAIN (60000), SOAK (600), TIMEOUT (seconds per run, 300). OUT keeps the JSON.
 set -euo pipefail
@@ -103,27 +105,39 @@ start_nodes() {
 	done
 }
 
-cpu_ticks() { # the CPU ticks (user+system) of the PIDs given
+pg_pids() { # the PostgreSQL server's processes: its postmaster and the postmaster's children
+	local pm
+	pm=$(head -1 "$WORK/pg/data/postmaster.pid")
+	echo "$pm" $(pgrep -P "$pm")
+}
+
+cpu_ticks() { # the CPU ticks (user+system) of the PIDs given (gone ones count nothing)
 	local t=0 p
-	for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+	for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
 	echo $t
 }
 
-# parallel WORKLOAD "ARGS" LABEL: WORKLOAD against every node at once; prints the summed rate
-# and the nodes' CPU per job.
+# parallel WORKLOAD "ARGS" LABEL: WORKLOAD against every node at once (@N@ in ARGS is the
+# node's index); prints the summed rate and the CPU per job of the nodes and of PostgreSQL.
 parallel() {
-	local workload=$1 args=$2 label=$3 i t0 t1 c0 c1 jobs=0 rate=0 pids=()
+	local workload=$1 args=$2 label=$3 i addr t0 t1 c0 c1 p0 p1 pgp jobs=0 rate=0 pids=()
+	read -r -a pgp <<<"$(pg_pids)"
 	c0=$(cpu_ticks "${NODE_PIDS[@]}")
+	p0=$(cpu_ticks "${pgp[@]}")
 	t0=$(date +%s%N)
 	for i in "${!NODE_PORTS[@]}"; do
 		# shellcheck disable=SC2086
-		timeout -k 10 $((TIMEOUT + 60)) $BENCH "$workload" -addr "127.0.0.1:${NODE_PORTS[$i]}" -timeout "${TIMEOUT}s" \
-			-json -label "$label" -case "$workload" $args >"$WORK/run-$i.out" 2>&1 &
+		addr=${NODE_PORTS[$i]}
+		[[ $addr == *:* ]] || addr=127.0.0.1:$addr
+		timeout -k 10 $((TIMEOUT + 60)) $BENCH "$workload" -addr "$addr" -timeout "${TIMEOUT}s" \
+			-json -label "$label" -case "$workload" ${args//@N@/$i} >"$WORK/run-$i.out" 2>&1 &
 		pids+=($!)
 	done
 	for i in "${pids[@]}"; do wait "$i" || { echo "   a run failed:"; cat "$WORK"/run-*.out; return 1; }; done
 	t1=$(date +%s%N)
 	c1=$(cpu_ticks "${NODE_PIDS[@]}")
+	read -r -a pgp <<<"$(pg_pids)" # backends come and go: the ones alive now
+	p1=$(cpu_ticks "${pgp[@]}")
 	for i in "${!NODE_PORTS[@]}"; do
 		grep '^{' "$WORK/run-$i.out" >>"$OUT/results.jsonl"
 		jobs=$((jobs + $(grep -o '"done":[0-9]*' "$WORK/run-$i.out" | head -1 | cut -d: -f2)))
@@ -131,8 +145,17 @@ parallel() {
 	done
 	# The wall-clock rate (every run from start to end, a drain's untimed fill included) and
 	# the sum of the runs' own rates (their timed phases).
-	awk -v j="$jobs" -v t0="$t0" -v t1="$t1" -v c="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" -v l="$label" -v r="$rate" \
-		'BEGIN { s = (t1 - t0) / 1e9; printf "   %-30s %8d jobs/s (sum of the runs %d; %d jobs in %.2fs wall), server %.1f us CPU/job\n", l, j / s, r, j, s, c / hz * 1e6 / j }'
+	awk -v j="$jobs" -v t0="$t0" -v t1="$t1" -v c="$((c1 - c0))" -v pc="$((p1 - p0))" -v hz="$(getconf CLK_TCK)" -v l="$label" -v r="$rate" \
+		'BEGIN { s = (t1 - t0) / 1e9; printf "   %-30s %8d jobs/s (sum of the runs %d; %d jobs in %.2fs wall); CPU/job: server %.1f us, PostgreSQL %.1f us\n", l, j / s, r, j, s, c / hz * 1e6 / j, pc / hz * 1e6 / j }'
+}
+
+# single WORKLOAD "ARGS" LABEL: one run whose connections go round every node.
+single() {
+	local saved=("${NODE_PORTS[@]}") all=""
+	for p in "${saved[@]}"; do all="${all:+$all,}127.0.0.1:$p"; done
+	NODE_PORTS=("$all")
+	parallel "$1" "$2" "$3"
+	NODE_PORTS=("${saved[@]}")
 }
 
 for round in $(seq 1 "$ROUNDS"); do
@@ -142,13 +165,13 @@ for round in $(seq 1 "$ROUNDS"); do
 			echo "== r$round submit: durable background submit, 4 x 64 in flight, a unique per job"
 			new_db
 			port=$($BENCH freeport)
-			"$GEARMAND" -p "$port" -L 127.0.0.1 -t 0 -l /dev/null --verbose ERROR -q libpq \
+			"$GEARMAND" -p "$port" -L 127.0.0.1 -t 0 -l /dev/null --verbose ERROR -q postgres \
 				--libpq-conninfo "host=127.0.0.1 port=$PG_PORT user=postgres dbname=$DB" >"$WORK/gearmand.log" 2>&1 &
 			PIDS+=($!)
 			NODE_PIDS=($!)
 			NODE_PORTS=("$port")
 			$BENCH waitport -addr "127.0.0.1:$port" -timeout 30s
-			parallel submit-bg "-n $N_LIBPQ -conns 4 -window 64 -unique" "gearmand -q libpq"
+			parallel submit-bg "-n $N_LIBPQ -conns 4 -window 64 -unique" "gearmand -q postgres (libpq)"
 			stop_pids
 			start_nodes 1
 			parallel submit-bg "-n $N_PG -conns 4 -window 64 -unique" "spurd -q postgres, 1 node"
@@ -158,15 +181,16 @@ for round in $(seq 1 "$ROUNDS"); do
 			stop_pids
 			;;
 		complete)
-			echo "== r$round complete: submit-complete on 3 nodes at once, 4 x 64 clients and 8 workers per node"
+			echo "== r$round complete: submit-complete across 3 nodes, 12 x 64 clients and 24 workers"
 			start_nodes 3
-			parallel submit-complete "-n $((N_PG / 3)) -conns 4 -window 64 -workers 8" "spurd -q postgres, 3 nodes"
+			single submit-complete "-n $N_PG -conns 12 -window 64 -workers 24" "spurd -q postgres, 3 nodes"
 			stop_pids
 			;;
 		drain)
-			echo "== r$round drain: $N_DRAIN jobs left for any node, then 8 workers per node"
+			echo "== r$round drain: $N_DRAIN jobs left for any node, then 24 workers round the 3 nodes"
 			start_nodes 3
-			parallel drain "-n $((N_DRAIN / 3)) -workers 8 -window 1" "spurd -q postgres, 3 nodes"
+			$BENCH submit-bg -addr "127.0.0.1:${NODE_PORTS[0]}" -n "$N_DRAIN" -conns 4 -window 64 -fn drain -timeout "${TIMEOUT}s" | sed 's/^/   fill: /'
+			single drain "-n $N_DRAIN -workers 24 -window 1 -queued -fn drain" "spurd -q postgres, 3 nodes"
 			stop_pids
 			;;
 		soak)
@@ -178,7 +202,7 @@ for round in $(seq 1 "$ROUNDS"); do
 			maxdead=0
 			end=$((t0 + SOAK))
 			while [ "$(date +%s)" -lt "$end" ]; do
-				parallel submit-complete "-n 30000 -conns 4 -window 16 -workers 8" "soak" | tail -1
+				single submit-complete "-n 30000 -conns 12 -window 16 -workers 24 -fn soak" "soak" | tail -1
 				dead=$(stat | cut -d'|' -f4)
 				[ "$dead" -gt "$maxdead" ] && maxdead=$dead
 			done

@@ -123,7 +123,18 @@ func dirSize(dir string) (int64, error) {
 
 // adminStatus asks the server's text "status" command for fn's total (queued + running) jobs.
 // found is false when the server lists no such function.
-func adminStatus(addr, fn string) (total int64, found bool, err error) {
+func adminStatus(addrs, fn string) (total int64, found bool, err error) {
+	for _, addr := range strings.Split(addrs, ",") { // the nodes of a cluster: their sum
+		t, f, err := adminStatusOf(addr, fn)
+		if err != nil {
+			return 0, false, err
+		}
+		total, found = total+t, found || f
+	}
+	return total, found, nil
+}
+
+func adminStatusOf(addr, fn string) (total int64, found bool, err error) {
 	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return 0, false, err

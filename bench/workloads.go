@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,6 +26,7 @@ type config struct {
 	Size     int
 	Fn       string
 	Unique   bool
+	Queued   bool // drain: skip the fill
 	Timeout  time.Duration
 	Idle     int
 	PID      int
@@ -212,10 +214,11 @@ func serverMem(res *Result, pid int) {
 }
 
 // dialAll opens n connections.
-func dialAll(addr string, n int) ([]*conn, error) {
+func dialAll(addrs string, n int) ([]*conn, error) {
 	cs := make([]*conn, 0, n)
+	list := strings.Split(addrs, ",") // the nodes of a cluster: connections go round them
 	for i := 0; i < n; i++ {
-		c, err := dial(addr)
+		c, err := dial(list[i%len(list)])
 		if err != nil {
 			closeAll(cs)
 			return nil, err
@@ -519,8 +522,10 @@ func drainAndCheck(cfg *config, res *Result, n int64) error {
 
 func runDrain(cfg *config, res *Result) error {
 	res.Workers, res.Grabs, res.Split = cfg.Workers, cfg.Grabs, cfg.Split
-	if _, err := fillQueue(cfg, cfg.N, false); err != nil {
-		return err
+	if !cfg.Queued {
+		if _, err := fillQueue(cfg, cfg.N, false); err != nil {
+			return err
+		}
 	}
 	err := drainAndCheck(cfg, res, cfg.N)
 	serverMem(res, cfg.PID)

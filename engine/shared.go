@@ -16,12 +16,12 @@ import (
 // A shared store is one several nodes use at once (the PostgreSQL store, wal/pgstore). The
 // engine keeps its own memory of the jobs it holds, as with the Pebble log, and adds:
 //
-//   - Offers. A background job this node has no worker free for is written unheld
-//     (wal.Record.Shared) and kept nowhere in memory: any node whose workers ask claims it.
-//     A node holds (keeps queued in memory, under its lease) only as many live jobs of a
-//     function as it has workers registered for it.
+//   - Offers. A node holds (keeps in memory, under its lease) up to holdPerWorker live jobs
+//     of a function per worker it has registered for it. A background job beyond that is
+//     written unheld (wal.Record.Shared) and kept nowhere in memory: any node whose
+//     workers ask claims it.
 //   - Claims. A worker that asks for work (GRAB_JOB) and finds none here makes the node
-//     claim up to as many jobs as it has workers free for those functions; so does word
+//     claim what its functions have room for (holdPerWorker per worker); so does word
 //     from the store that another node offered jobs (OnReady), and the store's poll, which
 //     also finds the jobs of a node whose lease lapsed. Claims run on one goroutine
 //     (RunShared), never on an event loop; a function whose claim came back empty is not
@@ -63,6 +63,12 @@ type SharedStore interface {
 // other nodes added and stop those they deleted.
 const scheduleSync = 2 * time.Second
 
+// holdPerWorker is how many live jobs of a function a node holds per worker it has for it:
+// more than one, so that a worker finishing a job finds the next one here rather than
+// waiting for a claim's round trip; few, so that other nodes' workers are not kept from
+// them (what waits longer than releaseAfter beyond the free workers is given back).
+const holdPerWorker = 4
+
 // claimBackoff is how long a function whose claim found nothing is not claimed for again on
 // a worker's asking alone (the store's word or its poll still claim).
 const claimBackoff = 100 * time.Millisecond
@@ -96,10 +102,10 @@ func (c *claims) init() {
 }
 
 // offerable reports whether a new background job of f goes to the store unheld: the store
-// is shared and every worker this node has for f already has a job of f to do. Reduce jobs
-// are always held (a record offered carries no reducer).
+// is shared and f has no room here (holdRoom). Reduce jobs are always held (a record
+// offered carries no reducer).
 func (e *Engine) offerable(f *queue.Function, req *SubmitRequest) bool {
-	return e.shared != nil && req.Background && len(req.Reducer) == 0 && f.Total >= len(f.Workers)
+	return e.shared != nil && req.Background && len(req.Reducer) == 0 && holdRoom(f) == 0
 }
 
 // offerOf is the job an offer writes: a Job never queued here, only its record's fields.
@@ -232,8 +238,8 @@ func (e *Engine) readSchedules(ctx context.Context, catchUp bool) {
 	}
 }
 
-// claimOnce claims for what is pending, in one call to the store: for each function, as
-// many jobs as it has workers free here.
+// claimOnce claims for what is pending, in one call to the store: for each function, what
+// it has room for here (holdRoom).
 func (e *Engine) claimOnce(ctx context.Context) {
 	c := &e.claims
 	c.mu.Lock()
@@ -244,7 +250,7 @@ func (e *Engine) claimOnce(ctx context.Context) {
 	if all {
 		e.reg.EachShard(func(sh *queue.Shard) {
 			sh.EachFunction(func(f *queue.Function) {
-				if n := freeWorkers(f); n > 0 {
+				if n := holdRoom(f); n > 0 {
 					want[f.Name] = n
 				}
 			})
@@ -257,7 +263,7 @@ func (e *Engine) claimOnce(ctx context.Context) {
 		sh := e.reg.ShardFor([]byte(fn))
 		sh.Lock()
 		if f := sh.Get([]byte(fn)); f != nil {
-			if n := freeWorkers(f); n > 0 {
+			if n := holdRoom(f); n > 0 {
 				want[fn] = n
 			}
 		}
@@ -306,13 +312,13 @@ func (e *Engine) claimOnce(ctx context.Context) {
 	}
 }
 
-// freeWorkers is how many more jobs f's workers here could take: its workers less the jobs
-// of f this node has, at least none. Call with f's shard locked.
-func freeWorkers(f *queue.Function) int {
+// holdRoom is how many more jobs of f this node would hold: holdPerWorker per worker it
+// has for f, less the jobs of f it has; none while f is paused. Call with f's shard locked.
+func holdRoom(f *queue.Function) int {
 	if f.Paused {
 		return 0
 	}
-	return max(len(f.Workers)-f.Total, 0)
+	return max(holdPerWorker*len(f.Workers)-f.Total, 0)
 }
 
 // adopt queues jobs claimed from the shared store, as recovered ones are, and wakes workers

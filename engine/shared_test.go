@@ -308,6 +308,17 @@ func TestSharedStoreHoldsJobsItHasWorkersFor(t *testing.T) {
 		t.Fatalf("node0's worker got %s, want %s", gh, h)
 	}
 	remote.expectNothing(200 * time.Millisecond)
+
+	// Up to holdPerWorker jobs per worker are held; the next is offered to every node.
+	sub := dial(t, addrs[0])
+	for i := 1; i < holdPerWorker; i++ {
+		if h := sub.submit(codec.SubmitJobBg, "held", "", "x"); db.holder(seqOf(t, h)) != "node0" {
+			t.Fatalf("job %d of a node with one worker is held by %q, want node0", i+1, db.holder(seqOf(t, h)))
+		}
+	}
+	if h := sub.submit(codec.SubmitJobBg, "held", "", "x"); db.holder(seqOf(t, h)) == "node0" {
+		t.Fatalf("job %d of a node with one worker is held there, want it offered", holdPerWorker+1)
+	}
 }
 
 // A background submit of a unique already queued on another node gets that job's handle.
@@ -426,7 +437,7 @@ func TestSharedStoreReleasesJobsWithoutWorkers(t *testing.T) {
 	gone.canDo("orphan")
 	gone.syncEcho()
 	h := dial(t, addrs[0]).submit(codec.SubmitJobBg, "orphan", "", "x")
-	kept := dial(t, addrs[0]).submit(codec.SubmitJobBg, "orphan", "", "y") // offered: one worker, one job
+	kept := dial(t, addrs[0]).submit(codec.SubmitJobBg, "orphan", "", "y") // held too
 	if got := db.holder(seqOf(t, h)); got != "node0" {
 		t.Fatalf("job %s is held by %q, want node0", h, got)
 	}
@@ -435,7 +446,7 @@ func TestSharedStoreReleasesJobsWithoutWorkers(t *testing.T) {
 	w.canDo("orphan")
 	w.send(codec.PreSleep)
 	w.syncEcho()
-	// node1's worker may already have claimed the offered job; take it first.
+	// node0 gives both back once they waited; node1's worker takes one, then the other.
 	var got []string
 	waitFor(t, "the worker woken", func() bool {
 		p, err := w.tryRecv(10 * time.Millisecond)
