@@ -111,6 +111,8 @@ pg_pids() { # the PostgreSQL server's processes: its postmaster and the postmast
 	echo "$pm" $(pgrep -P "$pm")
 }
 
+xacts() { psql -c 'select sum(xact_commit + xact_rollback) from pg_stat_database' postgres; }
+
 cpu_ticks() { # the CPU ticks (user+system) of the PIDs given (gone ones count nothing)
 	local t=0 p
 	for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
@@ -120,10 +122,11 @@ cpu_ticks() { # the CPU ticks (user+system) of the PIDs given (gone ones count n
 # parallel WORKLOAD "ARGS" LABEL: WORKLOAD against every node at once (@N@ in ARGS is the
 # node's index); prints the summed rate and the CPU per job of the nodes and of PostgreSQL.
 parallel() {
-	local workload=$1 args=$2 label=$3 i addr t0 t1 c0 c1 p0 p1 pgp jobs=0 rate=0 pids=()
+	local workload=$1 args=$2 label=$3 i addr t0 t1 c0 c1 p0 p1 x0 x1 pgp jobs=0 rate=0 pids=()
 	read -r -a pgp <<<"$(pg_pids)"
 	c0=$(cpu_ticks "${NODE_PIDS[@]}")
 	p0=$(cpu_ticks "${pgp[@]}")
+	x0=$(xacts)
 	t0=$(date +%s%N)
 	for i in "${!NODE_PORTS[@]}"; do
 		# shellcheck disable=SC2086
@@ -138,6 +141,7 @@ parallel() {
 	c1=$(cpu_ticks "${NODE_PIDS[@]}")
 	read -r -a pgp <<<"$(pg_pids)" # backends come and go: the ones alive now
 	p1=$(cpu_ticks "${pgp[@]}")
+	x1=$(xacts)
 	for i in "${!NODE_PORTS[@]}"; do
 		grep '^{' "$WORK/run-$i.out" >>"$OUT/results.jsonl"
 		jobs=$((jobs + $(grep -o '"done":[0-9]*' "$WORK/run-$i.out" | head -1 | cut -d: -f2)))
@@ -145,8 +149,8 @@ parallel() {
 	done
 	# The wall-clock rate (every run from start to end, a drain's untimed fill included) and
 	# the sum of the runs' own rates (their timed phases).
-	awk -v j="$jobs" -v t0="$t0" -v t1="$t1" -v c="$((c1 - c0))" -v pc="$((p1 - p0))" -v hz="$(getconf CLK_TCK)" -v l="$label" -v r="$rate" \
-		'BEGIN { s = (t1 - t0) / 1e9; printf "   %-30s %8d jobs/s (sum of the runs %d; %d jobs in %.2fs wall); CPU/job: server %.1f us, PostgreSQL %.1f us\n", l, j / s, r, j, s, c / hz * 1e6 / j, pc / hz * 1e6 / j }'
+	awk -v j="$jobs" -v t0="$t0" -v t1="$t1" -v c="$((c1 - c0))" -v pc="$((p1 - p0))" -v x="$((x1 - x0))" -v hz="$(getconf CLK_TCK)" -v l="$label" -v r="$rate" \
+		'BEGIN { s = (t1 - t0) / 1e9; printf "   %-30s %8d jobs/s (sum of the runs %d; %d jobs in %.2fs wall); CPU/job: server %.1f us, PostgreSQL %.1f us; %.2f transactions/job\n", l, j / s, r, j, s, c / hz * 1e6 / j, pc / hz * 1e6 / j, x / j }'
 }
 
 # single WORKLOAD "ARGS" LABEL: one run whose connections go round every node.

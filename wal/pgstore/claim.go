@@ -38,6 +38,7 @@ func (s *Store) Claim(ctx context.Context, fns []string, n int) ([]wal.Record, e
 			names = append(names, []byte(f))
 		}
 	}
+	s.reapLapsed(ctx)
 	var out []wal.Record
 	// One ordered index scan per function (LATERAL), each locking what it takes: with
 	// function = ANY(...) PostgreSQL sorts every queued job of those functions instead
@@ -47,7 +48,7 @@ func (s *Store) Claim(ctx context.Context, fns []string, n int) ([]wal.Record, e
 FROM (SELECT x.seq FROM unnest($3::bytea[]) AS f(name)
       CROSS JOIN LATERAL (
         SELECT seq, priority FROM spur_jobs
-        WHERE function = f.name AND (owner IS NULL OR lease_until < now()) AND run_at <= $4
+        WHERE function = f.name AND owner IS NULL AND run_at <= $4
         ORDER BY priority, seq
         LIMIT $5
         FOR UPDATE SKIP LOCKED) x
@@ -112,6 +113,26 @@ func (s *Store) Release(ctx context.Context, seqs []uint64) error {
 		return fmt.Errorf("releasing jobs in PostgreSQL at %s: %w", s.where, err)
 	}
 	return nil
+}
+
+// reapLapsed makes the jobs whose holder's lease lapsed (the node died, or lost the database
+// for longer than its lease) unheld again, for any node to claim; at most every Poll/2,
+// from a claim or the poll. Claims then scan only unheld rows (spur_jobs_claim is partial on
+// owner IS NULL): a scan over every held and running job, and the dead versions the claims
+// leave, made a claim's cost grow with the backlog.
+func (s *Store) reapLapsed(ctx context.Context) {
+	t := time.Now().UnixNano()
+	last := s.lastReap.Load()
+	if t-last < int64(s.opts.Poll/2) || !s.lastReap.CompareAndSwap(last, t) {
+		return
+	}
+	rctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	if _, err := s.pool.Exec(rctx, `UPDATE spur_jobs SET owner = NULL, lease_until = NULL
+WHERE seq IN (SELECT seq FROM spur_jobs WHERE owner IS NOT NULL AND lease_until < now() FOR UPDATE SKIP LOCKED)`); err != nil {
+		s.connFailed(err)
+		s.log.Debug("cannot free the jobs of lapsed leases", "db", s.where, "error", err)
+	}
 }
 
 // renewLoop renews the lease of every job this node holds, every Lease/3, in one UPDATE.

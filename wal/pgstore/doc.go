@@ -36,8 +36,10 @@
 //	| created_at   | timestamptz | when the row was inserted (for operators)            |
 //	+--------------+-------------+------------------------------------------------------+
 //	indexes: UNIQUE (function, uniq) WHERE uniq IS NOT NULL  -- coalescing, cluster-wide
-//	         (function, priority, seq)                        -- claims: best, oldest first
+//	         (function, priority, seq) WHERE owner IS NULL    -- claims: best, oldest first
 //	         (owner) WHERE owner IS NOT NULL                  -- recovery, renewal
+//	         (lease_until) WHERE owner IS NOT NULL            -- lapsed leases, freed (owner
+//	                                                             NULL) before a claim or poll
 //
 //	spur_results: the outcome of every ended background job, until it expires
 //	+------------------------------+-----------+---------------------------------------+

@@ -119,6 +119,7 @@ func (s *Store) listenLoop(ctx context.Context) {
 			return
 		case err != nil && (pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded)):
 			next = time.Now().Add(s.opts.Poll)
+			s.reapLapsed(ctx)
 			s.ready(nil)
 		case err != nil:
 			conn.Close(context.Background())

@@ -42,8 +42,9 @@ CREATE TABLE spur_jobs (
     created_at   timestamptz NOT NULL DEFAULT now()
 ) WITH (fillfactor = 90, autovacuum_vacuum_scale_factor = 0.02, autovacuum_vacuum_insert_scale_factor = 0.05);
 CREATE UNIQUE INDEX spur_jobs_unique ON spur_jobs (function, uniq) WHERE uniq IS NOT NULL;
-CREATE INDEX spur_jobs_claim ON spur_jobs (function, priority, seq);
+CREATE INDEX spur_jobs_claim ON spur_jobs (function, priority, seq) WHERE owner IS NULL;
 CREATE INDEX spur_jobs_owner ON spur_jobs (owner) WHERE owner IS NOT NULL;
+CREATE INDEX spur_jobs_lease ON spur_jobs (lease_until) WHERE owner IS NOT NULL;
 
 CREATE TABLE spur_functions (
     name   bytea PRIMARY KEY,

@@ -76,6 +76,7 @@ type Store struct {
 	statsMu       sync.Mutex // a leaf
 	stats         wal.CommitStats
 	renewFailures atomic.Uint64
+	lastReap      atomic.Int64 // unix nanoseconds of the last reapLapsed
 
 	hooksMu  sync.Mutex
 	onReady  func(fns []string)
