@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/spur-gearman/spur/engine/cluster"
+
 	"fmt"
 	"strconv"
 	"strings"
@@ -100,26 +102,11 @@ type workerRow struct {
 	Functions []string `json:"functions"`
 }
 
-// parseWorker reads "FD IP CLIENT-ID[ draining] : FN FN...". The client id may hold spaces
-// (and an IPv6 address colons), so the separator is the first " :" that ends a word.
+// parseWorker reads a `workers` line (engine/cluster's ParseWorker), keeping its FD as sent.
 func parseWorker(l string) workerRow {
-	fd, rest, _ := strings.Cut(l, " ")
-	ip, rest, _ := strings.Cut(rest, " ")
-	id, fns := rest, ""
-	for i := 0; i+2 <= len(rest); i++ {
-		if rest[i] == ' ' && rest[i+1] == ':' && (i+2 == len(rest) || rest[i+2] == ' ') {
-			id, fns = rest[:i], rest[i+2:]
-			break
-		}
-	}
-	w := workerRow{ID: fd, Address: ip, ClientID: id, Functions: strings.Fields(fns)}
-	if id, ok := strings.CutSuffix(w.ClientID, " draining"); ok {
-		w.ClientID, w.Draining = id, true
-	}
-	if w.Functions == nil {
-		w.Functions = []string{}
-	}
-	return w
+	w := cluster.ParseWorker(l)
+	fd, _, _ := strings.Cut(l, " ")
+	return workerRow{ID: fd, Address: w.IP, ClientID: w.ClientID, Draining: w.Draining, Functions: w.Functions}
 }
 
 func readWorkers(c *client.Client) ([]workerRow, error) {
