@@ -41,7 +41,12 @@ function out($line) {
 
 $c = new GearmanClient();
 if (strpos($argv[1], ',') !== false) {
-    $c->addServers($argv[1]);
+    // Without the extension's OPTION_REQ "exceptions" to each server: libgearman leaves
+    // its "ready" mark on a connection whose OPTION_RES needed a poll(), and a later
+    // doNormal() then blocks reading that connection while its result waits, unread, on
+    // another one, until GEARMAN_TIMEOUT. It happens against gearmand as well, whenever an
+    // answer is slower than the client's first read (README, "Known client issues").
+    $c->addServers($argv[1], false);
 } else {
     list($host, $port) = explode(':', $argv[1]);
     $c->addServer($host, (int)$port);
