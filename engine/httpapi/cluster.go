@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -110,14 +109,10 @@ func (a *api) clusterJobs(w http.ResponseWriter, r *http.Request, who *engine.Id
 		writeError(w, err)
 		return
 	}
-	limit := defaultJobs
-	if s := r.URL.Query().Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxJobs {
-			writeError(w, badRequest("limit: want a number from 1 to "+strconv.Itoa(maxJobs)))
-			return
-		}
-		limit = n
+	limit, err := jobsLimit(r)
+	if err != nil {
+		writeError(w, err)
+		return
 	}
 	self := a.self(who)
 	self.Functions = a.functionsOf(who, fn)

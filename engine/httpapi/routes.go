@@ -194,20 +194,29 @@ const (
 	maxJobs     = 100000
 )
 
+// jobsLimit is a listing's ?limit=, defaultJobs when absent.
+func jobsLimit(r *http.Request) (int, error) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return defaultJobs, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > maxJobs {
+		return 0, badRequest("limit: want a number from 1 to " + strconv.Itoa(maxJobs))
+	}
+	return n, nil
+}
+
 func (a *api) functionJobs(w http.ResponseWriter, r *http.Request, who *engine.Identity) {
 	fn := r.PathValue("fn")
 	if err := a.readFunction(who, "show", fn); err != nil {
 		writeError(w, err)
 		return
 	}
-	limit := defaultJobs
-	if s := r.URL.Query().Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > maxJobs {
-			writeError(w, badRequest("limit: want a number from 1 to "+strconv.Itoa(maxJobs)))
-			return
-		}
-		limit = n
+	limit, err := jobsLimit(r)
+	if err != nil {
+		writeError(w, err)
+		return
 	}
 	jobs := []jobJSON{}
 	for _, j := range a.e.Jobs(who, fn, limit) {
