@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -30,7 +31,8 @@ type httpConfig struct {
 	keys         *tlsserver.Keys
 	tokens       httpapi.TokenResolver // nil without --acl: no token is known
 	started      time.Time
-	jobLog       metrics.Log // the durable queue's log, for its metrics; nil with -q builtin
+	jobLog       metrics.Log            // the durable queue's log, for its metrics; nil with -q builtin
+	storeMetrics []prometheus.Collector // the shared store's own series (-q postgres)
 	cluster      httpapi.ClusterOptions
 }
 
@@ -103,7 +105,8 @@ func serveHTTP(c httpConfig, e *engine.Engine, logger *slog.Logger) (stop func()
 		return nil
 	}
 	if c.addr != "" {
-		gatherer, err := metrics.Gatherer(e, c.jobLog, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		more := append([]prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}, c.storeMetrics...)
+		gatherer, err := metrics.Gatherer(e, c.jobLog, more...)
 		if err != nil {
 			return nil, err
 		}

@@ -5,6 +5,10 @@ package main
 
 import (
 	"context"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +18,28 @@ import (
 	"github.com/spur-gearman/spur/codec"
 	"github.com/spur-gearman/spur/wal/pgstore/pgtest"
 )
+
+// renewFailures is spur_lease_renewal_failures_total in the /metrics of httpAddr.
+func renewFailures(t *testing.T, httpAddr string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, l := range strings.Split(string(body), "\n") {
+		if rest, ok := strings.CutPrefix(l, `spur_lease_renewal_failures_total{node="pg-down"} `); ok {
+			n, err := strconv.ParseFloat(rest, 64)
+			if err != nil {
+				t.Fatalf("/metrics: %q", l)
+			}
+			return n
+		}
+	}
+	t.Fatalf("/metrics has no spur_lease_renewal_failures_total:\n%s", body)
+	return 0
+}
 
 // pgCount runs a count query on dsn.
 func pgCount(t *testing.T, dsn, q string) int {
@@ -171,14 +197,24 @@ func TestPostgresDownRefusesThenRecovers(t *testing.T) {
 	t.Parallel()
 	srv := pgtest.New(t, pgtest.Options{})
 	dsn := srv.NewDatabase(t)
+	httpAddr := net.JoinHostPort("127.0.0.1", freePort(t))
 	cmd, addr, stderr := startSpurd(t, "-q", "postgres", "--postgres-dsn", dsn, "--node-name", "pg-down",
-		"--job-handle-prefix", handlePrefix)
+		"--job-handle-prefix", handlePrefix, "--lease", "1500ms", "--http-addr", httpAddr)
 	defer stopSpurd(t, cmd, stderr, false)
 	cl := dialG(t, addr)
 	before := &job{typ: codec.SubmitJobBg, fn: "pgdown", data: "before"}
 	cl.submit(before)
+	if n := renewFailures(t, httpAddr); n != 0 {
+		t.Fatalf("%v lease renewals failed with PostgreSQL up", n)
+	}
 	if err := srv.Stop(); err != nil {
 		t.Fatal(err)
+	}
+	// The lease is renewed every 500 ms: with the database down, renewals fail, and say so.
+	for deadline := time.Now().Add(5 * time.Second); renewFailures(t, httpAddr) == 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no failed lease renewal in /metrics 5 s after PostgreSQL stopped")
+		}
 	}
 	for i := 0; i < 3; i++ {
 		if code, text := cl.submitRefused(&job{typ: codec.SubmitJobBg, fn: "pgdown", data: "while down"}); code != "QUEUE_ERROR" {
