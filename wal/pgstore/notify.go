@@ -162,13 +162,15 @@ func (s *Store) leaderLoop(ctx context.Context) {
 	var conn *pgx.Conn
 	held := false
 	drop := func() {
-		if conn != nil {
-			conn.Close(context.Background()) // ends the session: the lock goes with it
-			conn = nil
-		}
+		// Told before the lock goes: a node giving up the lead stops firing schedules
+		// before another can take it.
 		if held {
 			held = false
 			s.leader(false)
+		}
+		if conn != nil {
+			conn.Close(context.Background()) // ends the session: the lock goes with it
+			conn = nil
 		}
 	}
 	defer drop()
