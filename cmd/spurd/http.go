@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -31,8 +30,7 @@ type httpConfig struct {
 	keys         *tlsserver.Keys
 	tokens       httpapi.TokenResolver // nil without --acl: no token is known
 	started      time.Time
-	jobLog       metrics.Log            // the durable queue's log, for its metrics; nil with -q builtin
-	storeMetrics []prometheus.Collector // the shared store's own series (-q postgres)
+	jobLog       metrics.Log // the durable queue's log, for its metrics; nil with -q builtin
 	cluster      httpapi.ClusterOptions
 }
 
@@ -105,8 +103,7 @@ func serveHTTP(c httpConfig, e *engine.Engine, logger *slog.Logger) (stop func()
 		return nil
 	}
 	if c.addr != "" {
-		more := append([]prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})}, c.storeMetrics...)
-		gatherer, err := metrics.Gatherer(e, c.jobLog, more...)
+		gatherer, err := metrics.Gatherer(e, c.jobLog, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		if err != nil {
 			return nil, err
 		}

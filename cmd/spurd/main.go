@@ -18,7 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
 	"github.com/spur-gearman/spur/codec"
@@ -660,12 +659,6 @@ func serve(o *options, logger *slog.Logger) (err error) {
 		}
 		if shared != nil {
 			hc.jobLog = shared
-			// A renewal that keeps failing lets the lease lapse: other nodes then take this
-			// node's jobs, and its workers may run them twice.
-			hc.storeMetrics = append(hc.storeMetrics, prometheus.NewCounterFunc(prometheus.CounterOpts{
-				Name: "spur_lease_renewal_failures_total",
-				Help: "Renewals of this node's lease in the shared store (-q postgres) that failed since start.",
-			}, func() float64 { return float64(shared.RenewFailures()) }))
 		}
 		stopHTTP, err := serveHTTP(hc, e, logger)
 		if err != nil {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,17 +27,7 @@ func renewFailures(t *testing.T, httpAddr string) float64 {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, l := range strings.Split(string(body), "\n") {
-		if rest, ok := strings.CutPrefix(l, `spur_lease_renewal_failures_total{node="pg-down"} `); ok {
-			n, err := strconv.ParseFloat(rest, 64)
-			if err != nil {
-				t.Fatalf("/metrics: %q", l)
-			}
-			return n
-		}
-	}
-	t.Fatalf("/metrics has no spur_lease_renewal_failures_total:\n%s", body)
-	return 0
+	return metricValue(t, string(body), `spur_lease_renewal_failures_total{node="pg-down"}`)
 }
 
 // pgCount runs a count query on dsn.

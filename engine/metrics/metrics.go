@@ -37,6 +37,7 @@
 //	  spur_wal_batches_total, spur_wal_batch_ops (histogram)
 //	  spur_wal_commit_seconds (histogram), spur_wal_fsync_seconds (histogram)
 //	  spur_disk_free_bytes, spur_disk_reserve_bytes
+//	  spur_lease_renewal_failures_total        a shared store's (-q postgres) failed renewals
 //	bakins/gearman-exporter's, so that its alerts and Grafana panels keep working:
 //	  gearman_up, gearman_version_info{version}, gearman_jobs{function},
 //	  gearman_jobs_running{function}, gearman_jobs_waiting{function}, gearman_workers{function}
@@ -60,6 +61,13 @@ type Log interface {
 	DiskSpace() (free, reserve uint64, ok bool)
 }
 
+// Leased is a job log that holds its jobs under a lease it renews (a shared store,
+// wal/pgstore): while renewals fail the lease runs out, other nodes take this node's jobs,
+// and its workers may run them twice.
+type Leased interface {
+	RenewFailures() uint64
+}
+
 // Collector implements prometheus.Collector over an engine's server-wide families.
 type Collector struct {
 	e   *engine.Engine
@@ -68,7 +76,7 @@ type Collector struct {
 	jobs, connections, bytesIn, bytesOut, packets  *prometheus.Desc
 	results, resultBytes, dead, schedules, nextRun *prometheus.Desc
 	walBatches, walBatchOps, walCommit, walSync    *prometheus.Desc
-	diskFree, diskReserve                          *prometheus.Desc
+	diskFree, diskReserve, renewFailures           *prometheus.Desc
 	gUp, gVersion                                  *prometheus.Desc
 }
 
@@ -96,8 +104,10 @@ func New(e *engine.Engine, log Log) *Collector {
 		walSync:     d("spur_wal_fsync_seconds", "Time the acknowledger waited for a batch's fsync.", nil, nil),
 		diskFree:    d("spur_disk_free_bytes", "Free bytes in the data dir's file system.", nil, nil),
 		diskReserve: d("spur_disk_reserve_bytes", "Free bytes kept in reserve: below them new jobs are refused.", nil, nil),
-		gUp:         d("gearman_up", "Whether the job server answers (gearman-exporter's series).", nil, nil),
-		gVersion:    d("gearman_version_info", "The job server's version (gearman-exporter's series).", []string{"version"}, nil),
+		renewFailures: d("spur_lease_renewal_failures_total",
+			"Renewals of this node's lease in the shared store (-q postgres) that failed since start.", nil, nil),
+		gUp:      d("gearman_up", "Whether the job server answers (gearman-exporter's series).", nil, nil),
+		gVersion: d("gearman_version_info", "The job server's version (gearman-exporter's series).", []string{"version"}, nil),
 	}
 }
 
@@ -110,6 +120,9 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	if c.log != nil {
 		for _, d := range []*prometheus.Desc{c.walBatches, c.walBatchOps, c.walCommit, c.walSync, c.diskFree, c.diskReserve} {
 			ch <- d
+		}
+		if _, ok := c.log.(Leased); ok {
+			ch <- c.renewFailures
 		}
 	}
 }
@@ -171,6 +184,9 @@ func (c *Collector) collectLog(ch chan<- prometheus.Metric, gauge func(*promethe
 	if free, reserve, ok := c.log.DiskSpace(); ok {
 		gauge(c.diskFree, float64(free))
 		gauge(c.diskReserve, float64(reserve))
+	}
+	if l, ok := c.log.(Leased); ok {
+		ch <- prometheus.MustNewConstMetric(c.renewFailures, prometheus.CounterValue, float64(l.RenewFailures()))
 	}
 }
 
