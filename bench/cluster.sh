@@ -50,6 +50,7 @@ go build -o bin/spurd ./cmd/spurd
 go build -o bin/spur-bench ./bench
 BENCH=bin/spur-bench
 OUT=${OUT:-$(mktemp -d /tmp/spur-cluster.XXXXXX)}
+mkdir -p "$OUT"
 WORK=$(mktemp -d /tmp/spur-cluster-data.XXXXXX)
 chmod 755 "$WORK"
 PIDS=()

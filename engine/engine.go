@@ -108,6 +108,7 @@ type Engine struct {
 	store     Store
 	shared    SharedStore // the store, when several nodes share it (shared.go); else nil
 	claims    claims
+	follower  follower    // with a shared store: its settings and dead letters (follow.go)
 	leading   atomic.Bool // with a shared store: this node fires the schedules
 	auth      Authorizer
 	handleSeq atomic.Uint64 // last job number issued when there is no store
@@ -193,6 +194,8 @@ func New(cfg Config) *Engine {
 	e.resultLog, _ = cfg.Store.(ResultLog)
 	if e.shared, _ = cfg.Store.(SharedStore); e.shared != nil {
 		e.claims.init()
+		e.follower.kick = make(chan struct{}, 1)
+		e.shared.OnChanged(e.follower.changed)
 		e.shared.OnReady(e.storeReady)
 		e.shared.OnLeader(e.onLeader)
 	}

@@ -64,6 +64,9 @@ func (e *Engine) saveSettings(name string, st *wal.FunctionSettings, done func(e
 	} else {
 		t.PutFunction(*st)
 	}
+	if e.shared != nil {
+		done = e.follower.localChange(done)
+	}
 	if err := e.store.Apply(&t, ackFunc(done)); err != nil {
 		done(err)
 		return err

@@ -57,6 +57,14 @@ type SharedStore interface {
 	OnLeader(f func(leader bool))
 	// Schedules reads every recurring schedule, as committed.
 	Schedules(ctx context.Context) ([]wal.Schedule, error)
+	// OnChanged registers f, told when a node (this one included) changed the function
+	// settings or the dead letters (follow.go). Registered before OnReady.
+	OnChanged(f func())
+	// Functions reads every function's settings, as committed.
+	Functions(ctx context.Context) ([]wal.FunctionSettings, error)
+	// DeadLetters reads the numbers of every dead letter, as committed, and the letters of
+	// those known does not hold.
+	DeadLetters(ctx context.Context, known func(seq uint64) bool) (seqs []uint64, fresh []wal.DeadLetter, err error)
 }
 
 // scheduleSync is how often the leading node reads the schedules again, to fire those
@@ -221,6 +229,8 @@ func (e *Engine) RunShared(ctx context.Context) {
 			if !e.draining.Load() {
 				e.claimOnce(ctx)
 			}
+		case <-e.follower.kick:
+			e.follow(ctx)
 		}
 	}
 }

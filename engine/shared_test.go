@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"sort"
 	"strconv"
@@ -22,6 +23,8 @@ type sharedDB struct {
 	nodes  []*sharedNode
 	leader *sharedNode
 	scheds []wal.Schedule
+	fns    map[string]wal.FunctionSettings
+	dead   map[uint64]wal.DeadLetter
 }
 
 type sharedRow struct {
@@ -29,7 +32,10 @@ type sharedRow struct {
 	owner *sharedNode // nil: no node holds it
 }
 
-func newSharedDB() *sharedDB { return &sharedDB{rows: make(map[uint64]*sharedRow)} }
+func newSharedDB() *sharedDB {
+	return &sharedDB{rows: make(map[uint64]*sharedRow), fns: make(map[string]wal.FunctionSettings),
+		dead: make(map[uint64]wal.DeadLetter)}
+}
 
 // sharedNode is one node's view of a sharedDB: an engine SharedStore. Acknowledgements run
 // in order on its own goroutine, after the write took effect.
@@ -37,8 +43,9 @@ type sharedNode struct {
 	db     *sharedDB
 	name   string
 	acks   chan func()
-	ready  func([]string)
-	leader func(bool)
+	ready   func([]string)
+	leader  func(bool)
+	changed func()
 	dead   bool // its holdings count as lapsed
 }
 
@@ -124,9 +131,68 @@ func (n *sharedNode) Apply(t *wal.Txn, a wal.Ack) error {
 		}
 		db.rows[r.Seq] = &sharedRow{rec: r, owner: n}
 	}, func(seq uint64) { delete(db.rows, seq) })
+	changed := false
+	for w := range t.Writes {
+		switch w.Kind {
+		case wal.KindFunction:
+			changed = true
+			if w.Op == wal.TxnDelete {
+				delete(db.fns, string(w.Key))
+			} else if st, err := wal.DecodeFunction(string(w.Key), w.Value); err == nil {
+				db.fns[st.Name] = st
+			}
+		case wal.KindDead:
+			changed = true
+			seq, _ := w.Seq()
+			if w.Op == wal.TxnDelete {
+				delete(db.dead, seq)
+			} else if d, err := wal.DecodeDead(seq, bytes.Clone(w.Value)); err == nil {
+				db.dead[seq] = d
+			}
+		}
+	}
+	var tell []func()
+	for _, o := range db.nodes {
+		if changed && o.changed != nil && !o.dead {
+			tell = append(tell, o.changed)
+		}
+	}
 	db.mu.Unlock()
 	n.ack(a, nil)
+	for _, f := range tell {
+		f() // after the commit, as PostgreSQL delivers a notification
+	}
 	return nil
+}
+
+func (n *sharedNode) OnChanged(f func()) {
+	n.db.mu.Lock()
+	n.changed = f
+	n.db.mu.Unlock()
+}
+
+func (n *sharedNode) Functions(context.Context) ([]wal.FunctionSettings, error) {
+	n.db.mu.Lock()
+	defer n.db.mu.Unlock()
+	var out []wal.FunctionSettings
+	for _, st := range n.db.fns {
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func (n *sharedNode) DeadLetters(_ context.Context, known func(uint64) bool) ([]uint64, []wal.DeadLetter, error) {
+	n.db.mu.Lock()
+	defer n.db.mu.Unlock()
+	var seqs []uint64
+	var fresh []wal.DeadLetter
+	for seq, d := range n.db.dead {
+		seqs = append(seqs, seq)
+		if !known(seq) {
+			fresh = append(fresh, d)
+		}
+	}
+	return seqs, fresh, nil
 }
 
 func (n *sharedNode) Claim(_ context.Context, fns []string, max int) ([]wal.Record, error) {
@@ -480,4 +546,61 @@ func TestSharedStoreReleasesJobsWithoutWorkers(t *testing.T) {
 	if got := db.holder(seqOf(t, last)); got != "" {
 		t.Fatalf("after node1's shutdown job %s is held by %q, want nobody", last, got)
 	}
+}
+
+// A pause, or its end, and the dead letters another node writes or retries are followed by
+// every node once committed: a worker on node1 gets no job of a function paused on node0.
+func TestSharedStoreFollowsOtherNodesSettingsAndDeadLetters(t *testing.T) {
+	db := newSharedDB()
+	addrs, engines, nodes := sharedNodes(t, db, 2)
+	paused := func(e *Engine) bool {
+		sh := e.reg.ShardFor([]byte("fn"))
+		sh.Lock()
+		defer sh.Unlock()
+		f := sh.Get([]byte("fn"))
+		return f != nil && f.Paused
+	}
+	setPaused := func(p bool) {
+		done := make(chan error, 1)
+		engines[0].UpdateFunction([]byte("fn"), func(st *wal.FunctionSettings) { st.Paused = p }, func(err error) { done <- err })
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	setPaused(true)
+	waitFor(t, "node1 to follow the pause", func() bool { return paused(engines[1]) })
+
+	w := dial(t, addrs[1])
+	w.canDo("fn")
+	h := dial(t, addrs[1]).submit(codec.SubmitJobBg, "fn", "", "x")
+	w.send(codec.GrabJobUniq)
+	w.expect(codec.NoJob)
+	setPaused(false) // no settings left: the row goes
+	waitFor(t, "node1 to follow the resume", func() bool { return !paused(engines[1]) })
+	// The job was offered (a paused function has no room here): the worker's asking
+	// claims it, and the worker is woken for it.
+	w.send(codec.GrabJobUniq)
+	w.expect(codec.NoJob)
+	w.send(codec.PreSleep)
+	w.expect(codec.Noop)
+	if gh, _, _, _ := w.grab(); gh != h {
+		t.Fatalf("after the resume node1's worker got %s, want %s", gh, h)
+	}
+
+	letter := wal.DeadLetter{Job: wal.Record{Seq: 1 << 41, Handle: "H:node0:x", Function: "fn", Data: []byte("d")},
+		LastOutcome: wal.OutcomeFail, FirstFailed: 1, LastFailed: 2}
+	apply := func(change func(*wal.Txn)) {
+		var txn wal.Txn
+		change(&txn)
+		if err := nodes[0].Apply(&txn, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(func(txn *wal.Txn) { txn.PutDead(letter) })
+	waitFor(t, "node1 to list node0's dead letter", func() bool {
+		l := engines[1].DeadLetters("fn")
+		return len(l) == 1 && l[0].Job.Handle == letter.Job.Handle && string(l[0].Job.Data) == "d"
+	})
+	apply(func(txn *wal.Txn) { txn.DeleteDead(letter.Job.Seq) })
+	waitFor(t, "node1 to drop it", func() bool { return len(engines[1].DeadLetters("fn")) == 0 })
 }

@@ -96,6 +96,9 @@
 //     the sending node's name, then one function per line — none when a name cannot go in a
 //     line or they do not fit, which tells the listeners to look at every function); any
 //     other Put is written held by this node under its lease.
+//   - A batch that writes function settings or dead letters sends one pg_notify on channel
+//     spur_changed (payload: the node's name); every node, the sender too, is told
+//     (OnChanged) and reads them again (Functions, DeadLetters: see follow.go).
 //   - Recovery returns this node's own jobs (owner = Node), claimed again at once with a
 //     fresh lease, in submission order; every function setting, dead letter and schedule;
 //     the number of results (read on demand, never kept).

@@ -93,6 +93,9 @@ func (s *Store) listenLoop(ctx context.Context) {
 			c, err := s.connect(ctx)
 			if err == nil {
 				_, err = c.Exec(ctx, "LISTEN "+notifyChannel)
+				if err == nil {
+					_, err = c.Exec(ctx, "LISTEN "+changedChannel)
+				}
 				if err != nil {
 					c.Close(context.Background())
 				}
@@ -110,6 +113,7 @@ func (s *Store) listenLoop(ctx context.Context) {
 			}
 			conn = c
 			s.ready(nil) // what was notified while not listening is polled for
+			s.changed()
 		}
 		wctx, cancel := context.WithDeadline(ctx, next)
 		n, err := conn.WaitForNotification(wctx)
@@ -124,6 +128,8 @@ func (s *Store) listenLoop(ctx context.Context) {
 		case err != nil:
 			conn.Close(context.Background())
 			conn = nil
+		case n.Channel == changedChannel:
+			s.changed()
 		default:
 			if fns, own := parsePayload(n.Payload, s.opts.Node); !own {
 				s.ready(fns)

@@ -451,6 +451,9 @@ func (p *plan) queue(q *pgx.Batch, s *Store) {
 	if len(p.notify) > 0 {
 		add(execReader, sqlNotify, notifyPayload(s.opts.Node, p.notify))
 	}
+	if len(p.fnPut) > 0 || len(p.dead) > 0 {
+		add(execReader, sqlNotifyChanged, s.opts.Node)
+	}
 }
 
 func (p *plan) queueKept(add func(reader, string, ...any), m map[uint64]*kept, put, del string) {

@@ -62,27 +62,10 @@ func (s *Store) recover(ctx context.Context) (*wal.Recovered, error) {
 	}
 	sort.Slice(rec.Jobs, func(a, b int) bool { return rec.Jobs[a].Seq < rec.Jobs[b].Seq })
 
-	if err := eachRow(ctx, tx, "SELECT name, record FROM spur_functions ORDER BY name", func(r pgx.Rows) error {
-		var name, v []byte
-		if err := r.Scan(&name, &v); err != nil {
-			return err
-		}
-		f, err := wal.DecodeFunction(string(name), v)
-		rec.Functions = append(rec.Functions, f)
-		return err
-	}); err != nil {
+	if rec.Functions, err = readFunctions(ctx, tx); err != nil {
 		return nil, fmt.Errorf("recovering the function settings: %w", err)
 	}
-	if err := eachRow(ctx, tx, "SELECT seq, record FROM spur_dead ORDER BY seq", func(r pgx.Rows) error {
-		var seq int64
-		var v []byte
-		if err := r.Scan(&seq, &v); err != nil {
-			return err
-		}
-		d, err := wal.DecodeDead(uint64(seq), v)
-		rec.Dead = append(rec.Dead, d)
-		return err
-	}); err != nil {
+	if rec.Dead, err = readDead(ctx, tx, "SELECT seq, record FROM spur_dead ORDER BY seq"); err != nil {
 		return nil, fmt.Errorf("recovering the dead letters: %w", err)
 	}
 	if rec.Schedules, err = readSchedules(ctx, tx); err != nil {
@@ -163,5 +146,36 @@ func readSchedules(ctx context.Context, q querier) ([]wal.Schedule, error) {
 		out = append(out, sc)
 		return err
 	})
+	return out, err
+}
+
+// readFunctions reads every function's settings through q, by name.
+func readFunctions(ctx context.Context, q querier) ([]wal.FunctionSettings, error) {
+	var out []wal.FunctionSettings
+	err := eachRow(ctx, q, "SELECT name, record FROM spur_functions ORDER BY name", func(r pgx.Rows) error {
+		var name, v []byte
+		if err := r.Scan(&name, &v); err != nil {
+			return err
+		}
+		f, err := wal.DecodeFunction(string(name), v)
+		out = append(out, f)
+		return err
+	})
+	return out, err
+}
+
+// readDead reads the dead letters query selects (seq, record) through q.
+func readDead(ctx context.Context, q querier, query string, args ...any) ([]wal.DeadLetter, error) {
+	var out []wal.DeadLetter
+	err := eachRow(ctx, q, query, func(r pgx.Rows) error {
+		var seq int64
+		var v []byte
+		if err := r.Scan(&seq, &v); err != nil {
+			return err
+		}
+		d, err := wal.DecodeDead(uint64(seq), v)
+		out = append(out, d)
+		return err
+	}, args...)
 	return out, err
 }

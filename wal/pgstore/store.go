@@ -78,9 +78,10 @@ type Store struct {
 	renewFailures atomic.Uint64
 	lastReap      atomic.Int64 // unix nanoseconds of the last reapLapsed
 
-	hooksMu  sync.Mutex
-	onReady  func(fns []string)
-	onLeader func(leader bool)
+	hooksMu   sync.Mutex
+	onReady   func(fns []string)
+	onLeader  func(leader bool)
+	onChanged func() // follow.go
 
 	// hold is a test's hand on the committer, which takes it before taking the queue: a
 	// test holding it queues ops that the next batch then takes together.
