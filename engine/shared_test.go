@@ -40,13 +40,13 @@ func newSharedDB() *sharedDB {
 // sharedNode is one node's view of a sharedDB: an engine SharedStore. Acknowledgements run
 // in order on its own goroutine, after the write took effect.
 type sharedNode struct {
-	db     *sharedDB
-	name   string
-	acks   chan func()
+	db      *sharedDB
+	name    string
+	acks    chan func()
 	ready   func([]string)
 	leader  func(bool)
 	changed func()
-	dead   bool // its holdings count as lapsed
+	dead    bool // its holdings count as lapsed
 }
 
 func (db *sharedDB) node(t *testing.T, name string) *sharedNode {
