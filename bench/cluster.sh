@@ -69,7 +69,8 @@ stop_pids() {
 }
 cleanup() {
 	stop_pids
-	if [ -n "$PG_PID" ]; then kill -INT "$PG_PID" 2>/dev/null || true; wait "$PG_PID" 2>/dev/null || true; fi
+	# pg_ctl, not a signal to PG_PID: that is runuser's, which does not pass it on when root.
+	if [ -n "$PG_PID" ]; then as_pg "$PGBIN/pg_ctl" -D "$WORK/pg/data" -m fast -w stop >/dev/null 2>&1 || true; wait "$PG_PID" 2>/dev/null || true; fi
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -207,7 +208,7 @@ for round in $(seq 1 "$ROUNDS"); do
 			maxdead=0
 			end=$((t0 + SOAK))
 			while [ "$(date +%s)" -lt "$end" ]; do
-				single submit-complete "-n 30000 -conns 12 -window 16 -workers 24 -fn soak" "soak" | tail -1
+				single submit-complete "-n 300000 -conns 12 -window 16 -workers 24 -fn soak" "soak" | tail -1
 				dead=$(stat | cut -d'|' -f4)
 				[ "$dead" -gt "$maxdead" ] && maxdead=$dead
 			done

@@ -82,6 +82,8 @@ func (s *Session) admin(line []byte) {
 			s.sendText(codec.AdminUnknownError)
 		} else if s.e.Cancel(w.Word(2)) {
 			s.sendText(codec.AdminOK)
+		} else if s.e.shared != nil {
+			s.cancelElsewhere(w.Word(2))
 		} else {
 			s.sendText(codec.AdminUnknownJob)
 		}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,7 +35,8 @@ import (
 //     left, the last worker of their function gone), and on a graceful shutdown every job it
 //     holds (ReleaseHeld). A released job leaves this node's memory before the store is
 //     told; while the store cannot be reached the node owes it, and tries again.
-//   - GET_STATUS of a job this node does not hold asks the store.
+//   - GET_STATUS of a job this node does not hold asks the store; `cancel job` deletes one
+//     no live node holds (CancelShared).
 //   - Recurring schedules fire only on the node that leads (OnLeader).
 //
 // Foreground jobs, WORK_* streaming and the sleeping workers stay in the node's memory.
@@ -53,6 +55,9 @@ type SharedStore interface {
 	Release(ctx context.Context, seqs []uint64) error
 	// Job finds a job by number anywhere in the cluster, and whether a node holds it.
 	Job(ctx context.Context, seq uint64) (r wal.Record, held, found bool, err error)
+	// Cancel deletes job seq (of this handle) if no live node holds it, and returns it;
+	// else holder is the node that does ("" and not done: no such job).
+	Cancel(ctx context.Context, seq uint64, handle string) (r wal.Record, done bool, holder string, err error)
 	// OnLeader registers f, told when this node takes or loses the schedules' lead.
 	OnLeader(f func(leader bool))
 	// Schedules reads every recurring schedule, as committed.
@@ -493,3 +498,58 @@ func (e *Engine) onLeader(leader bool) {
 // leads reports whether this node fires the recurring schedules: always, unless the store
 // is shared and another node holds its lead.
 func (e *Engine) leads() bool { return e.shared == nil || e.leading.Load() }
+
+// CancelShared is `cancel job HANDLE` for a job this node does not hold: the shared store
+// deletes it when no live node holds it (it was offered, or its node's lease lapsed), and
+// the job leaves the "cancelled" result a cancelled job here would. A job another node
+// holds is not touched: holder names that node, where the cancel must go (it may be
+// running there, and only its node can free its worker's slot). Without a shared store,
+// or for a job nobody has, it reports (false, "", nil).
+func (e *Engine) CancelShared(ctx context.Context, handle []byte) (done bool, holder string, err error) {
+	if e.shared == nil {
+		return false, "", nil
+	}
+	seq, ok := queue.HandleSeq(handle)
+	if !ok {
+		return false, "", nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, sharedTimeout)
+	defer cancel()
+	r, done, holder, err := e.shared.Cancel(ctx, seq, string(handle))
+	if err != nil || !done {
+		return false, holder, err
+	}
+	e.log.Info("job cancelled", "handle", r.Handle, "function", r.Function, "held", false)
+	if e.cfg.ResultTTL > 0 {
+		t := time.Now().UnixNano()
+		res := wal.Result{Seq: r.Seq, Handle: r.Handle, Function: r.Function, Unique: r.Unique,
+			Outcome: wal.OutcomeFail, Data: cancelled, Attempts: r.Attempts + 1, Finished: t,
+			Expires: t + int64(e.cfg.ResultTTL)}
+		e.applyRecord(func(txn *wal.Txn) { txn.PutResult(res) })
+	}
+	return true, "", nil
+}
+
+// cancelElsewhere answers `cancel job` for a job this node does not hold, from the shared
+// store (CancelShared); the reply keeps its place among s's replies.
+func (s *Session) cancelElsewhere(handle []byte) {
+	slot := new(replySlot)
+	s.holdReply(slot)
+	h := bytes.Clone(handle)
+	go func() {
+		done, holder, err := s.e.CancelShared(context.Background(), h)
+		text := codec.AdminOK
+		switch {
+		case err != nil:
+			text = codec.AdminErr(codec.CodeQueueError, err.Error())
+		case holder != "":
+			text = codec.AdminErr(CodeHeldElsewhere, "the job is held by node "+holder+": cancel it there")
+		case !done:
+			text = codec.AdminUnknownJob
+		}
+		s.fillReply(slot, func(b []byte) []byte { return append(b, text...) })
+	}()
+}
+
+// CodeHeldElsewhere refuses to cancel a job that another node of a shared store holds.
+const CodeHeldElsewhere = "HELD_ELSEWHERE"

@@ -604,3 +604,40 @@ func TestSharedStoreFollowsOtherNodesSettingsAndDeadLetters(t *testing.T) {
 	apply(func(txn *wal.Txn) { txn.DeleteDead(letter.Job.Seq) })
 	waitFor(t, "node1 to drop it", func() bool { return len(engines[1].DeadLetters("fn")) == 0 })
 }
+
+func (n *sharedNode) Cancel(_ context.Context, seq uint64, handle string) (wal.Record, bool, string, error) {
+	n.db.mu.Lock()
+	defer n.db.mu.Unlock()
+	row := n.db.rows[seq]
+	switch {
+	case row == nil || row.rec.Handle != handle:
+		return wal.Record{}, false, "", nil
+	case row.owner != nil && !row.owner.dead:
+		return wal.Record{}, false, row.owner.name, nil
+	}
+	delete(n.db.rows, seq)
+	return row.rec, true, "", nil
+}
+
+// `cancel job` on a node that does not hold the job deletes it when no node holds it, and
+// names the node that does otherwise; an unknown handle stays UNKNOWN_JOB.
+func TestSharedStoreCancelsAnotherNodesJob(t *testing.T) {
+	db := newSharedDB()
+	addrs, _, _ := sharedNodes(t, db, 2)
+	offered := dial(t, addrs[0]).submit(codec.SubmitJobBg, "nobody", "", "x")
+	admin := dial(t, addrs[1])
+	admin.expectAdmin("cancel job "+offered, codec.AdminOK)
+	if got := db.holder(seqOf(t, offered)); got != "gone" {
+		t.Fatalf("the cancelled job is held by %q, want its row gone", got)
+	}
+	admin.expectAdmin("cancel job "+offered, codec.AdminUnknownJob)
+
+	w := dial(t, addrs[0])
+	w.canDo("busy")
+	held := dial(t, addrs[0]).submit(codec.SubmitJobBg, "busy", "", "x")
+	admin.expectAdmin("cancel job "+held, codec.AdminErr(CodeHeldElsewhere, "the job is held by node node0: cancel it there"))
+	if got := db.holder(seqOf(t, held)); got != "node0" {
+		t.Fatalf("a job node0 holds is held by %q after a cancel elsewhere, want node0", got)
+	}
+	dial(t, addrs[0]).expectAdmin("cancel job "+held, codec.AdminOK)
+}

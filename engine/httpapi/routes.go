@@ -373,9 +373,20 @@ func (a *api) cancel(w http.ResponseWriter, r *http.Request, who *engine.Identit
 		writeError(w, err)
 		return
 	}
-	if !a.e.Cancel([]byte(r.PathValue("handle"))) {
-		writeError(w, notFound("no live job with this handle"))
-		return
+	handle := []byte(r.PathValue("handle"))
+	if !a.e.Cancel(handle) {
+		done, holder, err := a.e.CancelShared(r.Context(), handle)
+		switch {
+		case err != nil:
+			writeError(w, engineError(err))
+			return
+		case holder != "":
+			writeError(w, conflict("the job is held by node "+holder+": cancel it there"))
+			return
+		case !done:
+			writeError(w, notFound("no live job with this handle"))
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]bool{"cancelled": true})
 }

@@ -198,3 +198,33 @@ func (s *Store) findJob(ctx context.Context, where string, args ...any) (wal.Rec
 	}
 	return r, held, true, nil
 }
+
+// Cancel deletes job seq, of this handle, when no live node holds it (it was offered, or
+// the lease of the node that held it lapsed) and returns it. A job a live node holds is
+// left alone and holder names that node; a job not there at all is (false, "").
+func (s *Store) Cancel(ctx context.Context, seq uint64, handle string) (r wal.Record, done bool, holder string, err error) {
+	if err := s.enter(); err != nil {
+		return wal.Record{}, false, "", err
+	}
+	defer s.readers.Done()
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	r, err = scanJob(s.pool.QueryRow(ctx, `DELETE FROM spur_jobs
+		WHERE seq = $1 AND handle = $2 AND (owner IS NULL OR lease_until <= now()) RETURNING `+jobColumns,
+		int64(seq), []byte(handle)))
+	if err == nil {
+		return r, true, "", nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		err = s.pool.QueryRow(ctx, `SELECT coalesce(owner, '') FROM spur_jobs WHERE seq = $1 AND handle = $2`,
+			int64(seq), []byte(handle)).Scan(&holder)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return wal.Record{}, false, "", nil
+		}
+	}
+	if err != nil {
+		s.connFailed(err)
+		return wal.Record{}, false, "", fmt.Errorf("cancelling a job in PostgreSQL at %s: %w", s.where, err)
+	}
+	return wal.Record{}, false, holder, nil
+}

@@ -395,3 +395,35 @@ func TestLeadershipMovesWhenTheLeaderGoes(t *testing.T) {
 		t.Fatalf("after the leader went: %+v", second)
 	}
 }
+
+// Cancel deletes a job no node holds and returns it; a job a live node holds is left, its
+// holder named; a wrong handle or a gone job is unknown.
+func TestCancelOnlyWhatNoLiveNodeHolds(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	a, _ := openStore(t, dsn, "a")
+	b, _ := openStore(t, dsn, "b")
+	ctx := context.Background()
+	offered := putShared(t, a, "fn", 1)[0]
+	r, done, holder, err := b.Cancel(ctx, offered.Seq, offered.Handle)
+	if err != nil || !done || holder != "" || r.Handle != offered.Handle || string(r.Data) != string(offered.Data) {
+		t.Fatalf("cancel of an offered job = %+v, %v, %q, %v; want it deleted and returned", r, done, holder, err)
+	}
+	if _, _, found, _ := b.Job(ctx, offered.Seq); found {
+		t.Fatal("the cancelled job is still there")
+	}
+	if _, done, holder, err := b.Cancel(ctx, offered.Seq, offered.Handle); done || holder != "" || err != nil {
+		t.Fatalf("a second cancel = %v, %q, %v; want unknown", done, holder, err)
+	}
+
+	held := job(t, a, "fn", "")
+	if err := put(t, a, held); err != nil {
+		t.Fatal(err)
+	}
+	if _, done, _, _ := b.Cancel(ctx, held.Seq, held.Handle+"x"); done {
+		t.Fatal("a cancel with the wrong handle deleted the job")
+	}
+	if _, done, holder, err := b.Cancel(ctx, held.Seq, held.Handle); done || holder != "a" || err != nil {
+		t.Fatalf("cancel of a's job = %v, %q, %v; want it left, held by a", done, holder, err)
+	}
+}
