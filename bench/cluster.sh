@@ -69,6 +69,7 @@ stop_pids() {
 }
 cleanup() {
 	stop_pids
+	cp "$WORK"/*.log "$OUT/" 2>/dev/null || true # the servers' logs, kept with the results
 	# pg_ctl, not a signal to PG_PID: that is runuser's, which does not pass it on when root.
 	if [ -n "$PG_PID" ]; then as_pg "$PGBIN/pg_ctl" -D "$WORK/pg/data" -m fast -w stop >/dev/null 2>&1 || true; wait "$PG_PID" 2>/dev/null || true; fi
 	rm -rf "$WORK"

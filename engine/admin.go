@@ -55,7 +55,7 @@ func (s *Session) admin(line []byte) {
 		case w.N == 4 && w.Is(1, "jobs") && positive(w.Word(3)):
 			s.sendText(s.functionJobsText(string(w.Word(2)), int(min(atoi(w.Word(3)), 1<<31-1))))
 		case w.N == 2 && w.Is(1, "node"):
-			s.sendText(s.e.nodeText(s.readable()))
+			s.showNode()
 		case w.N == 2 && w.Is(1, "stats"):
 			s.sendText(s.e.statsText(s.readable()))
 		case w.N == 3 && w.Is(1, "unique") && w.Is(2, "jobs"):

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +28,8 @@ import (
 //	                 everything, else the sum over the functions it may read
 //	  schedules      "leads" when this node fires the recurring schedules (always, unless
 //	                 its store is shared and another node holds the lead), else "follows"
+//	  unclaimed      with a shared store, its jobs no node holds (unclaimed.go) of those
+//	                 functions; absent without one, or when they cannot be counted now
 //	  peer           one line per peer (Config.Peers), in the order given; none without
 //
 // A tool must ignore keys it does not know: later versions may add some.
@@ -39,6 +42,9 @@ type NodeInfo struct {
 	LeadsSchedules                                      bool
 	Connections, Functions, Queued, Running, Workers    int
 	Submitted, Completed, Failed, Retried, DeadLettered uint64
+	// Unclaimed counts the shared store's jobs no node holds, when UnclaimedKnown.
+	Unclaimed      int
+	UnclaimedKnown bool
 }
 
 // Node reports this node as `show node` does, leaving out what who may not read.
@@ -46,7 +52,10 @@ func (e *Engine) Node(who *Identity) NodeInfo {
 	if who == nil {
 		return NodeInfo{Name: e.cfg.NodeName, Version: Version, Started: e.cfg.Started}
 	}
-	return e.node(e.readableFor(who))
+	readable := e.readableFor(who)
+	n := e.node(readable)
+	n.Unclaimed, n.UnclaimedKnown = e.unclaimedFor(context.Background(), readable)
+	return n
 }
 
 func (e *Engine) node(readable func(string) bool) NodeInfo {
@@ -80,9 +89,26 @@ func (e *Engine) node(readable func(string) bool) NodeInfo {
 	return n
 }
 
-// nodeText renders `show node`.
-func (e *Engine) nodeText(readable func(string) bool) string {
-	n := e.node(readable)
+// showNode answers `show node`. With a shared store the answer waits, off the event loop,
+// for the count of unclaimed jobs; its place among s's replies is kept.
+func (s *Session) showNode() {
+	readable := s.readable()
+	if s.e.shared == nil {
+		s.sendText(s.e.nodeText(s.e.node(readable)))
+		return
+	}
+	slot := new(replySlot)
+	s.holdReply(slot)
+	go func() {
+		n := s.e.node(readable)
+		n.Unclaimed, n.UnclaimedKnown = s.e.unclaimedFor(context.Background(), readable)
+		text := s.e.nodeText(n)
+		s.fillReply(slot, func(b []byte) []byte { return append(b, text...) })
+	}()
+}
+
+// nodeText renders `show node` of n.
+func (e *Engine) nodeText(n NodeInfo) string {
 	var b strings.Builder
 	field := func(key, value string) {
 		b.WriteString(key)
@@ -110,6 +136,9 @@ func (e *Engine) nodeText(readable func(string) bool) string {
 		field("schedules", "leads")
 	} else {
 		field("schedules", "follows")
+	}
+	if n.UnclaimedKnown {
+		count("unclaimed", uint64(n.Unclaimed))
 	}
 	for _, p := range n.Peers {
 		field("peer", p)

@@ -109,6 +109,7 @@ type Engine struct {
 	shared    SharedStore // the store, when several nodes share it (shared.go); else nil
 	claims    claims
 	follower  follower    // with a shared store: its settings and dead letters (follow.go)
+	unclaimed unclaimed   // with a shared store: the last count of its jobs no node holds
 	leading   atomic.Bool // with a shared store: this node fires the schedules
 	auth      Authorizer
 	handleSeq atomic.Uint64 // last job number issued when there is no store

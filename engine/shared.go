@@ -55,6 +55,8 @@ type SharedStore interface {
 	Release(ctx context.Context, seqs []uint64) error
 	// Job finds a job by number anywhere in the cluster, and whether a node holds it.
 	Job(ctx context.Context, seq uint64) (r wal.Record, held, found bool, err error)
+	// Unclaimed counts the jobs no live node holds, by function.
+	Unclaimed(ctx context.Context) (map[string]int, error)
 	// Cancel deletes job seq (of this handle) if no live node holds it, and returns it;
 	// else holder is the node that does ("" and not done: no such job).
 	Cancel(ctx context.Context, seq uint64, handle string) (r wal.Record, done bool, holder string, err error)

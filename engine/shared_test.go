@@ -5,6 +5,7 @@ import (
 	"context"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -640,4 +641,35 @@ func TestSharedStoreCancelsAnotherNodesJob(t *testing.T) {
 		t.Fatalf("a job node0 holds is held by %q after a cancel elsewhere, want node0", got)
 	}
 	dial(t, addrs[0]).expectAdmin("cancel job "+held, codec.AdminOK)
+}
+
+func (n *sharedNode) Unclaimed(context.Context) (map[string]int, error) {
+	n.db.mu.Lock()
+	defer n.db.mu.Unlock()
+	out := map[string]int{}
+	for _, row := range n.db.rows {
+		if row.owner == nil || row.owner.dead {
+			out[row.rec.Function]++
+		}
+	}
+	return out, nil
+}
+
+// show node counts the shared store's jobs no node holds, on every node alike.
+func TestSharedStoreShowNodeCountsUnclaimedJobs(t *testing.T) {
+	db := newSharedDB()
+	addrs, engines, _ := sharedNodes(t, db, 2)
+	c := dial(t, addrs[0])
+	for i := 0; i < 3; i++ {
+		c.submit(codec.SubmitJobBg, "nobody", "", "x")
+	}
+	for i, addr := range addrs {
+		text := dial(t, addr).admin("show node")
+		if !strings.Contains(text, "\nunclaimed\t3\n") {
+			t.Fatalf("show node on node%d:\n%s\nwant unclaimed 3", i, text)
+		}
+	}
+	if n := engines[1].Node(&Identity{}); !n.UnclaimedKnown || n.Unclaimed != 3 {
+		t.Fatalf("Node() = %d (known %v), want 3", n.Unclaimed, n.UnclaimedKnown)
+	}
 }

@@ -120,6 +120,9 @@ func (a *app) clusterStatus(cmd *cobra.Command) error {
 		nodeRows(nodes, func(n *cluster.Node) []string { return totals(n.Totals) }, totals(s.Totals))); err != nil {
 		return err
 	}
+	if s.Totals.Unclaimed > 0 {
+		fmt.Fprintf(out, "\n%d more queued in the shared store, held by no node (any node's workers take them)\n", s.Totals.Unclaimed)
+	}
 	fnRow := func(node string, f cluster.Function) []string {
 		return []string{f.Name, node, itoa(f.Total), itoa(f.Running), itoa(f.Queued.High), itoa(f.Queued.Normal), itoa(f.Queued.Low), itoa(f.Workers)}
 	}

@@ -109,6 +109,9 @@ type Totals struct {
 	Failed       uint64 `json:"failed"`
 	Retried      uint64 `json:"retried"`
 	DeadLettered uint64 `json:"dead_lettered"`
+	// Unclaimed counts a shared store's jobs no node holds (in nobody's Queued). Every
+	// node of one store reports the same figure: the sum takes the largest, once.
+	Unclaimed int `json:"unclaimed,omitempty"`
 }
 
 // Function is one function's counts on a node (status and prioritystatus).

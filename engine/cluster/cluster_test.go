@@ -382,3 +382,17 @@ func TestReadOverTLS(t *testing.T) {
 		t.Errorf("a node of another CA: %+v", n)
 	}
 }
+
+// The nodes of one shared store report its unclaimed jobs alike: the sum takes them once.
+func TestUnclaimedIsTakenOnce(t *testing.T) {
+	var a, b Node
+	for n, lines := range map[*Node][]string{&a: {"name\ta", "queued\t2", "unclaimed\t5"}, &b: {"name\tb", "queued\t1", "unclaimed\t5"}} {
+		if err := parseNode(n, lines); err != nil {
+			t.Fatal(err)
+		}
+		n.Up = true
+	}
+	if s := Summarize([]Node{a, b}); s.Totals.Queued != 3 || s.Totals.Unclaimed != 5 {
+		t.Fatalf("sum %+v, want queued 3 and unclaimed 5", s.Totals)
+	}
+}

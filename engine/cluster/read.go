@@ -221,6 +221,8 @@ func parseNode(n *Node, lines []string) error {
 			n.Totals.Retried = count()
 		case "dead_lettered":
 			n.Totals.DeadLettered = count()
+		case "unclaimed":
+			n.Totals.Unclaimed = num()
 		case "peer":
 			n.Peers = append(n.Peers, v)
 		}

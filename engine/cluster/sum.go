@@ -7,7 +7,8 @@ type Sum struct {
 	Nodes int `json:"nodes"`
 	Up    int `json:"up"`
 	Down  int `json:"down"`
-	// Totals adds up the nodes' totals (a function on two nodes counts twice in Functions).
+	// Totals adds up the nodes' totals (a function on two nodes counts twice in Functions),
+	// but for Unclaimed, the largest (see Totals).
 	Totals Totals `json:"totals"`
 	// Functions adds up each function's counts over the nodes, by name; absent unless they
 	// were read.
@@ -38,6 +39,7 @@ func Summarize(nodes []Node) Sum {
 		t.Failed += n.Totals.Failed
 		t.Retried += n.Totals.Retried
 		t.DeadLettered += n.Totals.DeadLettered
+		t.Unclaimed = max(t.Unclaimed, n.Totals.Unclaimed) // one store's figure, on every node
 		s.Jobs += len(n.Jobs) + len(n.AllJobs)
 		read = read || n.Functions != nil
 		for _, f := range n.Functions {

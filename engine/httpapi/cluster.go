@@ -39,7 +39,7 @@ func (a *api) self(who *engine.Identity) cluster.Node {
 		Started: cluster.Time(n.Started), UptimeS: time.Since(n.Started).Seconds(), Peers: n.Peers,
 		Totals: cluster.Totals{Connections: n.Connections, Functions: n.Functions, Queued: n.Queued, Running: n.Running,
 			Workers: n.Workers, Submitted: n.Submitted, Completed: n.Completed, Failed: n.Failed, Retried: n.Retried,
-			DeadLettered: n.DeadLettered}}
+			DeadLettered: n.DeadLettered, Unclaimed: n.Unclaimed}}
 }
 
 // functionsOf is this node's functions for who (only fn's when fn is given).

@@ -228,3 +228,30 @@ func (s *Store) Cancel(ctx context.Context, seq uint64, handle string) (r wal.Re
 	}
 	return wal.Record{}, false, holder, nil
 }
+
+// Unclaimed counts, by function, the jobs no live node holds: offered ones, and those of a
+// node whose lease lapsed. It reads the claim index's rows and the lapsed leases.
+func (s *Store) Unclaimed(ctx context.Context) (map[string]int, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.readers.Done()
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	out := map[string]int{}
+	err := eachRow(ctx, s.pool, `SELECT function, count(*) FROM spur_jobs
+		WHERE owner IS NULL OR lease_until <= now() GROUP BY function`, func(r pgx.Rows) error {
+		var fn []byte
+		var n int64
+		if err := r.Scan(&fn, &n); err != nil {
+			return err
+		}
+		out[string(fn)] = int(n)
+		return nil
+	})
+	if err != nil {
+		s.connFailed(err)
+		return nil, fmt.Errorf("counting the unclaimed jobs in PostgreSQL at %s: %w", s.where, err)
+	}
+	return out, nil
+}

@@ -427,3 +427,19 @@ func TestCancelOnlyWhatNoLiveNodeHolds(t *testing.T) {
 		t.Fatalf("cancel of a's job = %v, %q, %v; want it left, held by a", done, holder, err)
 	}
 }
+
+// Unclaimed counts the offered jobs by function, not those a live node holds.
+func TestUnclaimedCountsWhatNoNodeHolds(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	a, _ := openStore(t, dsn, "a")
+	putShared(t, a, "fn", 3)
+	putShared(t, a, "other", 1)
+	if err := put(t, a, job(t, a, "fn", "")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.Unclaimed(context.Background())
+	if err != nil || !reflect.DeepEqual(got, map[string]int{"fn": 3, "other": 1}) {
+		t.Fatalf("Unclaimed = %v, %v; want fn 3, other 1", got, err)
+	}
+}
