@@ -61,7 +61,7 @@ RETURNING j.seq, j.handle, j.function, j.uniq, j.reducer, j.priority, j.run_at, 
 		return err
 	}, s.opts.Node, s.lease, names, time.Now().Unix(), n)
 	if err != nil {
-		s.connFailed(err)
+		s.readFailed(err)
 		return nil, fmt.Errorf("claiming jobs in PostgreSQL at %s: %w", s.where, err)
 	}
 	s.reached()
@@ -130,7 +130,7 @@ func (s *Store) reapLapsed(ctx context.Context) {
 	defer cancel()
 	if _, err := s.pool.Exec(rctx, `UPDATE spur_jobs SET owner = NULL, lease_until = NULL
 WHERE seq IN (SELECT seq FROM spur_jobs WHERE owner IS NOT NULL AND lease_until < now() FOR UPDATE SKIP LOCKED)`); err != nil {
-		s.connFailed(err)
+		s.readFailed(err)
 		s.log.Debug("cannot free the jobs of lapsed leases", "db", s.where, "error", err)
 	}
 }
@@ -193,7 +193,7 @@ func (s *Store) findJob(ctx context.Context, where string, args ...any) (wal.Rec
 		return wal.Record{}, false, false, nil
 	}
 	if err != nil {
-		s.connFailed(err)
+		s.readFailed(err)
 		return wal.Record{}, false, false, fmt.Errorf("looking a job up in PostgreSQL at %s: %w", s.where, err)
 	}
 	return r, held, true, nil
@@ -223,7 +223,7 @@ func (s *Store) Cancel(ctx context.Context, seq uint64, handle string) (r wal.Re
 		}
 	}
 	if err != nil {
-		s.connFailed(err)
+		s.readFailed(err)
 		return wal.Record{}, false, "", fmt.Errorf("cancelling a job in PostgreSQL at %s: %w", s.where, err)
 	}
 	return wal.Record{}, false, holder, nil
@@ -250,7 +250,7 @@ func (s *Store) Unclaimed(ctx context.Context) (map[string]int, error) {
 		return nil
 	})
 	if err != nil {
-		s.connFailed(err)
+		s.readFailed(err)
 		return nil, fmt.Errorf("counting the unclaimed jobs in PostgreSQL at %s: %w", s.where, err)
 	}
 	return out, nil

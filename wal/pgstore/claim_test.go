@@ -443,3 +443,23 @@ func TestUnclaimedCountsWhatNoNodeHolds(t *testing.T) {
 		t.Fatalf("Unclaimed = %v, %v; want fn 3, other 1", got, err)
 	}
 }
+
+// A read that runs out of its caller's time says the database is slow, not unreachable:
+// submits are not refused for it.
+func TestReadOutOfTimeKeepsTheStoreWritable(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	a, _ := openStore(t, dsn, "a")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
+	defer cancel()
+	time.Sleep(time.Millisecond)
+	if _, err := a.Unclaimed(ctx); err == nil {
+		t.Fatal("a count with no time left succeeded")
+	}
+	if _, err := a.Claim(ctx, []string{"fn"}, 1); err == nil {
+		t.Fatal("a claim with no time left succeeded")
+	}
+	if err := a.Writable(); err != nil {
+		t.Fatalf("after reads ran out of time the store refuses writes: %v", err)
+	}
+}

@@ -47,7 +47,7 @@ func (s *Store) Functions(ctx context.Context) ([]wal.FunctionSettings, error) {
 	defer cancel()
 	out, err := readFunctions(ctx, s.pool)
 	if err != nil {
-		s.connFailed(err)
+		s.readFailed(err)
 		return nil, fmt.Errorf("reading the function settings in PostgreSQL at %s: %w", s.where, err)
 	}
 	return out, nil
@@ -65,7 +65,7 @@ func (s *Store) DeadLetters(ctx context.Context, known func(seq uint64) bool) (s
 	defer cancel()
 	defer func() {
 		if err != nil {
-			s.connFailed(err)
+			s.readFailed(err)
 			err = fmt.Errorf("reading the dead letters in PostgreSQL at %s: %w", s.where, err)
 		}
 	}()

@@ -127,7 +127,7 @@ func (s *Store) Schedules(ctx context.Context) ([]wal.Schedule, error) {
 	defer cancel()
 	out, err := readSchedules(ctx, s.pool)
 	if err != nil {
-		s.connFailed(err)
+		s.readFailed(err)
 		return nil, fmt.Errorf("reading the schedules in PostgreSQL at %s: %w", s.where, err)
 	}
 	return out, nil

@@ -231,6 +231,16 @@ func (s *Store) connFailed(err error) {
 	s.pool.Reset()
 }
 
+// readFailed is connFailed for a call whose deadline its caller may have set tighter than
+// the store's (a claim, a lookup, a count): running out of time there says the database is
+// slow, not unreachable, and must not refuse every submit. The store's own calls (commits,
+// lease renewals, pings) are what find a database that stopped answering.
+func (s *Store) readFailed(err error) {
+	if !errors.Is(err, context.DeadlineExceeded) {
+		s.connFailed(err)
+	}
+}
+
 // reached marks the database reachable again.
 func (s *Store) reached() {
 	if d := s.down.Swap(nil); d != nil {
