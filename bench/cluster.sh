@@ -23,7 +23,8 @@
 #
 # Each line gives jobs/s, the spurd nodes' (or gearmand's) CPU per job and PostgreSQL's. Counts
 # (environment): N_LIBPQ (gearmand, which commits each job on its own: default 3000), N_PG
-# (60000), N_DRAIN (60000), SOAK (600), TIMEOUT (seconds per run, 300). OUT keeps the JSON.
+# (60000), N_DRAIN (60000), SOAK (600), TIMEOUT (seconds per run, 300). OUT keeps the JSON
+# and the servers' logs. PGOPTS adds PostgreSQL settings (e.g. "-c autovacuum_naptime=10s").
 set -euo pipefail
 
 GEARMAND=${GEARMAND:-/usr/sbin/gearmand}
@@ -83,7 +84,7 @@ chown postgres "$WORK/pg" 2>/dev/null || true
 as_pg "$PGBIN/initdb" -D "$WORK/pg/data" -U postgres --auth=trust -E UTF8 >"$WORK/pg/initdb.log" 2>&1
 PG_PORT=$($BENCH freeport)
 as_pg "$PGBIN/postgres" -D "$WORK/pg/data" -p "$PG_PORT" -k "$WORK/pg" -c listen_addresses=127.0.0.1 \
-	-c fsync=on -c synchronous_commit=on -c max_connections=200 >"$WORK/pg/server.log" 2>&1 &
+	-c fsync=on -c synchronous_commit=on -c max_connections=200 ${PGOPTS:-} >"$WORK/pg/server.log" 2>&1 &
 PG_PID=$!
 $BENCH waitport -addr "127.0.0.1:$PG_PORT" -timeout 30s
 psql() { as_pg "$PGBIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qAt "$@"; }

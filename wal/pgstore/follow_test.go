@@ -75,3 +75,27 @@ func TestChangesReachEveryNode(t *testing.T) {
 		t.Fatalf("after the delete b reads %v, want 12 alone", seqs)
 	}
 }
+
+// The schedule leader vacuums the jobs table once enough of its rows are dead.
+func TestLeaderVacuumsTheJobsTable(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	a, _ := openStore(t, dsn, "a")
+	a.vacuumEvery = 100 * time.Millisecond
+	recs := putShared(t, a, "churn", vacuumMinDead+2000)
+	for _, r := range recs {
+		if err := a.Delete(r.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	barrier(t, a)
+	db := sqlDB(t, dsn)
+	a.OnLeader(func(bool) {})
+	deadline := time.Now().Add(20 * time.Second)
+	for count(t, db, "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'spur_jobs'") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the jobs table was not vacuumed: %d dead rows", count(t, db, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'spur_jobs'"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -180,6 +180,7 @@ func (s *Store) leaderLoop(ctx context.Context) {
 		}
 	}
 	defer drop()
+	var vacuumed time.Time // the last look at the jobs table's dead rows (vacuum.go)
 	for {
 		if conn == nil {
 			if c, err := s.connect(ctx); err == nil {
@@ -200,6 +201,12 @@ func (s *Store) leaderLoop(ctx context.Context) {
 				}
 			}
 			cancel()
+			if err == nil && held && time.Since(vacuumed) >= s.vacuumEvery {
+				vacuumed = time.Now()
+				if _, verr := s.vacuumJobs(ctx, conn); verr != nil && ctx.Err() == nil {
+					s.log.Warn("cannot vacuum the jobs table", "db", s.where, "error", verr)
+				}
+			}
 			if err != nil && ctx.Err() == nil {
 				if held {
 					s.log.Warn("lost the connection holding the schedule leadership", "db", s.where, "error", err)

@@ -50,6 +50,8 @@ type Store struct {
 	where string // user@host:port/database, for log lines (never the password)
 	lease int64  // opts.Lease in microseconds, as the SQL takes it
 
+	vacuumEvery time.Duration // how often the leader looks at the jobs table (vacuum.go)
+
 	mu      sync.Mutex // a leaf: Put, Delete, Barrier, Apply run under engine shard locks
 	wake    *sync.Cond // signals the committer: queue non-empty, carried ops due, or closing
 	queue   []op
@@ -132,11 +134,12 @@ func Open(ctx context.Context, opts Options) (*Store, *wal.Recovered, error) {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "spurd " + opts.Node
 	}
 	s := &Store{
-		opts:  opts,
-		log:   opts.Logger,
-		where: describe(cfg),
-		lease: opts.Lease.Microseconds(),
-		acks:  make(chan *batch, 4),
+		opts:        opts,
+		log:         opts.Logger,
+		where:       describe(cfg),
+		lease:       opts.Lease.Microseconds(),
+		vacuumEvery: vacuumEvery,
+		acks:        make(chan *batch, 4),
 	}
 	s.wake = sync.NewCond(&s.mu)
 	if s.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
