@@ -85,21 +85,19 @@ func (e *Engine) followSettings(list []wal.FunctionSettings, gen uint64) {
 	for i := range list {
 		want[list[i].Name] = &list[i]
 	}
-	var names []string // functions whose settings here are not the store's
+	// Every function the store has settings for (perhaps not known here yet: made below),
+	// and those here whose own settings the store no longer has.
+	names := make([]string, 0, len(want))
+	for name := range want {
+		names = append(names, name)
+	}
 	e.reg.EachShard(func(sh *queue.Shard) {
 		sh.EachFunction(func(f *queue.Function) {
-			st, ok := want[f.Name]
-			if !ok {
-				st = &wal.FunctionSettings{Name: f.Name}
-			}
-			if settingsOf(f) != *st {
+			if _, ok := want[f.Name]; !ok && settingsOf(f) != (wal.FunctionSettings{Name: f.Name}) {
 				names = append(names, f.Name)
 			}
 		})
 	})
-	for name := range want {
-		names = append(names, name) // perhaps not known here yet; Ensure below if not
-	}
 	for _, name := range names {
 		st, ok := want[name]
 		if !ok {
