@@ -196,7 +196,9 @@ func (e *Engine) syncSchedules(recs []wal.Schedule, catchUp bool) error {
 		first := spec.Next(time.Unix(max(r.LastRun, r.Created), 0).In(loc))
 		missed := !r.Paused && !first.IsZero() && !first.After(t)
 		if !r.Paused {
-			sc.next = spec.Next(t.In(loc))
+			// After its last run too, not only after t: a firing between the clock read
+			// above and the copy of the last runs would be armed, and fired, again.
+			sc.next = spec.Next(laterOf(t, time.Unix(r.LastRun, 0)).In(loc))
 		}
 		e.sched.add(e, sc)
 		if missed && catchUp && e.leads() {
@@ -609,4 +611,12 @@ func (e *Engine) ScheduleCount() int {
 	e.sched.mu.Lock()
 	defer e.sched.mu.Unlock()
 	return len(e.sched.byHandle)
+}
+
+// laterOf returns the later of a and b.
+func laterOf(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

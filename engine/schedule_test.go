@@ -186,3 +186,26 @@ func TestRestoreSchedulesRunsMissedOnce(t *testing.T) {
 		t.Fatal("a schedule with a bad spec was restored")
 	}
 }
+
+// A reading of the schedules that began before a firing and is applied after it arms the
+// next firing, not that one again (the leader of a shared store fired a run twice so).
+func TestScheduleReadAgainJustAfterAFiringDoesNotFireItAgain(t *testing.T) {
+	e, addr, clk := startScheduled(t, "2026-06-01T11:59:59.999Z")
+	adm := dial(t, addr)
+	h := addSchedule(t, adm, "tick * * * * * tz=UTC")
+	e.sched.mu.Lock()
+	recs := []wal.Schedule{e.sched.byHandle[h].rec} // read before the firing: no last run
+	e.sched.mu.Unlock()
+	clk.Set(at("2026-06-01T12:00:00Z"))
+	e.fireDue(clk.Now())
+	clk.Set(at("2026-06-01T11:59:59.999Z")) // the reading's clock, taken before the firing
+	if err := e.syncSchedules(recs, false); err != nil {
+		t.Fatal(err)
+	}
+	e.sched.mu.Lock()
+	next := e.sched.byHandle[h].next
+	e.sched.mu.Unlock()
+	if want := at("2026-06-01T12:01:00Z"); !next.Equal(want) {
+		t.Fatalf("next firing %v after reading the schedules again, want %v", next, want)
+	}
+}
