@@ -173,17 +173,22 @@ func (e *Engine) RestoreSchedules(recs []wal.Schedule) error { return e.syncSche
 // did not run since runs once now; never on a poll, which may read a last run that this
 // node's own write has not yet reached.
 func (e *Engine) syncSchedules(recs []wal.Schedule, catchUp bool) error {
-	t := e.clock()
 	s := &e.sched
 	s.mu.Lock()
-	lastRun := make(map[string]int64, len(s.byHandle))
+	t := e.clock()
+	type armed struct { // a schedule in memory, as it stands now
+		rec  wal.Schedule
+		next time.Time
+	}
+	known := make(map[string]armed, len(s.byHandle))
 	for h, sc := range s.byHandle {
-		lastRun[h] = sc.rec.LastRun
+		known[h] = armed{sc.rec, sc.next}
 	}
 	s.byHandle, s.due = nil, nil
 	s.mu.Unlock()
 	for _, r := range recs {
-		r.LastRun = max(r.LastRun, lastRun[r.Handle])
+		old, isKnown := known[r.Handle]
+		r.LastRun = max(r.LastRun, old.rec.LastRun)
 		spec, err := cron.Parse(r.Spec)
 		if err != nil {
 			return fmt.Errorf("schedule %s: %w", r.Handle, err)
@@ -195,9 +200,14 @@ func (e *Engine) syncSchedules(recs []wal.Schedule, catchUp bool) error {
 		sc := &schedule{rec: r, spec: spec, loc: loc, pos: -1}
 		first := spec.Next(time.Unix(max(r.LastRun, r.Created), 0).In(loc))
 		missed := !r.Paused && !first.IsZero() && !first.After(t)
-		if !r.Paused {
-			// After its last run too, not only after t: a firing between the clock read
-			// above and the copy of the last runs would be armed, and fired, again.
+		switch {
+		case r.Paused:
+		case isKnown && !old.rec.Paused && old.rec.Spec == r.Spec && old.rec.Location == r.Location:
+			// Known here, unchanged: its firing stays as armed. Computed again from t, a
+			// firing whose timer runs late (t past it, not fired yet) would be skipped.
+			sc.next = old.next
+		default:
+			// After its last run too: the schedule may have fired a moment ago elsewhere.
 			sc.next = spec.Next(laterOf(t, time.Unix(r.LastRun, 0)).In(loc))
 		}
 		e.sched.add(e, sc)

@@ -187,8 +187,9 @@ func TestRestoreSchedulesRunsMissedOnce(t *testing.T) {
 	}
 }
 
-// A reading of the schedules that began before a firing and is applied after it arms the
-// next firing, not that one again (the leader of a shared store fired a run twice so).
+// Reading the schedules again (the leader of a shared store does every 2 s) keeps each
+// known one's firing as armed: one that just fired is not armed again (the leader fired a
+// run twice so), one whose timer is late is not skipped.
 func TestScheduleReadAgainJustAfterAFiringDoesNotFireItAgain(t *testing.T) {
 	e, addr, clk := startScheduled(t, "2026-06-01T11:59:59.999Z")
 	adm := dial(t, addr)
@@ -207,5 +208,17 @@ func TestScheduleReadAgainJustAfterAFiringDoesNotFireItAgain(t *testing.T) {
 	e.sched.mu.Unlock()
 	if want := at("2026-06-01T12:01:00Z"); !next.Equal(want) {
 		t.Fatalf("next firing %v after reading the schedules again, want %v", next, want)
+	}
+
+	// Read again after 12:01 has come but before its timer ran: the firing is kept.
+	clk.Set(at("2026-06-01T12:01:00.5Z"))
+	if err := e.syncSchedules(recs, false); err != nil {
+		t.Fatal(err)
+	}
+	e.sched.mu.Lock()
+	next = e.sched.byHandle[h].next
+	e.sched.mu.Unlock()
+	if want := at("2026-06-01T12:01:00Z"); !next.Equal(want) {
+		t.Fatalf("a firing whose timer is late is armed for %v after reading the schedules again, want %v", next, want)
 	}
 }
