@@ -405,6 +405,9 @@ func (s *Session) getStatus(h []byte) {
 
 func (s *Session) getStatusUnique(u []byte) {
 	st := s.e.StatusUnique(u)
+	if !st.Known && s.e.remoteStatusUnique(s, u) {
+		return
+	}
 	if st.Known && s.allow(ActStatus, viewBytes(st.Function)) != nil {
 		s.logRefusal(ActStatus, viewBytes(st.Function), ErrHidden)
 		st = JobStatus{}

@@ -35,8 +35,8 @@ import (
 //     left, the last worker of their function gone), and on a graceful shutdown every job it
 //     holds (ReleaseHeld). A released job leaves this node's memory before the store is
 //     told; while the store cannot be reached the node owes it, and tries again.
-//   - GET_STATUS of a job this node does not hold asks the store; `cancel job` deletes one
-//     no live node holds (CancelShared).
+//   - GET_STATUS (and GET_STATUS_UNIQUE) of a job this node does not hold asks the store;
+//     `cancel job` deletes one no live node holds (CancelShared).
 //   - Recurring schedules fire only on the node that leads (OnLeader).
 //
 // Foreground jobs, WORK_* streaming and the sleeping workers stay in the node's memory.
@@ -55,6 +55,9 @@ type SharedStore interface {
 	Release(ctx context.Context, seqs []uint64) error
 	// Job finds a job by number anywhere in the cluster, and whether a node holds it.
 	Job(ctx context.Context, seq uint64) (r wal.Record, held, found bool, err error)
+	// JobOfUnique finds the newest job with this unique, of any function, anywhere in the
+	// cluster (GET_STATUS_UNIQUE names no function).
+	JobOfUnique(ctx context.Context, unique string) (r wal.Record, found bool, err error)
 	// Unclaimed counts the jobs no live node holds, by function.
 	Unclaimed(ctx context.Context) (map[string]int, error)
 	// Cancel deletes job seq (of this handle) if no live node holds it, and returns it;
@@ -479,6 +482,31 @@ func (e *Engine) remoteStatus(s *Session, handle []byte) bool {
 		}
 		s.fillReply(slot, func(b []byte) []byte {
 			return codec.AppendStatusRes(b, []byte(h), known, false, 0, 0)
+		})
+	}()
+	return true
+}
+
+// remoteStatusUnique answers GET_STATUS_UNIQUE for a unique no job of this node has by
+// asking the shared store, as remoteStatus does; it reports whether it did.
+func (e *Engine) remoteStatusUnique(s *Session, unique []byte) bool {
+	if e.shared == nil || len(unique) == 0 || string(unique) == "-" {
+		return false
+	}
+	slot := new(replySlot)
+	s.holdReply(slot)
+	u := string(unique)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+		r, known, err := e.shared.JobOfUnique(ctx, u)
+		cancel()
+		known = known && err == nil
+		if known && s.allow(ActStatus, viewBytes(r.Function)) != nil {
+			s.logRefusal(ActStatus, viewBytes(r.Function), ErrHidden)
+			known = false
+		}
+		s.fillReply(slot, func(b []byte) []byte {
+			return codec.AppendStatusResUnique(b, []byte(u), known, false, 0, 0, 0)
 		})
 	}()
 	return true

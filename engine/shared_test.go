@@ -673,3 +673,30 @@ func TestSharedStoreShowNodeCountsUnclaimedJobs(t *testing.T) {
 		t.Fatalf("Node() = %d (known %v), want 3", n.Unclaimed, n.UnclaimedKnown)
 	}
 }
+
+func (n *sharedNode) JobOfUnique(_ context.Context, unique string) (wal.Record, bool, error) {
+	n.db.mu.Lock()
+	defer n.db.mu.Unlock()
+	var best *sharedRow
+	for _, row := range n.db.rows {
+		if row.rec.Unique == unique && (best == nil || row.rec.Seq > best.rec.Seq) {
+			best = row
+		}
+	}
+	if best == nil {
+		return wal.Record{}, false, nil
+	}
+	return best.rec, true, nil
+}
+
+// GET_STATUS_UNIQUE on a node that has no job of the unique asks the store.
+func TestSharedStoreStatusUniqueOfAnotherNodesJob(t *testing.T) {
+	db := newSharedDB()
+	addrs, _, _ := sharedNodes(t, db, 2)
+	dial(t, addrs[0]).submit(codec.SubmitJobBg, "status", "order-9", "x")
+	c := dial(t, addrs[1])
+	c.send(codec.GetStatusUnique, "order-9")
+	c.expect(codec.StatusResUnique, "order-9", "1", "0", "0", "0", "0")
+	c.send(codec.GetStatusUnique, "order-10")
+	c.expect(codec.StatusResUnique, "order-10", "0", "0", "0", "0", "0")
+}

@@ -255,3 +255,37 @@ func (s *Store) Unclaimed(ctx context.Context) (map[string]int, error) {
 	}
 	return out, nil
 }
+
+// JobOfUnique finds the newest job with this unique in any function. The unique index leads
+// with the function, so the functions that have jobs with a unique are walked through it one
+// by one (a loose index scan), each looked up by (function, unique): a step per function,
+// not a scan of the table.
+func (s *Store) JobOfUnique(ctx context.Context, unique string) (r wal.Record, found bool, err error) {
+	if unique == "" {
+		return wal.Record{}, false, nil
+	}
+	if err := s.enter(); err != nil {
+		return wal.Record{}, false, err
+	}
+	defer s.readers.Done()
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	r, err = scanJob(s.pool.QueryRow(ctx, `WITH RECURSIVE fns(function) AS (
+    (SELECT function FROM spur_jobs WHERE uniq IS NOT NULL ORDER BY function LIMIT 1)
+  UNION ALL
+    SELECT (SELECT j.function FROM spur_jobs j WHERE j.uniq IS NOT NULL AND j.function > fns.function
+            ORDER BY j.function LIMIT 1)
+    FROM fns WHERE fns.function IS NOT NULL
+)
+SELECT j.seq, j.handle, j.function, j.uniq, j.reducer, j.priority, j.run_at, j.attempts, j.first_failed, j.data
+FROM fns JOIN spur_jobs j ON j.function = fns.function AND j.uniq = $1
+ORDER BY j.seq DESC LIMIT 1`, []byte(unique)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return wal.Record{}, false, nil
+	}
+	if err != nil {
+		s.readFailed(err)
+		return wal.Record{}, false, fmt.Errorf("looking a unique up in PostgreSQL at %s: %w", s.where, err)
+	}
+	return r, true, nil
+}

@@ -463,3 +463,34 @@ func TestReadOutOfTimeKeepsTheStoreWritable(t *testing.T) {
 		t.Fatalf("after reads ran out of time the store refuses writes: %v", err)
 	}
 }
+
+// JobOfUnique finds a unique in whichever function has it, the newest job first.
+func TestJobOfUniqueInAnyFunction(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	a, _ := openStore(t, dsn, "a")
+	for _, fn := range []string{"alpha", "beta", "gamma"} {
+		for _, u := range []string{"u1", "u2"} {
+			if err := put(t, a, job(t, a, fn, fn+"-"+u)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	old := job(t, a, "beta", "shared")
+	newer := job(t, a, "gamma", "shared")
+	for _, r := range []wal.Record{old, newer} {
+		if err := put(t, a, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	if r, found, err := a.JobOfUnique(ctx, "beta-u2"); err != nil || !found || r.Function != "beta" {
+		t.Fatalf("beta-u2: %+v, %v, %v", r, found, err)
+	}
+	if r, found, err := a.JobOfUnique(ctx, "shared"); err != nil || !found || r.Handle != newer.Handle {
+		t.Fatalf("shared: %+v, %v, %v; want the newer, %s", r, found, err, newer.Handle)
+	}
+	if _, found, err := a.JobOfUnique(ctx, "nobody"); err != nil || found {
+		t.Fatalf("nobody: %v, %v; want not found", found, err)
+	}
+}
