@@ -467,23 +467,13 @@ func (e *Engine) remoteStatus(s *Session, handle []byte) bool {
 	if !ok {
 		return false
 	}
-	slot := new(replySlot)
-	s.holdReply(slot)
 	h := string(handle)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
+	e.statusFromStore(s, func(ctx context.Context) (wal.Record, bool, error) {
 		r, _, found, err := e.shared.Job(ctx, seq)
-		cancel()
-		known := err == nil && found && r.Handle == h
-		if known && s.allow(ActStatus, viewBytes(r.Function)) != nil {
-			// Answered as unknown: a refusal would tell that the job exists.
-			s.logRefusal(ActStatus, viewBytes(r.Function), ErrHidden)
-			known = false
-		}
-		s.fillReply(slot, func(b []byte) []byte {
-			return codec.AppendStatusRes(b, []byte(h), known, false, 0, 0)
-		})
-	}()
+		return r, found && r.Handle == h, err
+	}, func(b []byte, known bool) []byte {
+		return codec.AppendStatusRes(b, []byte(h), known, false, 0, 0)
+	})
 	return true
 }
 
@@ -493,23 +483,33 @@ func (e *Engine) remoteStatusUnique(s *Session, unique []byte) bool {
 	if e.shared == nil || len(unique) == 0 || string(unique) == "-" {
 		return false
 	}
+	u := string(unique)
+	e.statusFromStore(s, func(ctx context.Context) (wal.Record, bool, error) {
+		return e.shared.JobOfUnique(ctx, u)
+	}, func(b []byte, known bool) []byte {
+		return codec.AppendStatusResUnique(b, []byte(u), known, false, 0, 0, 0)
+	})
+	return true
+}
+
+// statusFromStore answers a status request from the shared store, off the event loop: find
+// looks the job up, reply encodes the answer. The reply keeps its place among s's replies;
+// a job s may not see is answered unknown (a refusal would tell that it exists).
+func (e *Engine) statusFromStore(s *Session, find func(context.Context) (wal.Record, bool, error),
+	reply func(b []byte, known bool) []byte) {
 	slot := new(replySlot)
 	s.holdReply(slot)
-	u := string(unique)
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), sharedTimeout)
-		r, known, err := e.shared.JobOfUnique(ctx, u)
+		r, known, err := find(ctx)
 		cancel()
 		known = known && err == nil
 		if known && s.allow(ActStatus, viewBytes(r.Function)) != nil {
 			s.logRefusal(ActStatus, viewBytes(r.Function), ErrHidden)
 			known = false
 		}
-		s.fillReply(slot, func(b []byte) []byte {
-			return codec.AppendStatusResUnique(b, []byte(u), known, false, 0, 0, 0)
-		})
+		s.fillReply(slot, func(b []byte) []byte { return reply(b, known) })
 	}()
-	return true
 }
 
 // onLeader is the store's word that this node took (or lost) the lead of the schedules.
