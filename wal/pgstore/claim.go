@@ -12,8 +12,8 @@ import (
 	"github.com/spur-gearman/spur/wal"
 )
 
-// Claims: a node takes jobs no live node holds (owner NULL, or a lease that lapsed), under
-// its own lease, which it renews every Lease/3 for every job it holds.
+// Claims: a node takes jobs no live node holds (owner NULL, or a holder whose lease lapsed:
+// see lease.go), under its own lease.
 
 // Claim takes up to n ready jobs of these functions that no live node holds, best priority
 // then oldest first, under this node's lease, and returns them in that order. A job with a
@@ -43,23 +43,25 @@ func (s *Store) Claim(ctx context.Context, fns []string, n int) ([]wal.Record, e
 	// One ordered index scan per function (LATERAL), each locking what it takes: with
 	// function = ANY(...) PostgreSQL sorts every queued job of those functions instead
 	// (77 ms rather than 0.08 ms for 200,000 jobs). The rows locked beyond the best n are
-	// released when the statement commits.
-	err := eachRow(ctx, s.pool, `UPDATE spur_jobs j SET owner = $1, lease_until = now() + $2::bigint * interval '1 microsecond'
-FROM (SELECT x.seq FROM unnest($3::bytea[]) AS f(name)
-      CROSS JOIN LATERAL (
-        SELECT seq, priority FROM spur_jobs
-        WHERE function = f.name AND owner IS NULL AND run_at <= $4
-        ORDER BY priority, seq
-        LIMIT $5
-        FOR UPDATE SKIP LOCKED) x
-      ORDER BY x.priority, x.seq
-      LIMIT $5) c
-WHERE j.seq = c.seq
+	// released when the statement commits. The chosen numbers go in as an array, so that
+	// the rows are updated through the primary key whatever the plan (a generic plan of a
+	// join with them, guessing a third of the queue, hashed a scan of the whole table).
+	err := eachRow(ctx, s.pool, `UPDATE spur_jobs j SET owner = $1, lease_until = NULL
+WHERE j.seq = ANY(ARRAY(
+  SELECT x.seq FROM unnest($2::bytea[]) AS f(name)
+  CROSS JOIN LATERAL (
+    SELECT seq, priority FROM spur_jobs
+    WHERE function = f.name AND owner IS NULL AND run_at <= $3
+    ORDER BY priority, seq
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED) x
+  ORDER BY x.priority, x.seq
+  LIMIT $4))
 RETURNING j.seq, j.handle, j.function, j.uniq, j.reducer, j.priority, j.run_at, j.attempts, j.first_failed, j.data`, func(r pgx.Rows) error {
 		rec, err := scanJob(r)
 		out = append(out, rec)
 		return err
-	}, s.opts.Node, s.lease, names, time.Now().Unix(), n)
+	}, s.opts.Node, names, time.Now().Unix(), n)
 	if err != nil {
 		s.readFailed(err)
 		return nil, fmt.Errorf("claiming jobs in PostgreSQL at %s: %w", s.where, err)
@@ -115,56 +117,6 @@ func (s *Store) Release(ctx context.Context, seqs []uint64) error {
 	return nil
 }
 
-// reapLapsed makes the jobs whose holder's lease lapsed (the node died, or lost the database
-// for longer than its lease) unheld again, for any node to claim; at most every Poll/2,
-// from a claim or the poll. Claims then scan only unheld rows (spur_jobs_claim is partial on
-// owner IS NULL): a scan over every held and running job, and the dead versions the claims
-// leave, made a claim's cost grow with the backlog.
-func (s *Store) reapLapsed(ctx context.Context) {
-	t := time.Now().UnixNano()
-	last := s.lastReap.Load()
-	if t-last < int64(s.opts.Poll/2) || !s.lastReap.CompareAndSwap(last, t) {
-		return
-	}
-	rctx, cancel := s.callCtx(ctx)
-	defer cancel()
-	if _, err := s.pool.Exec(rctx, `UPDATE spur_jobs SET owner = NULL, lease_until = NULL
-WHERE seq IN (SELECT seq FROM spur_jobs WHERE owner IS NOT NULL AND lease_until < now() FOR UPDATE SKIP LOCKED)`); err != nil {
-		s.readFailed(err)
-		s.log.Debug("cannot free the jobs of lapsed leases", "db", s.where, "error", err)
-	}
-}
-
-// renewLoop renews the lease of every job this node holds, every Lease/3, in one UPDATE.
-// Rows locked by a write under way (this node's own batch deleting them) are skipped: they
-// are renewed next time if they are still there.
-func (s *Store) renewLoop(ctx context.Context) {
-	t := time.NewTicker(s.opts.Lease / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		rctx, cancel := context.WithTimeout(ctx, min(s.opts.CommitTimeout, s.opts.Lease/3))
-		_, err := s.pool.Exec(rctx, `UPDATE spur_jobs SET lease_until = now() + $2::bigint * interval '1 microsecond'
-WHERE seq IN (SELECT seq FROM spur_jobs WHERE owner = $1 FOR UPDATE SKIP LOCKED)`, s.opts.Node, s.lease)
-		cancel()
-		if ctx.Err() != nil {
-			return
-		}
-		if err != nil {
-			s.renewFailures.Add(1)
-			s.connFailed(err)
-			s.log.Error("renewing the lease of this node's jobs failed: other nodes may claim them once it lapses",
-				"db", s.where, "lease", s.opts.Lease, "error", err)
-			continue
-		}
-		s.reached()
-	}
-}
-
 // Job finds a job by number anywhere in the cluster: whether it exists, and whether a node
 // holds it now (an owner whose lease has not lapsed). For GET_STATUS of another node's job.
 func (s *Store) Job(ctx context.Context, seq uint64) (r wal.Record, held bool, found bool, err error) {
@@ -187,8 +139,8 @@ func (s *Store) findJob(ctx context.Context, where string, args ...any) (wal.Rec
 	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	var held bool
-	r, err := scanJob(s.pool.QueryRow(ctx, `SELECT `+jobColumns+`, owner IS NOT NULL AND lease_until > now()
-		FROM spur_jobs `+where, args...), &held)
+	r, err := scanJob(s.pool.QueryRow(ctx, `SELECT `+jobColumns+`, j.owner IS NOT NULL AND NOT `+sqlLapsed+`
+		FROM spur_jobs j `+where, args...), &held)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return wal.Record{}, false, false, nil
 	}
@@ -209,8 +161,8 @@ func (s *Store) Cancel(ctx context.Context, seq uint64, handle string) (r wal.Re
 	defer s.readers.Done()
 	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
-	r, err = scanJob(s.pool.QueryRow(ctx, `DELETE FROM spur_jobs
-		WHERE seq = $1 AND handle = $2 AND (owner IS NULL OR lease_until <= now()) RETURNING `+jobColumns,
+	r, err = scanJob(s.pool.QueryRow(ctx, `DELETE FROM spur_jobs j
+		WHERE seq = $1 AND handle = $2 AND (owner IS NULL OR `+sqlLapsed+`) RETURNING `+jobColumns,
 		int64(seq), []byte(handle)))
 	if err == nil {
 		return r, true, "", nil
@@ -230,7 +182,7 @@ func (s *Store) Cancel(ctx context.Context, seq uint64, handle string) (r wal.Re
 }
 
 // Unclaimed counts, by function, the jobs no live node holds: offered ones, and those of a
-// node whose lease lapsed. It reads the claim index's rows and the lapsed leases.
+// node whose lease lapsed. It reads the claim index's rows and those of the lapsed leases.
 func (s *Store) Unclaimed(ctx context.Context) (map[string]int, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
@@ -239,8 +191,11 @@ func (s *Store) Unclaimed(ctx context.Context) (map[string]int, error) {
 	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	out := map[string]int{}
-	err := eachRow(ctx, s.pool, `SELECT function, count(*) FROM spur_jobs
-		WHERE owner IS NULL OR lease_until <= now() GROUP BY function`, func(r pgx.Rows) error {
+	err := eachRow(ctx, s.pool, `SELECT function, count(*) FROM (
+		SELECT function FROM spur_jobs WHERE owner IS NULL
+		UNION ALL SELECT function FROM spur_jobs j WHERE `+sqlLapsedOfNode+`
+		UNION ALL SELECT function FROM spur_jobs j WHERE `+sqlLapsedOwnLease+`) u
+		GROUP BY function`, func(r pgx.Rows) error {
 		var fn []byte
 		var n int64
 		if err := r.Scan(&fn, &n); err != nil {

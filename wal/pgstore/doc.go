@@ -7,7 +7,7 @@
 // sequence, claims of unheld jobs under a lease, unique coalescing across nodes, wake-ups
 // of idle nodes (LISTEN/NOTIFY, with polling as the fallback) and one schedule leader.
 //
-// # Tables (schema version 1)
+// # Tables (schema version 2)
 //
 // Spur creates and migrates them itself (schema.go): versioned migrations recorded in
 // spur_schema_migrations, each in its own transaction under a transaction-level advisory
@@ -31,15 +31,21 @@
 //	| data         | bytea       | the job's payload                                    |
 //	| owner        | text NULL   | the node (NodeName) holding it; NULL = nobody: any   |
 //	|              |             | node may claim it                                    |
-//	| lease_until  | timestamptz | the holder's lease: past it, the job is claimable    |
-//	|              | NULL        | again (the holder renews it every Lease/3)           |
+//	| lease_until  | timestamptz | schema 1's per-job lease, still honoured for a node  |
+//	|              | NULL        | of that version in a rolling upgrade; NULL in rows   |
+//	|              |             | written since (a holder's lease is spur_nodes')      |
 //	| created_at   | timestamptz | when the row was inserted (for operators)            |
 //	+--------------+-------------+------------------------------------------------------+
 //	indexes: UNIQUE (function, uniq) WHERE uniq IS NOT NULL  -- coalescing, cluster-wide
 //	         (function, priority, seq) WHERE owner IS NULL    -- claims: best, oldest first
 //	         (owner) WHERE owner IS NOT NULL                  -- recovery, renewal
-//	         (lease_until) WHERE owner IS NOT NULL            -- lapsed leases, freed (owner
-//	                                                             NULL) before a claim or poll
+//	         (lease_until) WHERE lease_until IS NOT NULL      -- schema 1's rows, for the reaper
+//
+//	spur_nodes: one row per node that ever held a job (see lease.go)
+//	| name         | text PK     | the node (NodeName)                                  |
+//	| lease_until  | timestamptz | its lease: past it, the jobs it holds are freed      |
+//	|              |             | (owner NULL) before a claim or poll; renewed every   |
+//	|              |             | Lease/3                                              |
 //
 //	spur_results: the outcome of every ended background job, until it expires
 //	+------------------------------+-----------+---------------------------------------+
@@ -99,8 +105,8 @@
 //   - A batch that writes function settings or dead letters sends one pg_notify on channel
 //     spur_changed (payload: the node's name); every node, the sender too, is told
 //     (OnChanged) and reads them again (Functions, DeadLetters: see follow.go).
-//   - Recovery returns this node's own jobs (owner = Node), claimed again at once with a
-//     fresh lease, in submission order; every function setting, dead letter and schedule;
+//   - Recovery returns this node's own jobs (owner = Node), held again under its lease,
+//     renewed first, in submission order; every function setting, dead letter and schedule;
 //     the number of results (read on demand, never kept).
 //
 // # Failures

@@ -297,10 +297,9 @@ const (
                        $7::bigint[], $8::integer[], $9::bigint[], $10::bytea[], $11::boolean[])
     AS t(seq, handle, function, uniq, reducer, priority, run_at, attempts, first_failed, data, shared)
 ), ins AS (
-  INSERT INTO spur_jobs AS j (seq, handle, function, uniq, reducer, priority, run_at, attempts, first_failed, data, owner, lease_until)
+  INSERT INTO spur_jobs AS j (seq, handle, function, uniq, reducer, priority, run_at, attempts, first_failed, data, owner)
   SELECT seq, handle, function, uniq, reducer, priority, run_at, attempts, first_failed, data,
-         CASE WHEN shared THEN NULL ELSE $12::text END,
-         CASE WHEN shared THEN NULL ELSE now() + $13::bigint * interval '1 microsecond' END
+         CASE WHEN shared THEN NULL ELSE $12::text END
   FROM t
   ON CONFLICT (function, uniq) WHERE uniq IS NOT NULL DO UPDATE SET function = j.function
   RETURNING j.seq, j.handle, j.function, j.uniq
@@ -318,9 +317,8 @@ SELECT t.seq, ins.handle FROM ins JOIN t ON ins.function = t.function AND ins.un
   FROM t WHERE j.seq = t.seq
   RETURNING j.seq
 )
-INSERT INTO spur_jobs (seq, handle, function, uniq, reducer, priority, run_at, attempts, first_failed, data, owner, lease_until)
-SELECT seq, handle, function, uniq, reducer, priority, run_at, attempts, first_failed, data,
-       $11::text, now() + $12::bigint * interval '1 microsecond'
+INSERT INTO spur_jobs (seq, handle, function, uniq, reducer, priority, run_at, attempts, first_failed, data, owner)
+SELECT seq, handle, function, uniq, reducer, priority, run_at, attempts, first_failed, data, $11::text
 FROM t WHERE seq NOT IN (SELECT seq FROM u)
 ON CONFLICT DO NOTHING`
 
@@ -377,13 +375,16 @@ func (p *plan) queue(q *pgx.Batch, s *Store) {
 	if len(p.delJobs) > 0 {
 		add(execReader, sqlDeleteJobs, p.delJobs)
 	}
+	if (p.ups.len() > 0 || p.ins.len() > 0) && s.leaseStale() {
+		add(execReader, sqlRenewNode, s.opts.Node, s.lease) // see leaseStale
+	}
 	if j := &p.ups; j.len() > 0 {
 		add(execReader, sqlUpsertJobs, j.seq, j.handle, j.fn, j.uniq, j.reducer, j.priority, j.runAt, j.attempts,
-			j.firstFailed, j.data, s.opts.Node, s.lease)
+			j.firstFailed, j.data, s.opts.Node)
 	}
 	if j := &p.ins; j.len() > 0 {
 		add(p.readJoined, sqlInsertJobs, j.seq, j.handle, j.fn, j.uniq, j.reducer, j.priority, j.runAt, j.attempts,
-			j.firstFailed, j.data, j.shared, s.opts.Node, s.lease)
+			j.firstFailed, j.data, j.shared, s.opts.Node)
 	}
 	if len(p.unhold) > 0 {
 		add(execReader, sqlUnholdJobs, p.unhold, s.opts.Node)

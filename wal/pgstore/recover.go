@@ -35,8 +35,9 @@ func scanJob(row pgx.Row, extra ...any) (wal.Record, error) {
 }
 
 // recover reads what Open returns, in one transaction (one view of the tables): this node's
-// jobs, claimed again with a fresh lease, in submission order; every function setting, dead
-// letter and schedule; the results' count and size; the records of other kinds.
+// jobs (held again under the lease Open has just renewed), in submission order; every
+// function setting, dead letter and schedule; the results' count and size; the records of
+// other kinds.
 func (s *Store) recover(ctx context.Context) (*wal.Recovered, error) {
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
 	if err != nil {
@@ -44,8 +45,7 @@ func (s *Store) recover(ctx context.Context) (*wal.Recovered, error) {
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // after Commit, a no-op
 	rec := &wal.Recovered{}
-	rows, err := tx.Query(ctx, `UPDATE spur_jobs SET lease_until = now() + $2::bigint * interval '1 microsecond'
-		WHERE owner = $1 RETURNING `+jobColumns, s.opts.Node, s.lease)
+	rows, err := tx.Query(ctx, `SELECT `+jobColumns+` FROM spur_jobs WHERE owner = $1`, s.opts.Node)
 	if err != nil {
 		return nil, fmt.Errorf("recovering this node's jobs: %w", err)
 	}

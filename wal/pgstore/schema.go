@@ -85,6 +85,15 @@ CREATE TABLE spur_records (
     value bytea    NOT NULL,
     PRIMARY KEY (kind, key)
 );
+`}, {2, "one lease per node (spur_nodes) instead of one per job", `
+CREATE TABLE spur_nodes (
+    name        text        PRIMARY KEY,
+    lease_until timestamptz NOT NULL
+);
+INSERT INTO spur_nodes (name, lease_until)
+SELECT owner, max(lease_until) FROM spur_jobs WHERE owner IS NOT NULL AND lease_until IS NOT NULL GROUP BY owner;
+DROP INDEX spur_jobs_lease;
+CREATE INDEX spur_jobs_lease ON spur_jobs (lease_until) WHERE lease_until IS NOT NULL;
 `}}
 
 // SchemaVersion is the schema version this binary creates and reads.
@@ -94,16 +103,21 @@ var SchemaVersion = migrations[len(migrations)-1].version
 // the migration lock (a transaction-level advisory lock: two nodes starting together take
 // turns, and the second finds the work done). A database at a newer version is refused.
 func migrate(ctx context.Context, pool *pgxpool.Pool) error {
+	return migrateTo(ctx, pool, SchemaVersion)
+}
+
+// migrateTo brings the database to version target (tests stop short of SchemaVersion).
+func migrateTo(ctx context.Context, pool *pgxpool.Pool, target int) error {
 	for {
-		done, err := migrateStep(ctx, pool)
+		done, err := migrateStep(ctx, pool, target)
 		if err != nil || done {
 			return err
 		}
 	}
 }
 
-// migrateStep applies the next migration, or reports that there is none left.
-func migrateStep(ctx context.Context, pool *pgxpool.Pool) (done bool, err error) {
+// migrateStep applies the next migration up to target, or reports that there is none left.
+func migrateStep(ctx context.Context, pool *pgxpool.Pool, target int) (done bool, err error) {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return false, err
@@ -127,7 +141,7 @@ func migrateStep(ctx context.Context, pool *pgxpool.Pool) (done bool, err error)
 	case v > SchemaVersion:
 		return false, fmt.Errorf("the database's Spur schema is at version %d, newer than this spurd knows (%d): "+
 			"run a spurd at least as new as the one that migrated it", v, SchemaVersion)
-	case v == SchemaVersion:
+	case v >= target:
 		return true, tx.Commit(ctx)
 	}
 	m := migrations[v] // version v+1

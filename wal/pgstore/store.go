@@ -79,6 +79,7 @@ type Store struct {
 	stats         wal.CommitStats
 	renewFailures atomic.Uint64
 	lastReap      atomic.Int64 // unix nanoseconds of the last reapLapsed
+	renewed       atomic.Int64 // unix nanoseconds when the last renewal of this node's lease began
 
 	hooksMu   sync.Mutex
 	onReady   func(fns []string)
@@ -133,6 +134,15 @@ func Open(ctx context.Context, opts Options) (*Store, *wal.Recovered, error) {
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "spurd " + opts.Node
 	}
+	// Every statement is prepared once per connection (pgx's statement cache), and each has
+	// one good plan whatever its parameters: keyed or ordered index scans, arrays unnested
+	// into rows. PostgreSQL's default (auto) planned the claims afresh on every call, its
+	// estimate of the generic plan being off for array parameters: planning took more CPU
+	// than running them, and a 3-node submit-complete ran at 0.38x of the rate it has with
+	// generic plans (bench/cluster.sh complete). A DSN that sets it keeps its own.
+	if _, ok := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
+		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
+	}
 	s := &Store{
 		opts:        opts,
 		log:         opts.Logger,
@@ -179,6 +189,10 @@ func (s *Store) open(ctx context.Context) (*wal.Recovered, error) {
 		return nil, fmt.Errorf("pgstore: %s: reserving job numbers: %w", s.where, err)
 	}
 	s.seq.init(uint64(block), first, s.reserve)
+	// The lease first: the jobs recovered are held under it.
+	if err := s.renewNode(ctx); err != nil {
+		return nil, fmt.Errorf("pgstore: %s: taking this node's lease: %w", s.where, err)
+	}
 	rec, err := s.recover(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: %s: %w", s.where, err)
