@@ -146,3 +146,35 @@ func TestMigrationFromPerJobLeases(t *testing.T) {
 		t.Fatal("job 4 is not held: live's newest row lease was not carried to its node lease")
 	}
 }
+
+// A commit that writes held jobs while this node's renewals have been failing renews the
+// lease in its own transaction: the jobs are never written under a lease that lapsed.
+func TestCommitRenewsAStaleLease(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	db := sqlDB(t, dsn)
+	a, _ := openStore(t, dsn, "a", func(o *Options) { o.Lease = time.Hour }) // no renewal runs
+	if _, err := db.Exec(context.Background(), "UPDATE spur_nodes SET lease_until = now() - interval '1 second' WHERE name = 'a'"); err != nil {
+		t.Fatal(err)
+	}
+	lapsed := func() int {
+		return count(t, db, "SELECT count(*) FROM spur_nodes WHERE name = 'a' AND lease_until <= now()")
+	}
+	putShared(t, a, "f", 1) // writes no held job: the lease is left alone
+	if lapsed() != 1 {
+		t.Fatal("a commit of unheld jobs renewed the lease")
+	}
+	if err := put(t, a, job(t, a, "f", "")); err != nil { // held, but the last renewal is recent
+		t.Fatal(err)
+	}
+	if lapsed() != 1 {
+		t.Fatal("a commit renewed a lease renewed less than half a lease ago")
+	}
+	a.renewed.Store(time.Now().Add(-40 * time.Minute).UnixNano()) // renewals failed since
+	if err := put(t, a, job(t, a, "f", "")); err != nil {
+		t.Fatal(err)
+	}
+	if lapsed() != 0 {
+		t.Fatal("the held job was written under a lapsed lease")
+	}
+}
