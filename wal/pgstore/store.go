@@ -136,9 +136,9 @@ func Open(ctx context.Context, opts Options) (*Store, *wal.Recovered, error) {
 	}
 	// Every statement is prepared once per connection (pgx's statement cache), and each has
 	// one good plan whatever its parameters: keyed or ordered index scans, arrays unnested
-	// into rows. PostgreSQL's default (auto) planned the claims afresh on every call, its
-	// estimate of the generic plan being off for array parameters: planning took more CPU
-	// than running them, and a 3-node submit-complete ran at 0.38x of the rate it has with
+	// into rows. PostgreSQL's default (auto) planned the claims afresh on every call (its
+	// generic plan guesses a tenth of the table for LIMIT $n, and so looked dearer than the
+	// custom ones): planning took more CPU than running them, and a 3-node submit-complete ran at 0.38x of the rate it has with
 	// generic plans (bench/cluster.sh complete). A DSN that sets it keeps its own.
 	if _, ok := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
 		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_generic_plan"
