@@ -135,6 +135,14 @@ func TestMigrationFromPerJobLeases(t *testing.T) {
 	if got := claim(t, b, 10, "f"); len(got) != 1 || got[0].Seq != 2 {
 		t.Fatalf("b claimed %v, want job 2 alone", seqsOf(got))
 	}
+	// A node of schema 1 that held nothing at the migration claims after it: its rows carry
+	// their own lease and it has no node row.
+	insert(5, "late", "-1 second")
+	insert(6, "late", "1 hour")
+	b.lastReap.Store(0)
+	if got := claim(t, b, 10, "f"); len(got) != 1 || got[0].Seq != 5 {
+		t.Fatalf("b claimed %v of a schema 1 node without a node lease, want job 5 alone", seqsOf(got))
+	}
 	time.Sleep(2500 * time.Millisecond) // going's row lease and node lease lapse
 	b.lastReap.Store(0)
 	got := claim(t, b, 10, "f")
