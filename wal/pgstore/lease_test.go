@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -184,5 +185,31 @@ func TestCommitRenewsAStaleLease(t *testing.T) {
 	}
 	if lapsed() != 0 {
 		t.Fatal("the held job was written under a lapsed lease")
+	}
+}
+
+// The store's connections plan with generic plans (see Open), unless the DSN says otherwise.
+func TestConnectionsUseGenericPlans(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.Database(t)
+	mode := func(s *Store) string {
+		t.Helper()
+		var m string
+		if err := s.pool.QueryRow(context.Background(), "SHOW plan_cache_mode").Scan(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	a, _ := openStore(t, dsn, "a")
+	if m := mode(a); m != "force_generic_plan" {
+		t.Fatalf("plan_cache_mode = %s, want force_generic_plan", m)
+	}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	b, _ := openStore(t, dsn+sep+"plan_cache_mode=auto", "b")
+	if m := mode(b); m != "auto" {
+		t.Fatalf("plan_cache_mode = %s with the DSN's own, want auto", m)
 	}
 }
