@@ -35,15 +35,16 @@ ON CONFLICT (name) DO UPDATE SET lease_until = EXCLUDED.lease_until`
 // whose own lease lapsed, of an owner without a node row (through the lease index, which
 // holds only such rows). Both also require that a row's own lease, if any, lapsed.
 const (
-	sqlLapsedOfNode = `j.owner IN (SELECT name FROM spur_nodes WHERE lease_until <= now())
-		AND (j.lease_until IS NULL OR j.lease_until <= now())`
+	sqlRowLeaseLapsed = `(j.lease_until IS NULL OR j.lease_until <= now())`
+	sqlLapsedNodes    = `SELECT name FROM spur_nodes WHERE lease_until <= now()`
+	sqlLapsedOfNode   = `j.owner IN (` + sqlLapsedNodes + `) AND ` + sqlRowLeaseLapsed
 	sqlLapsedOwnLease = `j.lease_until <= now() AND j.owner IS NOT NULL
 		AND NOT EXISTS (SELECT 1 FROM spur_nodes n WHERE n.name = j.owner)`
 )
 
 // sqlLapsed is true of one spur_jobs row j with an owner that no live node holds: the union
 // of the two parts above, for a row already found.
-const sqlLapsed = `((j.lease_until IS NULL OR j.lease_until <= now())
+const sqlLapsed = `(` + sqlRowLeaseLapsed + `
 	AND NOT EXISTS (SELECT 1 FROM spur_nodes n WHERE n.name = j.owner AND n.lease_until > now()))`
 
 // renewNode renews this node's lease.
@@ -78,9 +79,8 @@ func (s *Store) reapLapsed(ctx context.Context) {
 	rctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	for _, lapsed := range []string{
-		// FOR UPDATE on the node rows: see the top of this file.
-		`j.owner IN (SELECT name FROM spur_nodes WHERE lease_until <= now() FOR UPDATE SKIP LOCKED)
-		AND (j.lease_until IS NULL OR j.lease_until <= now())`,
+		// sqlLapsedOfNode, locking the node rows: see the top of this file.
+		`j.owner IN (` + sqlLapsedNodes + ` FOR UPDATE SKIP LOCKED) AND ` + sqlRowLeaseLapsed,
 		sqlLapsedOwnLease,
 	} {
 		if _, err := s.pool.Exec(rctx, `UPDATE spur_jobs SET owner = NULL, lease_until = NULL
