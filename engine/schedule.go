@@ -41,6 +41,11 @@ const maxScheduleSleep = 30 * time.Second
 var ErrNoSchedule = errors.New("no such schedule")
 
 type scheduler struct {
+	// syncing is held across a whole syncSchedules: two of them interleaved (the periodic
+	// read and the one on taking the lead) each found the schedules gone from byHandle,
+	// took them for new and filed them both, so the due heap held a schedule twice and it
+	// fired twice.
+	syncing  sync.Mutex
 	mu       sync.Mutex
 	byHandle map[string]*schedule
 	due      scheduleHeap // the active ones, soonest first
@@ -174,6 +179,8 @@ func (e *Engine) RestoreSchedules(recs []wal.Schedule) error { return e.syncSche
 // node's own write has not yet reached.
 func (e *Engine) syncSchedules(recs []wal.Schedule, catchUp bool) error {
 	s := &e.sched
+	s.syncing.Lock()
+	defer s.syncing.Unlock()
 	s.mu.Lock()
 	t := e.clock()
 	type armed struct { // a schedule in memory, as it stands now

@@ -222,3 +222,36 @@ func TestScheduleReadAgainJustAfterAFiringDoesNotFireItAgain(t *testing.T) {
 		t.Fatalf("a firing whose timer is late is armed for %v after reading the schedules again, want %v", next, want)
 	}
 }
+
+// Readings of the schedules that overlap (the periodic one, and the one on taking the lead)
+// leave each schedule filed once: filed twice, it fired twice.
+func TestOverlappingScheduleReadingsFileEachOnce(t *testing.T) {
+	e, addr, _ := startScheduled(t, "2026-06-01T11:59:30Z")
+	adm := dial(t, addr)
+	h := addSchedule(t, adm, "tick * * * * * tz=UTC")
+	e.sched.mu.Lock()
+	recs := []wal.Schedule{e.sched.byHandle[h].rec}
+	e.sched.mu.Unlock()
+	for trial := range 2000 {
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if err := e.syncSchedules(recs, false); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		e.sched.mu.Lock()
+		filed, due := len(e.sched.byHandle), len(e.sched.due)
+		e.sched.mu.Unlock()
+		if filed != 1 || due != 1 {
+			t.Fatalf("trial %d, two readings at once: %d schedules known, %d in the due heap; want 1 and 1", trial, filed, due)
+		}
+	}
+}
