@@ -256,7 +256,8 @@ func TestClusterCoalescesAcrossNodes(t *testing.T) {
 func TestClusterScheduleFiresOnceWhileItsLeaderIsKilled(t *testing.T) {
 	requirePHP(t)
 	t.Parallel()
-	c := startCluster(t, pgtest.New(t, pgtest.Options{}).NewDatabase(t), 3)
+	// Logged down to each firing and change of lead: the servers' output is shown on a failure.
+	c := startCluster(t, pgtest.New(t, pgtest.Options{}).NewDatabase(t), 3, "--verbose", "DEBUG")
 	fn := fnName(t, "cron")
 	// The first firing: the next minute at least 10 seconds away.
 	first := time.Now().Add(10 * time.Second).Truncate(time.Minute).Add(time.Minute)
