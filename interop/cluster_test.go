@@ -259,8 +259,14 @@ func TestClusterScheduleFiresOnceWhileItsLeaderIsKilled(t *testing.T) {
 	// Logged down to each firing and change of lead: the servers' output is shown on a failure.
 	c := startCluster(t, pgtest.New(t, pgtest.Options{}).NewDatabase(t), 3, "--verbose", "DEBUG")
 	fn := fnName(t, "cron")
-	// The first firing: the next minute at least 10 seconds away.
-	first := time.Now().Add(10 * time.Second).Truncate(time.Minute).Add(time.Minute)
+	// The first firing: the next minute, at least 10 seconds away. The schedule fires every
+	// minute, so it is added only after any minute that comes sooner has passed: added
+	// before it, it also fired then, and that run was counted with the first firing's.
+	first := time.Now().Truncate(time.Minute).Add(time.Minute)
+	if time.Until(first) < 10*time.Second {
+		time.Sleep(time.Until(first) + 100*time.Millisecond)
+		first = first.Add(time.Minute)
+	}
 	leader := leaderOf(t, c)
 	others := []int{(leader + 1) % 3, (leader + 2) % 3}
 	// Added on a node that does not lead: the leader reads it from the database.
